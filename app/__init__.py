@@ -1,0 +1,108 @@
+"""Application factory: config, extensions, blueprints, error handlers, CLI."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+from flask import Flask, send_from_directory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import config_for_env, ensure_secrets, refuse_development_secrets
+from .errors import register_error_handlers
+from .extensions import api, db, migrate
+from .observability import configure_logging, init_request_hooks
+from .ratelimit import RateLimiter
+from .store import build_store
+
+BLUEPRINTS = (
+    ("app.ops.views", None),
+    ("app.identity.views", "/api/v1"),
+    ("app.catalogue.views", "/api/v1"),
+    ("app.wallet.views", "/api/v1"),
+    ("app.applications.views", "/api/v1"),
+    ("app.evaluations.views", "/api/v1"),
+    ("miniprograms.views", "/api/v1"),
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+logger = logging.getLogger("app")
+
+
+def create_app(config=None) -> Flask:
+    """Build the app; `config` is a Config class, a dict of overrides, or None for APP_ENV."""
+    app = Flask(__name__, instance_path=os.path.join(ROOT, "instance"))
+    base = config if isinstance(config, type) else config_for_env(
+        (config or {}).get("APP_ENV") if isinstance(config, dict) else None)
+    app.config.from_object(base)
+    if isinstance(config, dict):
+        app.config.update(config)
+    ensure_secrets(app.config, app.instance_path)
+    refuse_development_secrets(app.config, app.instance_path)
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    configure_logging(app)
+    _init_extensions(app)
+    init_request_hooks(app)
+    _register_blueprints(app)
+    register_error_handlers(app)
+    _register_swagger_assets(app)
+    from .cli import register_cli
+    register_cli(app)
+    return app
+
+
+def _database_url(app: Flask) -> str:
+    url = app.config.get("DATABASE_URL")
+    if url:
+        return url
+    os.makedirs(app.instance_path, exist_ok=True)
+    return "sqlite:///" + os.path.join(app.instance_path, "ishandong.db")
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800,
+            "connect_args": {"connect_timeout": 3}}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    if dbapi_connection.__class__.__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def _init_extensions(app: Flask) -> None:
+    from .security.ciphers import init_ciphers
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"))
+    app.extensions["rate_limiter"] = RateLimiter(app.config.get("REDIS_URL"))
+    init_ciphers(app)
+    api.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    for module_path, prefix in BLUEPRINTS:
+        module = importlib.import_module(module_path)
+        options = {"url_prefix": prefix} if prefix else {}
+        api.register_blueprint(module.blp, **options)
+    pages = importlib.import_module("app.web.views")
+    app.register_blueprint(pages.pages)
+
+
+def _register_swagger_assets(app: Flask) -> None:
+    import swagger_ui_bundle
+
+    @app.route("/static/swagger-ui/<path:filename>")
+    def swagger_ui_asset(filename):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

@@ -1,0 +1,52 @@
+"""Unbound extensions, bound to an app inside create_app: db, migrate, api, shared store, limiter."""
+from __future__ import annotations
+
+from flask import current_app
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+from werkzeug.local import LocalProxy
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations are stable across databases."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ProblemApi(Api):
+    """flask-smorest Api whose documented error body is RFC 9457 problem details."""
+
+    from schemas.common import ProblemSchema as ERROR_SCHEMA
+
+    def init_app(self, app, *, spec_kwargs=None):
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        self.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+api = ProblemApi()
+
+
+def _current_store():
+    return current_app.extensions["shared_store"]
+
+
+def _current_limiter():
+    return current_app.extensions["rate_limiter"]
+
+
+store = LocalProxy(_current_store)
+limiter = LocalProxy(_current_limiter)

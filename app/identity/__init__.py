@@ -1,0 +1,1 @@
+"""Unified identity (一号通行): persons, companies, clients, tokens."""

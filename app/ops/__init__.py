@@ -1,0 +1,1 @@
+"""Operations endpoints: health, readiness, metrics, JWKS."""

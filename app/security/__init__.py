@@ -1,0 +1,1 @@
+"""Security: tokens, keys, passwords, PII crypto, RBAC and audit."""

@@ -1,0 +1,91 @@
+"""Who is calling (Principal from the bearer token) and decorators for least privilege per role."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from flask import g, request
+
+from ..errors import Forbidden, Unauthorized
+from .tokens import decode_access_token
+
+ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
+         "third_party", "platform_admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller as the access token describes it."""
+
+    subject_id: str
+    subject_type: str
+    roles: frozenset[str]
+    claims: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def actor_id(self) -> str:
+        """The person who acts: the `act` person for a company token, else the subject."""
+        act = self.claims.get("act") or {}
+        return act.get("sub") or self.subject_id
+
+    @property
+    def client_id(self) -> str | None:
+        return self.claims.get("client_id")
+
+    @property
+    def channel(self) -> str:
+        return self.claims.get("channel", "app")
+
+    @property
+    def halls(self) -> dict[str, str]:
+        """hall code -> role for hall staff and admins."""
+        return dict(self.claims.get("halls") or {})
+
+    @property
+    def license_types(self) -> frozenset[str]:
+        return frozenset(self.claims.get("license_types") or ())
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self.claims.get("scopes") or ())
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization 头应为 Bearer 令牌")
+    return token.strip()
+
+
+def current_principal(*, optional: bool = False) -> Principal | None:
+    """The caller, decoded once per request; None when optional and no token was sent."""
+    if "principal" in g:
+        return g.principal
+    token = _bearer_token()
+    if token is None:
+        if optional:
+            return None
+        raise Unauthorized("需要登录")
+    claims = decode_access_token(token)
+    g.principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
+                            roles=frozenset(claims.get("roles") or ()), claims=claims)
+    return g.principal
+
+
+def auth_required(*roles: str):
+    """Require a valid token, and one of `roles` when given."""
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = current_principal()
+            if roles and not principal.has_role(*roles):
+                raise Forbidden("当前身份无权执行此操作")
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator

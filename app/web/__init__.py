@@ -1,0 +1,1 @@
+"""Server-rendered pages: the verifier page and the sub-hall dashboard."""
