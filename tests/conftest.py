@@ -44,7 +44,8 @@ _SECRETS = {name: _key() for name in ("SECRET_KEY", "PII_ENCRYPTION_KEY", "PII_I
 def _create_schema(app) -> None:
     from flask_migrate import upgrade
     with app.app_context():
-        if os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "migrations", "versions")):
+        versions = os.path.join(os.path.dirname(__file__), "..", "migrations", "versions")
+        if any(name.endswith(".py") for name in os.listdir(versions)):
             upgrade()
         else:
             db.create_all()
