@@ -1,0 +1,1 @@
+"""Electronic license wallet (电子证照): issuance, presentation, verification, status lists."""

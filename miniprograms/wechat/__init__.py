@@ -1,0 +1,1 @@
+"""WeChat mini-program server API client and open-data decryption."""

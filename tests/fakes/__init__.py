@@ -1,0 +1,1 @@
+"""Loopback fakes of third-party services, speaking their documented protocols."""
