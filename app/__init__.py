@@ -23,6 +23,7 @@ BLUEPRINTS = (
     ("app.wallet.views", "/api/v1"),
     ("app.applications.views", "/api/v1"),
     ("app.evaluations.views", "/api/v1"),
+    ("app.notifications.views", "/api/v1"),
     ("miniprograms.views", "/api/v1"),
 )
 

@@ -10,8 +10,10 @@ from flask.cli import AppGroup
 
 from .extensions import db
 
-COMMAND_MODULES: tuple[str, ...] = ()
-SEEDERS: tuple[tuple[str, str], ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli")
+SEEDERS: tuple[tuple[str, str], ...] = (
+    ("identity registries", "app.identity.registries:seed_demo"),
+)
 
 keys_cli = AppGroup("keys", help="签名密钥管理")
 
@@ -51,7 +53,7 @@ def worker():
     url = current_app.config.get("REDIS_URL")
     if not url:
         raise click.ClickException("没有配置 REDIS_URL：任务将在请求进程内直接执行，无需 worker")
-    Worker([QUEUE_NAME], connection=Redis.from_url(url)).work()
+    Worker([QUEUE_NAME], connection=Redis.from_url(url)).work(with_scheduler=True)
 
 
 def register_cli(app: Flask) -> None:

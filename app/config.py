@@ -74,6 +74,7 @@ class TestConfig(Config):
     TESTING = True
     AUTH_RATE_LIMIT = "1000/minute"
     JSON_LOGS = True
+    PASSWORD_HASH_PROFILE = "fast"
 
 
 class ProductionConfig(Config):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from datetime import timedelta
 
 from flask import current_app
 
@@ -26,14 +27,19 @@ def run_job(path: str, *args, **kwargs):
         return _resolve(path)(*args, **kwargs)
 
 
-def enqueue(path: str, *args, retries: int = 3, **kwargs) -> str | None:
-    """Queue `module:function` with retries; run it inline when there is no Redis."""
+def enqueue(path: str, *args, retries: int = 3, delay: int | None = None, **kwargs) -> str | None:
+    """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis."""
     url = current_app.config.get("REDIS_URL")
     if not url or current_app.config.get("JOBS_INLINE"):
-        _resolve(path)(*args, **kwargs)
+        if delay is None:
+            _resolve(path)(*args, **kwargs)
         return None
     from redis import Redis
     from rq import Queue, Retry
     queue = Queue(QUEUE_NAME, connection=Redis.from_url(url))
-    job = queue.enqueue(run_job, path, *args, retry=Retry(max=retries, interval=[5, 30, 120]), **kwargs)
+    retry = Retry(max=retries, interval=[5, 30, 120])
+    if delay:
+        job = queue.enqueue_in(timedelta(seconds=delay), run_job, path, *args, retry=retry, **kwargs)
+    else:
+        job = queue.enqueue(run_job, path, *args, retry=retry, **kwargs)
     return job.id

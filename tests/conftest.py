@@ -81,6 +81,14 @@ def _clean_state(request):
 
 
 @pytest.fixture
+def app_factory(app):
+    """Build another app from the session app's config with overrides (second worker, broken DB...)."""
+    def build(**overrides):
+        return create_app(make_test_config(**overrides))
+    return build
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

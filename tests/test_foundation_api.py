@@ -7,8 +7,6 @@ import logging
 import pytest
 from flask_smorest import Blueprint
 
-from app import create_app
-from tests.conftest import make_test_config
 
 PROBLEM = "application/problem+json"
 
@@ -41,8 +39,8 @@ def test_wrong_method_is_problem_405_with_allow(client):
     assert "GET" in allowed and "DELETE" not in allowed
 
 
-def test_body_over_limit_is_problem_413(app):
-    limited = create_app(make_test_config(MAX_CONTENT_LENGTH=1024))
+def test_body_over_limit_is_problem_413(app_factory):
+    limited = app_factory(MAX_CONTENT_LENGTH=1024)
     response = limited.test_client().post("/api/v1/auth/register", data=b"x" * 4096,
                                           content_type="application/json")
     assert_problem(response, 413)
@@ -55,8 +53,8 @@ def test_malformed_json_is_problem_400(client):
     assert response.mimetype == PROBLEM
 
 
-def test_internal_error_is_problem_500_without_traceback(caplog):
-    broken = create_app(make_test_config())
+def test_internal_error_is_problem_500_without_traceback(app_factory, caplog):
+    broken = app_factory()
     blp = Blueprint("broken", __name__)
 
     @blp.route("/boom")
@@ -96,8 +94,8 @@ def test_readyz_reports_database_and_redis(client, app):
     assert response.get_json() == {"database": "ok", "redis": expected_redis}
 
 
-def test_readyz_503_when_database_is_unreachable():
-    broken = create_app(make_test_config(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+def test_readyz_503_when_database_is_unreachable(app_factory):
+    broken = app_factory(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
     response = broken.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["database"] == "down"
@@ -136,8 +134,6 @@ def test_openapi_and_docs(client):
     assert asset.status_code == 200
 
 
-def test_production_refuses_generated_secrets(tmp_path):
-    config = make_test_config(APP_ENV="production")
-    config.pop("PII_ENCRYPTION_KEY")
+def test_production_refuses_missing_secrets(app_factory):
     with pytest.raises(RuntimeError, match="密钥"):
-        create_app(config)
+        app_factory(APP_ENV="production", PII_ENCRYPTION_KEY=None)

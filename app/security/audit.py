@@ -1,0 +1,146 @@
+"""Append-only audit log of security events, hash-chained so that changes and removals show.
+
+Each row's `hash` is SHA-256 over the canonical JSON of the row (sequence number, time,
+event, subject, actor, IP, details) together with the previous row's hash. `audit_head`
+keeps the newest (seq, hash) so that rows cut from the end are noticed too.
+
+`record()` appends inside the caller's transaction (the caller commits). Appends are
+serialised so the chain never forks: on PostgreSQL with a transaction-scoped advisory
+lock; on SQLite by taking the single writer lock before the head is read. The unique `prev_hash` column is a
+second line of defence: two rows can never claim the same predecessor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from flask import has_request_context, request
+from sqlalchemy import select, text
+
+from ..extensions import db
+from ..observability import mask_pii
+from ..timeutil import as_aware, utcnow
+from .models import AuditEvent, AuditHead
+
+logger = logging.getLogger("app.audit")
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+# pg_advisory_xact_lock key: "ias-audt" as a signed 64-bit integer.
+ADVISORY_LOCK_KEY = int.from_bytes(b"ias-audt", "big", signed=True)
+
+
+def _clean(value):
+    """JSON-safe copy of `value` with anything that looks like an ID or phone number masked."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_clean(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, str):
+        return mask_pii(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return mask_pii(str(value))
+
+
+def _timestamp(value: datetime) -> str:
+    return as_aware(value).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_bytes(*, seq: int, at: datetime, event: str, subject_id: str | None,
+                    actor: str | None, ip: str | None, details: dict, prev_hash: str) -> bytes:
+    """Canonical JSON (sorted keys, no spaces, UTF-8) of one row and its predecessor's hash."""
+    body = {"seq": int(seq), "at": _timestamp(at), "event": event, "subject_id": subject_id,
+            "actor": actor, "ip": ip, "details": details or {}, "prev_hash": prev_hash}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def row_hash(row: AuditEvent) -> str:
+    """Recompute the hash a row should carry."""
+    return hashlib.sha256(canonical_bytes(
+        seq=row.seq, at=row.at, event=row.event, subject_id=row.subject_id, actor=row.actor,
+        ip=row.ip, details=row.details, prev_hash=row.prev_hash)).hexdigest()
+
+
+def _lock_chain(session) -> None:
+    """Hold the chain until this transaction ends."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    elif dialect == "sqlite":
+        # a write first takes SQLite's single writer lock (waiting up to busy_timeout), so the
+        # head read below is the newest one; a no-op when the transaction already writes
+        session.execute(text("UPDATE audit_head SET seq = seq WHERE id = :id"), {"id": HEAD_ID})
+
+
+def _client_ip() -> str | None:
+    return request.remote_addr if has_request_context() else None
+
+
+def record(event: str, *, subject_id: str | None = None, actor: str | None = None,
+           details: dict | None = None, ip: str | None = None) -> AuditEvent:
+    """Append one event in the current session (the caller commits or rolls back).
+
+    `details` must not carry plaintext personal data; strings that look like ID or phone
+    numbers are masked anyway. `ip` defaults to the current request's client address.
+    """
+    session = db.session
+    session.flush()
+    _lock_chain(session)
+    head = session.get(AuditHead, HEAD_ID, populate_existing=True)
+    seq = (head.seq if head else 0) + 1
+    prev_hash = head.hash if head else GENESIS_HASH
+    row = AuditEvent(seq=seq, at=utcnow(), event=event, subject_id=subject_id, actor=actor,
+                     ip=ip if ip is not None else _client_ip(), details=_clean(details or {}),
+                     prev_hash=prev_hash)
+    row.hash = row_hash(row)
+    session.add(row)
+    if head is None:
+        session.add(AuditHead(id=HEAD_ID, seq=seq, hash=row.hash))
+    else:
+        head.seq, head.hash = seq, row.hash
+    session.flush()
+    logger.info("audit %s", event, extra={"event": event, "subject": subject_id})
+    return row
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of a chain check: rows checked and the problems found (empty when intact)."""
+
+    count: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(*, batch_size: int = 1000) -> VerifyResult:
+    """Walk the whole chain in order and report every changed, inserted or removed row."""
+    result = VerifyResult()
+    expected_seq, prev_hash = 1, GENESIS_HASH
+    query = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=batch_size)
+    for row in db.session.scalars(query):
+        result.count += 1
+        if row.seq != expected_seq:
+            result.problems.append(f"第 {expected_seq} 至 {row.seq - 1} 条记录缺失"
+                                   if row.seq > expected_seq else f"第 {row.seq} 条记录序号重复或乱序")
+        if row.prev_hash != prev_hash:
+            result.problems.append(f"第 {row.seq} 条记录的前序哈希与上一条不符")
+        if row_hash(row) != row.hash:
+            result.problems.append(f"第 {row.seq} 条记录内容被修改")
+        expected_seq, prev_hash = row.seq + 1, row.hash
+    head = db.session.get(AuditHead, HEAD_ID)
+    last_seq = expected_seq - 1
+    if head is None:
+        if result.count:
+            result.problems.append("审计链头记录缺失")
+    elif head.seq != last_seq or head.hash != prev_hash:
+        result.problems.append(f"审计链头指向第 {head.seq} 条记录，但最后一条为第 {last_seq} 条或其哈希不符"
+                               "（末尾记录可能被删除）")
+    return result

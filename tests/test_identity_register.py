@@ -1,0 +1,137 @@
+"""Registration: identifier validation, registry matching, duplicates, PII at rest and in answers."""
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sqlalchemy import inspect, text
+
+from app.extensions import db
+from tests.helpers import (API, DEFAULT_PASSWORD, add_registry_person, login, register_person, valid_id_number,
+                           valid_phone)
+
+
+def _register(client, **body):
+    return client.post(f"{API}/auth/register", json=body)
+
+
+def _body(id_number, name="张三", phone=None, password=DEFAULT_PASSWORD):
+    return {"id_number": id_number, "name": name, "phone": phone or valid_phone(), "password": password}
+
+
+def test_register_returns_masked_person_and_real_name_level(client, app):
+    id_number, phone = valid_id_number(), valid_phone()
+    add_registry_person(app, id_number=id_number, name="王小二")
+    response = _register(client, **_body(id_number, "王小二", phone))
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["subject_type"] == "person"
+    assert body["subject_id"].startswith("p_") and id_number not in body["subject_id"]
+    assert body["id_number_masked"] == id_number[:6] + "********" + id_number[-4:]
+    assert body["name"] == "王小二"
+    assert body["real_name_level"] == 2
+    assert id_number not in response.get_data(as_text=True)
+    assert phone not in response.get_data(as_text=True)
+
+
+def test_wrong_check_digit_is_422_naming_the_field(client, app):
+    good = valid_id_number()
+    wrong = good[:17] + ("0" if good[17] != "0" else "1")
+    response = _register(client, **_body(wrong))
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["errors"]["id_number"] == ["身份证号码校验位错误"]
+    assert "身份证号码" in body["detail"]
+
+
+def test_invalid_phone_and_weak_password_are_422_in_chinese(client, app):
+    response = _register(client, id_number=valid_id_number(), name="张三", phone="12345", password="abcdefgh")
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert errors["phone"] == ["手机号码格式不正确"]
+    assert errors["password"] == ["密码至少8位，且须同时包含字母和数字"]
+    response = _register(client, **_body(valid_id_number(), password="12345678"))
+    assert response.get_json()["errors"]["password"] == ["密码至少8位，且须同时包含字母和数字"]
+    response = _register(client, **_body(valid_id_number(), password="ab1"))
+    assert response.status_code == 422
+
+
+def test_missing_and_unknown_fields_are_422(client, app):
+    response = _register(client, id_number=valid_id_number(), name="张三")
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert errors["phone"] == ["缺少必填字段：手机号码"]
+    assert errors["password"] == ["缺少必填字段：密码"]
+    response = _register(client, **_body(valid_id_number()), real_name_level=3)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["real_name_level"] == ["不允许的字段"]
+
+
+def test_registry_mismatch_is_422_and_does_not_reveal_whether_the_id_exists(client, app):
+    known = valid_id_number()
+    add_registry_person(app, id_number=known, name="赵六")
+    wrong_name = _register(client, **_body(known, "钱七"))
+    unknown_id = _register(client, **_body(valid_id_number(), "钱七"))
+    assert wrong_name.status_code == unknown_id.status_code == 422
+    a, b = wrong_name.get_json(), unknown_id.get_json()
+    assert a["detail"] == b["detail"] and a["errors"] == b["errors"]
+    assert "不一致" in a["detail"]
+    with app.app_context():
+        assert db.session.execute(text("SELECT COUNT(*) FROM persons")).scalar() == 0
+
+
+def test_duplicate_registration_is_409(client, app):
+    person = register_person(client, app, name="孙八")
+    again = _register(client, **_body(person["id_number"], "孙八"))
+    assert again.status_code == 409
+    assert "已注册" in again.get_json()["detail"]
+    other = valid_id_number()
+    add_registry_person(app, id_number=other, name="周九")
+    same_phone = _register(client, **_body(other, "周九", person["phone"]))
+    assert same_phone.status_code == 409
+
+
+def test_id_number_is_case_and_space_insensitive(client, app):
+    id_number = "11010519491231002X"
+    add_registry_person(app, id_number=id_number, name="张三")
+    response = _register(client, **_body(" 110105 19491231002x ", "张三"))
+    assert response.status_code == 201
+    assert login(client, "11010519491231002x")["token_type"] == "Bearer"
+
+
+def test_raw_database_holds_no_plaintext_id_number_or_phone(client, app):
+    parent = register_person(client, app, name="吴十")
+    child = valid_id_number(birth=date(2018, 5, 1))
+    add_registry_person(app, id_number=parent["id_number"], name="吴十", phone=parent["phone"], guardian_of=(child,))
+    client.post(f"{API}/auth/sms-codes", json={"phone": parent["phone"], "purpose": "login"})
+    client.get(f"{API}/me?reveal=true", headers=parent["headers"])
+    client.post(f"{API}/auth/token", json={"grant_type": "password", "username": parent["phone"],
+                                           "password": "wrong-password-1"})
+    needles = {parent["id_number"], parent["phone"], child, parent["id_number"].lower()}
+    with app.app_context():
+        names = inspect(db.engine).get_table_names()
+        assert {"persons", "registry_persons", "registry_guardians", "sms_outbox", "audit_events"} <= set(names)
+        seen_rows = 0
+        for table in names:
+            for row in db.session.execute(text(f'SELECT * FROM "{table}"')):
+                seen_rows += 1
+                dump = " ".join(str(value) for value in row)
+                for needle in needles:
+                    assert needle not in dump, f"plaintext PII in table {table}"
+        assert seen_rows > 5
+
+
+def test_log_lines_mask_id_numbers_and_phones(client, app, caplog):
+    id_number, phone = valid_id_number(), valid_phone()
+    add_registry_person(app, id_number=id_number, name="郑一")
+    with caplog.at_level(logging.INFO, logger="app"):
+        assert _register(client, **_body(id_number, "郑一", phone)).status_code == 201
+        client.post(f"{API}/auth/token", json={"grant_type": "password", "username": phone, "password": "bad-pass1"})
+    handler = next(h for h in logging.getLogger("app").handlers if getattr(h, "_ias", False))
+    lines = [handler.format(record) for record in caplog.records]
+    assert any("person registered" in line for line in lines)
+    joined = "\n".join(lines)
+    assert id_number not in joined and phone not in joined
+    assert id_number[:6] + "********" + id_number[-4:] in joined
+
