@@ -9,9 +9,9 @@ import tempfile
 import pytest
 
 from app import create_app
+from app.cli import REFERENCE_TABLES, run_seeders
 from app.extensions import db
 
-REFERENCE_TABLES: set[str] = set()
 
 
 def _key() -> str:
@@ -49,6 +49,7 @@ def _create_schema(app) -> None:
             upgrade()
         else:
             db.create_all()
+        run_seeders()
 
 
 @pytest.fixture(scope="session")

@@ -89,3 +89,14 @@ def auth_required(*roles: str):
             return view(*args, **kwargs)
         return wrapper
     return decorator
+
+
+def request_channel() -> str | None:
+    """The channel a request comes through: a signed third-party client's, the token's, or None."""
+    signed = g.get("signed_client")
+    if signed is not None:
+        return signed.channel
+    principal = current_principal(optional=True)
+    if principal is None:
+        return None
+    return principal.claims.get("channel")
