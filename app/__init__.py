@@ -14,6 +14,7 @@ from .errors import register_error_handlers
 from .extensions import api, db, migrate
 from .observability import configure_logging, init_request_hooks
 from .ratelimit import RateLimiter
+from .security.signed_requests import init_signed_requests
 from .store import build_store
 
 BLUEPRINTS = (
@@ -49,6 +50,7 @@ def create_app(config=None) -> Flask:
     configure_logging(app)
     _init_extensions(app)
     init_request_hooks(app)
+    init_signed_requests(app)
     _register_blueprints(app)
     register_error_handlers(app)
     _register_swagger_assets(app)

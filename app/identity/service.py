@@ -26,6 +26,7 @@ from ..security.ciphers import pii_cipher
 from ..security.passwords import PasswordPolicyError, check_policy, hash_password, needs_rehash, verify_password
 from ..security.pii import mask_id_number, mask_phone
 from ..security.rbac import Principal
+from ..security.signed_requests import OPEN_API_SCOPES, SIGNING_KINDS, remember_signing_secret
 from ..security.tokens import issue_access_token, revoke_access_token
 from ..timeutil import as_aware, epoch, utcnow
 from . import registries, sms
@@ -772,12 +773,16 @@ def create_client(*, kind: str, name: str, license_types=(), scopes=(), channel:
             raise ValidationFailed.field("credit_code", exc.message) from None
     elif kind == "issuer":
         credit_code = generated_credit_code()
+    if kind == "third_party" and set(scopes) - set(OPEN_API_SCOPES):
+        raise ValidationFailed.field("scope", "第三方客户端的授权范围应为以下之一：" + "、".join(OPEN_API_SCOPES))
     secret = secrets.token_urlsafe(32)
     client = ApiClient(client_id=_new_id("c"), secret_hash=_sha256(secret), kind=kind, name=name.strip(),
                        license_types=license_types, scopes=sorted(set(scopes)), channel=channel,
                        credit_code=credit_code, active=True, created_at=utcnow())
     db.session.add(client)
     db.session.flush()
+    if kind in SIGNING_KINDS:  # signed open-API requests need the secret itself, kept encrypted
+        remember_signing_secret(client, secret)
     audit.record("client.created", subject_id=client.client_id, actor="operator",
                  details={"kind": kind, "name": client.name, "license_types": license_types,
                           "scopes": client.scopes})

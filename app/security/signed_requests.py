@@ -1,0 +1,268 @@
+"""Signed server-to-server requests of third-party platforms (the open API).
+
+A `third_party` client signs each request with HMAC-SHA256 under its client secret:
+
+    X-Client-Id: c_...
+    X-Timestamp: 1735689600                 (unix seconds, within ±5 minutes of our clock)
+    X-Nonce:     8-64 characters [A-Za-z0-9_-], never reused
+    X-Signature: base64(HMAC-SHA256(client_secret, canonical))   (hex also accepted)
+
+    canonical = METHOD "\n" PATH ["?" QUERY] "\n" TIMESTAMP "\n" NONCE "\n" hex(SHA-256(body))
+
+METHOD is upper case; PATH the request path percent-encoded as sent (RFC 3986 unreserved
+characters and sub-delims left alone); QUERY the query string exactly as sent, "?" omitted when
+there is none; the body hash covers the raw bytes (the hash of nothing for GET).
+
+Secrets are stored hashed for the client_credentials grant, which cannot serve as an HMAC key;
+so `create_client` also keeps the secret encrypted under KEY_ENCRYPTION_KEY (bound to the
+client id) in `api_client_signing_secrets`, from which the HMAC is recomputed.
+
+`init_signed_requests(app)` installs a before_request hook: when any signature header is
+present the request must verify, or it ends with 401 (audited); replays of a nonce within
+the window are 401 too; each client has a rate limit (429 with Retry-After). A verified
+request sets `g.signed_client` (a SignedClient). Views use `signed_scope_required(...)` or
+`signed_client(scope)`; `app.security.rbac.request_channel()` reads the client's channel.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from flask import Flask, current_app, g, request
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..errors import Forbidden, Unauthorized
+from ..extensions import api, db, limiter, store
+from ..identity.models import ApiClient
+from ..timeutil import utcnow
+from . import audit
+from .pii import PiiDecryptError
+
+HEADERS = ("X-Client-Id", "X-Timestamp", "X-Nonce", "X-Signature")
+OPEN_API_SCOPES = ("catalogue:read", "licenses:verify", "services:embed")
+SIGNING_KINDS = ("third_party",)
+MAX_SKEW_SECONDS = 300            # OPEN_API_MAX_SKEW overrides
+RATE_LIMIT = "600/minute"         # OPEN_API_RATE_LIMIT overrides (per client)
+FAILURE_LIMIT = "60/minute"       # OPEN_API_FAILURE_LIMIT: audited rejections per client IP
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+HEX_SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+PATH_SAFE = "/-._~!$&'()*+,;=:@"
+SCHEME_HEADERS = {"WWW-Authenticate": 'HMAC-SHA256 realm="open-api", headers="X-Client-Id X-Timestamp X-Nonce X-Signature"'}
+SECURITY = [{"openApiClientId": [], "openApiTimestamp": [], "openApiNonce": [], "openApiSignature": []}]
+
+
+class ClientSigningSecret(db.Model):
+    """An API client's secret, encrypted, kept so that request HMACs can be recomputed."""
+
+    __tablename__ = "api_client_signing_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40), ForeignKey("api_clients.client_id", ondelete="CASCADE"),
+                                           unique=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+@dataclass(frozen=True)
+class SignedClient:
+    """The third-party platform a verified signed request comes from."""
+
+    client_id: str
+    name: str
+    kind: str
+    channel: str
+    scopes: frozenset[str]
+
+    def has_scope(self, *scopes: str) -> bool:
+        return set(scopes) <= self.scopes
+
+
+def _cipher():
+    return current_app.extensions["key_cipher"]
+
+
+def _secret_context(client_id: str) -> str:
+    return f"api-client:{client_id}:signing-secret"
+
+
+def remember_signing_secret(client: ApiClient, secret: str) -> None:
+    """Keep a new client's secret (encrypted) for signature checks; in the caller's transaction."""
+    db.session.add(ClientSigningSecret(
+        client_id=client.client_id, created_at=utcnow(),
+        secret_enc=_cipher().encrypt(secret, context=_secret_context(client.client_id))))
+
+
+# ---- the canonical request
+
+
+def canonical_request(method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The text that is signed (see the module docstring)."""
+    target = path + ("?" + query if query else "")
+    return "\n".join((method.upper(), target, timestamp, nonce, hashlib.sha256(body).hexdigest()))
+
+
+def sign(secret: str, method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes = b"") -> str:
+    """base64 HMAC-SHA256 of the canonical request under `secret` (what a client sends)."""
+    digest = hmac.new(secret.encode("utf-8"), canonical_request(method, path, query, timestamp, nonce, body).encode("utf-8"),
+                      hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _request_target() -> tuple[str, str]:
+    path = quote(request.path, safe=PATH_SAFE)
+    return path, request.query_string.decode("latin-1")
+
+
+def _signature_bytes(text: str) -> bytes | None:
+    text = text.strip()
+    if HEX_SIGNATURE_RE.fullmatch(text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None,
+                               validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+# ---- verification
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str, client: ApiClient | None = None):
+        super().__init__(reason)
+        self.reason, self.detail, self.client = reason, detail, client
+
+
+def _load_client(client_id: str) -> tuple[ApiClient, str]:
+    row = db.session.execute(
+        select(ApiClient, ClientSigningSecret.secret_enc)
+        .join(ClientSigningSecret, ClientSigningSecret.client_id == ApiClient.client_id, isouter=True)
+        .where(ApiClient.client_id == client_id)).first()
+    if row is None or not row[0].active or row[0].kind not in SIGNING_KINDS:
+        raise _Rejected("unknown_client", "客户端标识无效或未开通开放接口")
+    client, sealed = row
+    try:
+        if sealed:
+            return client, _cipher().decrypt(sealed, context=_secret_context(client_id))
+    except PiiDecryptError:
+        pass
+    raise _Rejected("no_signing_secret", "该客户端未开通签名访问，请重新申请客户端凭证", client)
+
+
+def verify_current_request() -> SignedClient:
+    """Check the signature headers of the current request; raise _Rejected when they fail."""
+    values = {name: (request.headers.get(name) or "").strip() for name in HEADERS}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise _Rejected("missing_headers", "签名请求缺少请求头：" + "、".join(missing))
+    timestamp, nonce = values["X-Timestamp"], values["X-Nonce"]
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise _Rejected("bad_timestamp", "X-Timestamp 应为 Unix 时间戳（秒）")
+    if not NONCE_RE.fullmatch(nonce):
+        raise _Rejected("bad_nonce", "X-Nonce 应为8至64位字母、数字、下划线或连字符")
+    given = _signature_bytes(values["X-Signature"])
+    if given is None:
+        raise _Rejected("bad_signature", "X-Signature 应为 HMAC-SHA256 签名的 Base64 或十六进制编码")
+    client, secret = _load_client(values["X-Client-Id"])
+    path, query = _request_target()
+    canonical = canonical_request(request.method, path, query, timestamp, nonce, request.get_data(cache=True))
+    expected = hmac.new(secret.encode("utf-8"), canonical.encode("utf-8"), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, given):
+        raise _Rejected("bad_signature", "签名校验失败，请检查签名原文与客户端密钥", client)
+    skew = int(current_app.config.get("OPEN_API_MAX_SKEW", MAX_SKEW_SECONDS))
+    if abs(time.time() - int(timestamp)) > skew:
+        raise _Rejected("stale_timestamp", f"请求时间戳超出允许范围（前后{max(1, skew // 60)}分钟），"
+                        "请校准服务器时间后重新签名", client)
+    # the nonce lives as long as any timestamp that could still be accepted with it
+    if not store.set_if_absent(f"open-api:nonce:{client.client_id}:{nonce}", "1", 2 * skew + 60):
+        raise _Rejected("replayed_nonce", "该请求已处理过（X-Nonce 重复），请使用新的随机数重新签名", client)
+    limiter.hit(current_app.config.get("OPEN_API_RATE_LIMIT", RATE_LIMIT), "open-api", client.client_id,
+                detail="该客户端请求过于频繁，请稍后再试")
+    return SignedClient(client_id=client.client_id, name=client.name, kind=client.kind,
+                        channel=client.channel or "app", scopes=frozenset(client.scopes or ()))
+
+
+def _reject(exc: _Rejected):
+    """Audit a refused signature (rate-limited per client IP so that forgeries cannot flood the chain)."""
+    ip = request.remote_addr or "unknown"
+    limiter.hit(current_app.config.get("OPEN_API_FAILURE_LIMIT", FAILURE_LIMIT), "open-api-fail", ip,
+                detail="签名校验失败次数过多，请稍后再试")
+    db.session.rollback()
+    claimed = (request.headers.get("X-Client-Id") or "").strip()[:40]
+    audit.record("open_api.signature_rejected", subject_id=exc.client.client_id if exc.client else None,
+                 details={"reason": exc.reason, "client_id": claimed, "method": request.method,
+                          "path": request.path[:200]})
+    db.session.commit()
+    raise Unauthorized(exc.detail, headers=dict(SCHEME_HEADERS), slug="invalid-signature")
+
+
+def _check_signature() -> None:
+    if not any(name in request.headers for name in HEADERS):
+        return
+    try:
+        g.signed_client = verify_current_request()
+    except _Rejected as exc:
+        _reject(exc)
+
+
+def init_signed_requests(app: Flask) -> None:
+    """Verify signed requests before every view; document the scheme in the OpenAPI spec."""
+    app.before_request(_check_signature)
+    if api.spec is not None:
+        _document(api.spec)
+
+
+def _document(spec) -> None:
+    text = ("开放接口签名：HMAC-SHA256(client_secret, METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\n"
+            "hex(SHA256(body)))，Base64 编码后放入 X-Signature；时间戳允许前后5分钟，随机数不可重复。")
+    schemes = {
+        "openApiClientId": ("X-Client-Id", "第三方平台的客户端标识（c_...）"),
+        "openApiTimestamp": ("X-Timestamp", "Unix 时间戳（秒），与服务器时间相差不超过5分钟"),
+        "openApiNonce": ("X-Nonce", "每个请求不同的随机数，8至64位字母、数字、下划线或连字符"),
+        "openApiSignature": ("X-Signature", text),
+    }
+    for name, (header, description) in schemes.items():
+        spec.components.security_scheme(name, {"type": "apiKey", "in": "header", "name": header,
+                                               "description": description})
+
+
+# ---- for views
+
+
+def signed_client(*scopes: str) -> SignedClient | None:
+    """The verified signed client of this request, or None; 403 when it lacks one of `scopes`."""
+    client = g.get("signed_client")
+    if client is not None and not client.has_scope(*scopes):
+        missing = sorted(set(scopes) - client.scopes)
+        raise Forbidden("该客户端未获授权范围：" + "、".join(missing))
+    return client
+
+
+def require_signed_client(*scopes: str) -> SignedClient:
+    """The verified signed client with `scopes`; 401 when the request is not signed."""
+    client = signed_client(*scopes)
+    if client is None:
+        raise Unauthorized("该接口需要签名请求（X-Client-Id、X-Timestamp、X-Nonce、X-Signature）",
+                           headers=dict(SCHEME_HEADERS))
+    return client
+
+
+def signed_scope_required(*scopes: str):
+    """View decorator: only signed third-party requests whose client holds every scope."""
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            require_signed_client(*scopes)
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
