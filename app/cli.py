@@ -10,12 +10,14 @@ from flask.cli import AppGroup
 
 from .extensions import db
 
-COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli")
+COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli", "app.catalogue.cli", "app.applications.cli")
 SEEDERS: tuple[tuple[str, str], ...] = (
     ("identity registries", "app.identity.registries:seed_demo"),
+    ("license types", "app.wallet.seed:seed_license_types"),
+    ("catalogue", "app.catalogue.seed:seed_catalogue"),
 )
 # Tables `seed` fills with reference data; the test suite seeds them once per session and keeps them.
-REFERENCE_TABLES: tuple[str, ...] = ()
+REFERENCE_TABLES: tuple[str, ...] = ("license_types", "halls", "services", "topics", "bundles", "catalogue_state")
 
 keys_cli = AppGroup("keys", help="签名密钥管理")
 

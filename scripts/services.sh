@@ -20,6 +20,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 ensure_packages() {
   command -v redis-server >/dev/null || apt_install redis-server
   [ -n "$(pg_bin)" ] || apt_install postgresql
+  dpkg -s libzbar0 >/dev/null 2>&1 || apt_install libzbar0  # zbar for pyzbar (wallet QR tests)
 }
 
 ensure_pg_user() {

@@ -1,0 +1,170 @@
+"""亮证: presentations of a license with the fields the holder chose, a purpose and a short life.
+
+Both modes carry the same holder-signed SD-JWT (selected disclosures + KB-JWT with `aud`,
+`nonce`, `iat`, `sd_hash`, `exp` = `expires_at`), signed with the license's holder key that
+the platform wallet keeps. Online: a one-time code (192 random bits) whose hash points to the
+presentation in the shared store until it expires or is used. Offline: the SD-JWT itself, in
+a QR code, for verifiers without network access to the platform.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..extensions import db, store
+from ..security import audit
+from ..security.rbac import Principal
+from ..timeutil import as_aware, beijing_today, epoch
+from . import holders
+from .models import License, Presentation
+from .qr import qr_svg
+from .sdjwt import present, select_disclosures
+
+DEFAULT_TTL = 180
+MAX_TTL = 300
+MIN_TTL = 10
+MODES = ("online", "offline")
+CODE_BYTES = 24  # 192 bits, 32 base64url characters
+CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
+LICENSE_ID_RE = re.compile(r"lic_[0-9a-f]{32}")
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def audience() -> str:
+    """`aud` of the KB-JWT: the platform's verification service."""
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+
+
+def code_key(code: str) -> str:
+    return f"wallet:code:{code_hash(code)}"
+
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode("ascii")).hexdigest()
+
+
+def license_by_id(license_id: str) -> License | None:
+    if not isinstance(license_id, str) or not LICENSE_ID_RE.fullmatch(license_id):
+        return None
+    return db.session.scalar(select(License).where(License.license_id == license_id))
+
+
+def effective_status(license: License) -> str:
+    """valid / suspended / revoked, or expired once the validity period is over."""
+    if license.status == "valid" and license.valid_until < beijing_today():
+        return "expired"
+    return license.status
+
+
+def require_usable(license: License) -> None:
+    """409 unless the license is valid now."""
+    status = effective_status(license)
+    if status == "valid" and license.valid_from > beijing_today():
+        raise Conflict("证照尚未生效")
+    messages = {"revoked": "证照已被签发机关撤销", "suspended": "证照已被签发机关暂停使用",
+                "expired": "证照已过有效期"}
+    if status in messages:
+        raise Conflict(messages[status] + "，不能亮证", extra={"license_status": status})
+
+
+def check_disclose(license: License, disclose: list[str] | None) -> list[str]:
+    """The chosen field names (the type's minimal default when None); 422 naming `disclose`."""
+    ltype = license.license_type
+    if disclose is None:
+        return list(ltype.default_disclose)
+    chosen = list(dict.fromkeys(disclose))
+    unknown = [name for name in chosen if name not in ltype.field_names]
+    if unknown:
+        message = f"{ltype.name}没有以下字段：{'、'.join(unknown)}"
+        raise ValidationFailed(message, errors={"disclose": [message]})
+    return chosen
+
+
+def create_presentation(*, principal: Principal, license_id: str, purpose: str,
+                        disclose: list[str] | None = None, mode: str = "online",
+                        ttl_seconds: int = DEFAULT_TTL) -> dict:
+    """Show a license (holder, guardian of a minor holder, or company agent with
+    `licenses:present`); commits. Returns the presentation and, per mode, `code` or `sd_jwt`,
+    with `qr_svg`."""
+    license = license_by_id(license_id)
+    actor = holders.actor_for(principal, license, need=holders.PRESENT)
+    if mode not in MODES:
+        raise ValidationFailed.field("mode", "亮证方式应为 online 或 offline")
+    if not isinstance(ttl_seconds, int) or not MIN_TTL <= ttl_seconds <= MAX_TTL:
+        raise ValidationFailed.field("ttl_seconds", f"有效时长应在{MIN_TTL}至{MAX_TTL}秒之间")
+    chosen = check_disclose(license, disclose)
+    require_usable(license)
+    now = epoch()
+    expires = now + ttl_seconds
+    nonce = secrets.token_urlsafe(16)
+    sd_jwt = present(sd_jwt_with_selected=select_disclosures(license.credential, chosen),
+                     holder_key=license.holder_key, aud=audience(), nonce=nonce, iat=now, exp=expires)
+    presentation = Presentation(presentation_id="pr_" + secrets.token_hex(12), license_id=license.id,
+                                mode=mode, purpose=purpose, disclose=chosen, nonce=nonce,
+                                shown_by=actor.shown_by(),
+                                created_at=datetime.fromtimestamp(now, timezone.utc),
+                                expires_at=datetime.fromtimestamp(expires, timezone.utc))
+    presentation.sd_jwt = sd_jwt
+    body = {"presentation_id": presentation.presentation_id, "license_id": license.license_id,
+            "mode": mode, "purpose": purpose, "disclose": chosen, "expires_at": presentation.expires_at}
+    if mode == "online":
+        code = secrets.token_urlsafe(CODE_BYTES)
+        presentation.code_hash = code_hash(code)
+        body["code"] = code
+        body["qr_svg"], body["qr_version"] = qr_svg(code)
+    else:
+        try:
+            body["qr_svg"], body["qr_version"] = qr_svg(sd_jwt)
+        except ValueError:
+            message = "所选字段过多，离线二维码容纳不下，请减少亮证字段或使用在线亮证"
+            raise ValidationFailed(message, errors={"disclose": [message]}) from None
+        body["sd_jwt"] = sd_jwt
+    db.session.add(presentation)
+    audit.record("license.presented", subject_id=holders.holder_subject_id(license), actor=actor.subject_id,
+                 details={"license_id": license.license_id, "presentation_id": presentation.presentation_id,
+                          "mode": mode, "disclose": chosen, "role": actor.role, "ttl_seconds": ttl_seconds})
+    db.session.flush()
+    if mode == "online":  # before the commit: a store failure leaves nothing behind
+        store.set(code_key(body["code"]), presentation.presentation_id, ttl=ttl_seconds)
+    db.session.commit()
+    return body
+
+
+def cancel_presentation(*, principal: Principal, license_id: str, presentation_id: str) -> None:
+    """End a presentation early (the holder closed the QR code): it answers `expired` from now
+    on. Idempotent; commits."""
+    license = license_by_id(license_id)
+    actor = holders.actor_for(principal, license, need=holders.PRESENT)
+    presentation = None
+    if isinstance(presentation_id, str) and re.fullmatch(r"pr_[0-9a-f]{24}", presentation_id):
+        presentation = db.session.scalar(select(Presentation).where(
+            Presentation.presentation_id == presentation_id, Presentation.license_id == license.id))
+    if presentation is None:
+        raise NotFound("亮证记录不存在")
+    now = datetime.fromtimestamp(epoch(), timezone.utc)
+    if as_aware(presentation.expires_at) <= now:
+        return
+    if presentation.code_hash:
+        store.delete(f"wallet:code:{presentation.code_hash}")
+    presentation.expires_at = now
+    audit.record("license.presentation_cancelled", subject_id=holders.holder_subject_id(license),
+                 actor=actor.subject_id, details={"license_id": license.license_id,
+                                                  "presentation_id": presentation.presentation_id})
+    db.session.commit()
+
+
+def presentation_by_nonce(nonce) -> Presentation | None:
+    if not isinstance(nonce, str) or not NONCE_RE.fullmatch(nonce):
+        return None
+    return db.session.scalar(select(Presentation).where(Presentation.nonce == nonce))
+
+
+def presentation_by_code(code: str) -> Presentation | None:
+    return db.session.scalar(select(Presentation).where(Presentation.code_hash == code_hash(code)))

@@ -1,0 +1,122 @@
+"""Helpers for the wallet tests (no tests here): issuers, verifiers, licenses, presentations."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import numpy as np
+
+from tests.helpers import API, auth_headers, client_token, create_client
+
+ID_CARD = "11100000000013100M001"         # 居民身份证, person
+DRIVING = "11100000000013100M009"         # 机动车驾驶证, person
+VEHICLE = "11100000000013100M010"         # 机动车行驶证, person, 13 fields
+BUSINESS = "11100000000013156D001"        # 营业执照, legal
+
+
+def today() -> date:
+    return date.today()
+
+
+def issuer_headers(app, client, types=(ID_CARD,), *, name="济南市公安局历下区分局") -> dict:
+    client_id, secret = create_client(app, "issuer", license_types=types, name=name)
+    return auth_headers(client_token(client, client_id, secret))
+
+
+def verifier_headers(app, client, types=(ID_CARD,), *, name="泉城大酒店") -> dict:
+    client_id, secret = create_client(app, "verifier", license_types=types, name=name)
+    return auth_headers(client_token(client, client_id, secret))
+
+
+def id_card_fields(name="张三", **extra) -> dict:
+    return {"name": name, "gender": "男", "ethnicity": "汉", "birth_date": "1990-03-07",
+            "address": "山东省济南市历下区泉城路188号", **extra}
+
+
+def business_fields(**extra) -> dict:
+    return {"entity_name": "山东示例科技有限公司", "legal_representative": "王五", "entity_type": "有限责任公司",
+            "registered_capital": "500万元人民币", "establish_date": "2015-06-01", "business_term": "长期",
+            "domicile": "山东省济南市高新区舜华路1号", "business_scope": "软件开发；信息技术咨询服务",
+            "registration_authority": "济南市市场监督管理局", "license_number": "370100000123456", **extra}
+
+
+def vehicle_fields(name="张三") -> dict:
+    return {"name": name, "plate_number": "鲁A12345", "vehicle_type": "小型普通客车",
+            "address": "山东省济南市历下区泉城路188号院3号楼2单元501室", "use_character": "非营运",
+            "brand_model": "大众牌FV7152FBDBG", "vin": "LFV2A21K8G3123456", "engine_number": "DJS123456",
+            "register_date": "2019-05-20", "issue_date": "2019-05-20", "inspection_valid_until": "2027-05-31"}
+
+
+def issue(client, headers, *, license_type=ID_CARD, holder_id_number=None, holder_credit_code=None,
+          fields=None, valid_from=None, valid_until=None, expect=201):
+    body = {"license_type": license_type, "fields": fields if fields is not None else id_card_fields(),
+            "valid_from": (valid_from or today() - timedelta(days=30)).isoformat(),
+            "valid_until": (valid_until or today() + timedelta(days=3650)).isoformat()}
+    if holder_id_number:
+        body["holder_id_number"] = holder_id_number
+    if holder_credit_code:
+        body["holder_credit_code"] = holder_credit_code
+    response = client.post(f"{API}/licenses", json=body, headers=headers)
+    assert response.status_code == expect, response.get_json()
+    return response.get_json()
+
+
+def present(client, headers, license_id, *, expect=201, **body):
+    body.setdefault("purpose", "酒店入住登记")
+    response = client.post(f"{API}/wallet/licenses/{license_id}/presentations", json=body, headers=headers)
+    assert response.status_code == expect, response.get_json()
+    return response.get_json()
+
+
+def verify(client, headers=None, *, expect=200, **body):
+    response = client.post(f"{API}/verifications", json=body, headers=headers or {})
+    assert response.status_code == expect, response.get_json()
+    return response.get_json()
+
+
+def access_log(client, headers, license_id, **args):
+    response = client.get(f"{API}/wallet/licenses/{license_id}/access-log", headers=headers, query_string=args)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+# ---- reading a QR code back from the SVG we hand out
+
+
+_PATH_TOKENS = re.compile(r"([MmHhVvZz])\s*([-0-9.\s]*)")
+
+
+def svg_modules(svg: str) -> np.ndarray:
+    """Rasterise segno's SVG (one path of horizontal strokes, `scale(n)` transform) into a
+    boolean module matrix including the quiet zone."""
+    width = int(re.search(r'width="([0-9]+)"', svg).group(1))
+    scale = int(re.search(r'scale\(([0-9]+)\)', svg).group(1))
+    size = width // scale
+    path = re.search(r' d="([^"]+)"', svg).group(1)
+    grid = np.zeros((size, size), dtype=bool)
+    x = y = 0.0
+    for command, args in _PATH_TOKENS.findall(path):
+        numbers = [float(n) for n in args.split()] if args.strip() else []
+        if command == "M":
+            x, y = numbers
+        elif command == "m":
+            x, y = x + numbers[0], y + numbers[1]
+        elif command == "h":
+            row = int(y)
+            grid[row, int(x):int(x + numbers[0])] = True
+            x += numbers[0]
+        else:
+            raise AssertionError(f"unexpected path command {command}")
+    return grid
+
+
+def decode_qr_svg(svg: str) -> bytes:
+    """Decode the SVG with zbar (pyzbar) after rasterising it at 4 px per module."""
+    from pyzbar import pyzbar
+    modules = svg_modules(svg)
+    pixels = np.where(modules, 0, 255).astype(np.uint8)
+    pixels = np.kron(pixels, np.ones((4, 4), dtype=np.uint8))
+    results = pyzbar.decode((pixels.tobytes(), pixels.shape[1], pixels.shape[0]),
+                            symbols=[pyzbar.ZBarSymbol.QRCODE])
+    assert len(results) == 1, "zbar could not read the QR code"
+    return results[0].data

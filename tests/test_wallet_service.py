@@ -1,0 +1,189 @@
+"""Wallet services used by other domains, the seeder, status list allocation and the audit chain."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.errors import NotFound, ValidationFailed
+from app.extensions import db
+from app.security import audit
+from app.security.models import SigningKey
+from app.security.rbac import Principal
+from app.wallet import service, status_lists
+from app.wallet.identifier import parse_identifier
+from app.wallet.models import AccessLogEntry, License, LicenseType, StatusListRecord
+from app.wallet.seed import seed_license_types
+from tests.helpers import API, add_registry_person, minor_id_number, register_person, valid_id_number
+from tests.test_wallet_api_helpers import (DRIVING, ID_CARD, access_log, id_card_fields, issue, issuer_headers,
+                                          present, verify)
+
+SOCIAL_SECURITY = "111000000000131143001"  # 社会保障卡, validity_years 10
+
+
+def person(subject_id: str) -> Principal:
+    return Principal(subject_id=subject_id, subject_type="person", roles=frozenset({"citizen"}),
+                     claims={"sub": subject_id, "sub_type": "person"})
+
+
+@pytest.fixture
+def alice(app, client):
+    return register_person(client, app, name="张三")
+
+
+@pytest.fixture
+def police(app, client):
+    return issuer_headers(app, client, types=(ID_CARD, DRIVING))
+
+
+def test_seeder_is_idempotent(app):
+    with app.app_context():
+        assert seed_license_types() == "159 license types (0 added, 0 updated)"
+        row = db.session.get(LicenseType, ID_CARD)
+        row.name = "改过的名称"
+        db.session.commit()
+        assert seed_license_types() == "159 license types (0 added, 1 updated)"
+        assert db.session.get(LicenseType, ID_CARD).name == "居民身份证"
+        assert db.session.scalar(select(func.count()).select_from(LicenseType)) == 159
+
+
+def test_holder_licenses_are_the_callers_usable_ones(app, client, alice, police):
+    kept = issue(client, police, holder_id_number=alice["id_number"])
+    revoked = issue(client, police, holder_id_number=alice["id_number"])
+    issue(client, police, holder_id_number=valid_id_number())
+    client.post(f"{API}/licenses/{revoked['license_id']}/status", json={"status": "revoked"}, headers=police)
+    with app.app_context():
+        me = person(alice["subject_id"])
+        assert [lic.license_id for lic in service.holder_licenses(me)] == [kept["license_id"]]
+        assert {lic.license_id for lic in service.holder_licenses(me, usable_only=False)} == {
+            kept["license_id"], revoked["license_id"]}
+        assert service.holder_licenses(me, DRIVING) == []
+        client_principal = Principal(subject_id="c_x", subject_type="client", roles=frozenset({"issuer"}))
+        assert service.holder_licenses(client_principal) == []
+
+
+def test_use_license_as_material_verifies_and_logs(app, client, alice, police):
+    card = issue(client, police, holder_id_number=alice["id_number"], fields=id_card_fields("张三"))
+    with app.app_context():
+        result = service.use_license_as_material(principal=person(alice["subject_id"]),
+                                                 license_id=card["license_id"],
+                                                 service_code="370100-000120000000", purpose="户口迁移申请材料")
+        db.session.commit()
+    assert result["license_id"] == card["license_id"] and result["license_type"] == ID_CARD
+    assert result["identifier"] == card["identifier"]
+    assert result["verified_fields"]["name"] == "张三"
+    assert result["verified_fields"]["id_number"] == alice["id_number"]
+    assert list(result["verified_fields"])[:2] == ["name", "id_number"]
+    entry = access_log(client, alice["headers"], card["license_id"])["items"][0]
+    assert entry["verifier"] == "办件 370100-000120000000" and entry["purpose"] == "户口迁移申请材料"
+    assert entry["kind"] == "material" and entry["result"] == "valid" and entry["shown_by"]["role"] == "holder"
+    assert "name" in entry["disclosed"]
+
+
+def test_use_license_as_material_refuses_what_cannot_be_used(app, client, alice, police):
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    mallory = register_person(client, app, name="王五")
+    with app.app_context():
+        with pytest.raises(NotFound):
+            service.use_license_as_material(principal=person(mallory["subject_id"]), license_id=card["license_id"],
+                                            service_code="s", purpose="p")
+        with pytest.raises(NotFound):
+            service.use_license_as_material(principal=person(alice["subject_id"]), license_id="lic_nope",
+                                            service_code="s", purpose="p")
+    client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "suspended"}, headers=police)
+    with app.app_context():
+        with pytest.raises(service.LicenseUnusable) as raised:
+            service.use_license_as_material(principal=person(alice["subject_id"]), license_id=card["license_id"],
+                                            service_code="s", purpose="p")
+        assert raised.value.reason == "suspended" and raised.value.status == 422
+        assert "license_id" in raised.value.errors
+    client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "valid"}, headers=police)
+    with app.app_context():  # nothing is written unless the caller commits
+        service.use_license_as_material(principal=person(alice["subject_id"]), license_id=card["license_id"],
+                                        service_code="s", purpose="p")
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(AccessLogEntry)) == 0
+
+
+def test_guardian_uses_a_childs_license_as_material(app, client, police):
+    child = minor_id_number(age=6)
+    card = issue(client, police, holder_id_number=child, fields=id_card_fields("张小小"))
+    parent_id = valid_id_number()
+    add_registry_person(app, id_number=parent_id, name="张父", guardian_of=(child,))
+    parent = register_person(client, app, name="张父", id_number=parent_id)
+    with app.app_context():
+        result = service.use_license_as_material(principal=person(parent["subject_id"]),
+                                                 license_id=card["license_id"], service_code="s", purpose="入学")
+        db.session.commit()
+        assert result["verified_fields"]["name"] == "张小小"
+        entry = db.session.scalar(select(AccessLogEntry))
+        assert entry.shown_by["role"] == "guardian"
+
+
+def test_issue_platform_license(app, client, alice):
+    with app.app_context():
+        lic = service.issue_platform_license(
+            license_type=SOCIAL_SECURITY, holder_id_number=alice["id_number"],
+            fields={"name": "张三", "card_number": "A12345678", "bank": "中国工商银行"},
+            valid_from=date.today())
+        db.session.commit()
+        license_id, identifier = lic.license_id, lic.identifier
+        assert parse_identifier(identifier)["issuer_credit_code"] == app.config["PLATFORM_CREDIT_CODE"]
+        assert lic.valid_until == date.today().replace(year=date.today().year + 10) - timedelta(days=1)
+        assert lic.field_values["issuing_authority"] == "山东省政务服务平台"
+        assert db.session.get(SigningKey, lic.issuer_kid).purpose == "issuer:platform"
+        with pytest.raises(ValidationFailed) as raised:
+            service.issue_platform_license(license_type=ID_CARD, holder_id_number=alice["id_number"],
+                                           fields=id_card_fields(), valid_from=date.today())
+        assert "valid_until" in raised.value.errors
+        with pytest.raises(ValidationFailed) as raised:
+            service.issue_platform_license(license_type=SOCIAL_SECURITY, holder_id_number="123",
+                                           fields={}, valid_from=date.today())
+        assert "holder_id_number" in raised.value.errors
+        with pytest.raises(ValidationFailed) as raised:
+            service.issue_platform_license(license_type="nope", holder_id_number=alice["id_number"],
+                                           fields={}, valid_from=date.today())
+        assert "license_type" in raised.value.errors
+    items = client.get(f"{API}/wallet/licenses", headers=alice["headers"]).get_json()["items"]
+    assert [(item["license_id"], item["identifier"]) for item in items] == [(license_id, identifier)]
+    shown = present(client, alice["headers"], license_id, mode="offline")
+    result = verify(client, sd_jwt=shown["sd_jwt"])
+    assert result["valid"] is True and result["issuer"] == "山东省政务服务平台"
+
+
+def test_status_lists_roll_over_when_full(app, client, alice, police):
+    first = issue(client, police, holder_id_number=alice["id_number"])
+    with app.app_context():
+        record = db.session.scalar(select(StatusListRecord))
+        assert record.next_idx == 1 and record.size == status_lists.DEFAULT_SIZE and record.bits == 2
+        record.size = 2  # one index left
+        db.session.commit()
+    second = issue(client, police, holder_id_number=alice["id_number"])
+    third = issue(client, police, holder_id_number=alice["id_number"])
+    with app.app_context():
+        rows = {lic.license_id: (lic.status_list_id, lic.status_idx) for lic in db.session.scalars(select(License))}
+    assert rows[first["license_id"]][1] == 0 and rows[second["license_id"]][1] == 1
+    assert rows[third["license_id"]][1] == 0 and rows[third["license_id"]][0] != rows[first["license_id"]][0]
+    client.post(f"{API}/licenses/{third['license_id']}/status", json={"status": "suspended"}, headers=police)
+    shown = present(client, alice["headers"], first["license_id"])
+    assert verify(client, code=shown["code"])["valid"] is True
+    assert client.get(f"{API}/status-lists/{rows[third['license_id']][0]}").status_code == 200
+
+
+def test_audit_chain_holds_after_the_wallet_flow(app, client, alice, police):
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    shown = present(client, alice["headers"], card["license_id"])
+    verify(client, code=shown["code"])
+    verify(client, code=shown["code"])
+    client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "revoked"}, headers=police)
+    with app.app_context():
+        result = audit.verify()
+        assert result.ok, result.problems
+        from app.security.models import AuditEvent
+        events = db.session.scalars(select(AuditEvent.event).where(AuditEvent.event.like("license.%"))
+                                    .order_by(AuditEvent.seq)).all()
+        assert events == ["license.issued", "license.presented", "license.verified", "license.verified",
+                          "license.status_changed"]
+        details = str(db.session.scalars(select(AuditEvent.details)).all())
+        assert alice["id_number"] not in details
