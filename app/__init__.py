@@ -5,15 +5,16 @@ import importlib
 import logging
 import os
 
-from flask import Flask, send_from_directory
+from flask import Flask, request, send_from_directory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import config_for_env, ensure_secrets, refuse_development_secrets
-from .errors import register_error_handlers
+from .errors import NotFound, ValidationFailed, register_error_handlers
 from .extensions import api, db, migrate
 from .observability import configure_logging, init_request_hooks
 from .ratelimit import RateLimiter
+from .sessions import LazyCookieSessionInterface
 from .security.signed_requests import init_signed_requests
 from .store import build_store
 
@@ -45,11 +46,13 @@ def create_app(config=None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
+    app.session_interface = LazyCookieSessionInterface()
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     configure_logging(app)
     _init_extensions(app)
     init_request_hooks(app)
+    _init_input_guards(app)
     init_signed_requests(app)
     _register_blueprints(app)
     register_error_handlers(app)
@@ -92,6 +95,49 @@ def _init_extensions(app: Flask) -> None:
     app.extensions["rate_limiter"] = RateLimiter(app.config.get("REDIS_URL"))
     init_ciphers(app)
     api.init_app(app)
+
+
+NUL_MESSAGE = "不能包含空字符（U+0000）"
+
+
+def _nul_fields(value) -> list[str]:
+    """Where a parsed JSON document has U+0000 in a key or string, as `a.b[0].c` paths
+    (iteratively, so that deep nesting cannot exhaust the stack)."""
+    found, stack = [], [("", value)]
+    while stack and len(found) < 20:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(where or "body")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else str(key)
+                if "\x00" in str(key):
+                    found.append(name)
+                else:
+                    stack.append((name, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
+    return sorted(found)
+
+
+def _init_input_guards(app: Flask) -> None:
+    """No field of this API takes U+0000, and PostgreSQL cannot store it in text (a query with it
+    fails in the driver: a 500). Refuse it up front: 404 in the path (no resource is named so),
+    422 naming the fields in the query, the JSON body or a form."""
+
+    @app.before_request
+    def _reject_nul_characters():
+        if "\x00" in request.path:
+            raise NotFound("请求的地址或资源不存在")
+        fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
+        if request.is_json:
+            fields += _nul_fields(request.get_json(silent=True))
+        elif request.mimetype == "application/x-www-form-urlencoded":
+            fields += sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
+        if fields:
+            raise ValidationFailed("请求中包含不允许的空字符（U+0000）",
+                                   errors={name.replace("\x00", "\\u0000"): [NUL_MESSAGE] for name in fields})
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -59,6 +59,7 @@ class Config:
     REFRESH_TOKEN_TTL = int(_env("REFRESH_TOKEN_TTL", 30 * 24 * 3600))
     AUTH_RATE_LIMIT = _env("AUTH_RATE_LIMIT", "30/minute")
     SEARCH_RATE_LIMIT = _env("SEARCH_RATE_LIMIT", "600/minute")
+    VERIFY_RATE_LIMIT = _env("VERIFY_RATE_LIMIT", "600/minute")
     JSON_LOGS = _env("JSON_LOGS", "1") == "1"
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
     SQLALCHEMY_ECHO = False

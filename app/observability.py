@@ -97,6 +97,7 @@ def metrics_payload() -> tuple[bytes, str]:
 def init_request_hooks(app: Flask) -> None:
     """Request id in and out, access log, metrics and security headers on every response."""
     access_log = logging.getLogger("app.access")
+    fixed_headers = _fixed_security_headers(app)
 
     @app.before_request
     def _start():
@@ -107,28 +108,34 @@ def init_request_hooks(app: Flask) -> None:
     @app.after_request
     def _finish(response):
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = _endpoint_label()
-        REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        LATENCY.labels(request.method, endpoint).observe(elapsed)
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        _security_headers(app, response)
-        access_log.info("%s %s %s", request.method, request.path, response.status_code,
-                        extra={"method": request.method, "path": request.path,
-                               "status": response.status_code,
-                               "duration_ms": round(elapsed * 1000, 2)})
+        method, endpoint, status = request.method, _endpoint_label(), response.status_code
+        REQUESTS.labels(method, endpoint, str(status)).inc()
+        LATENCY.labels(method, endpoint).observe(elapsed)
+        headers = response.headers
+        headers["X-Request-ID"] = g.get("request_id", "")
+        _security_headers(headers, fixed_headers)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s %s %s", method, request.path, status,
+                            extra={"method": method, "path": request.path, "status": status,
+                                   "duration_ms": round(elapsed * 1000, 2)})
         return response
 
 
-def _security_headers(app: Flask, response) -> None:
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-    if "Content-Security-Policy" not in headers:
+def _fixed_security_headers(app: Flask) -> tuple[tuple[str, str], ...]:
+    fixed = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             ("Referrer-Policy", "no-referrer"), ("Cross-Origin-Resource-Policy", "same-origin")]
+    if app.config.get("APP_ENV") == "production":
+        fixed.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return tuple(fixed)
+
+
+def _security_headers(headers, fixed: tuple[tuple[str, str], ...]) -> None:
+    present = {key.lower() for key in headers.keys()}
+    for key, value in fixed:
+        if key.lower() not in present:
+            headers[key] = value
+    if "content-security-policy" not in present:
         docs = request.path.startswith(("/docs", "/static/swagger-ui"))
         headers["Content-Security-Policy"] = DOCS_CSP if docs else API_CSP
-    if app.config.get("APP_ENV") == "production":
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-    if request.headers.get("Authorization") and "Cache-Control" not in headers:
+    if "cache-control" not in present and "Authorization" in request.headers:
         headers["Cache-Control"] = "no-store"
