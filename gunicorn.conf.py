@@ -11,7 +11,7 @@ graceful_timeout = 20
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
-preload_app = os.environ.get("GUNICORN_PRELOAD", "0") == "1"
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
 accesslog = None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -22,3 +22,17 @@ def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
         multiprocess.mark_process_dead(worker.pid)
+
+
+def when_ready(server):
+    """With a preloaded app, build the catalogue index once in the master; workers share it."""
+    if preload_app and os.environ.get("CATALOGUE_WARM_UP", "1") == "1":
+        from app.warmup import warm_up
+        warm_up(server.app.wsgi())
+
+
+def post_fork(server, worker):
+    """Each worker opens its own database connections."""
+    if preload_app:
+        from app.warmup import after_fork
+        after_fork(server.app.wsgi())

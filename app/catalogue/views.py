@@ -1,0 +1,276 @@
+"""HTTP views of the catalogue domain: /halls, /services, /topics, /bundles and hall admins' lists.
+
+Reads are answered from the worker's search index and carry a weak ETag (catalogue version +
+URL + channel; If-None-Match gives 304 before any work) and `Cache-Control: public, max-age=60`
+(private when the request carries a token or a client signature). A request through a
+mini-program token or a signed third-party client only sees services exposed to its channel.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from flask import current_app, g, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from werkzeug.wrappers import Response
+
+from ..extensions import limiter
+from ..security.rbac import auth_required, current_principal, request_channel
+from ..security.signed_requests import signed_client
+from ..store import StoreUnavailable
+from . import service
+from .index import fresh_index
+from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSchema, BundleSchema, CoverageSchema,
+                               HallSchema, HallTreeSchema, RevisionListSchema, ServiceCreateSchema,
+                               ServiceDetailSchema, ServiceListSchema, ServiceQueryArgsSchema, ServiceUpdateSchema,
+                               TopicListSchema)
+from schemas.common import ProblemSchema
+
+blp = Blueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
+
+BEARER = [{"bearerAuth": []}]
+OPTIONAL_BEARER = [{"bearerAuth": []}, {}]
+MAX_AGE = 60
+CATALOGUE_SCOPE = "catalogue:read"
+SERVICE_QUERY_ARGS = ServiceQueryArgsSchema()  # one instance: webargs would build a schema per request from a class
+
+
+# ------------------------------------------------------------------------------------ caching helpers
+
+
+def _read_context() -> tuple[str | None, str]:
+    """(channel the caller sees, weak ETag for this URL at the catalogue version this worker serves).
+
+    A signed third-party request needs the `catalogue:read` scope (403 otherwise)."""
+    signed_client(CATALOGUE_SCOPE)
+    channel = request_channel()
+    tag = fresh_index().tag
+    digest = hashlib.blake2b(f"{channel}|{request.full_path}".encode(), digest_size=8).hexdigest()
+    return channel, f"{tag}-{digest}"
+
+
+def _cache_headers(etag: str) -> dict:
+    private = bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
+    return {"ETag": f'W/"{etag}"', "Cache-Control": f"{'private' if private else 'public'}, max-age={MAX_AGE}",
+            "Vary": "Authorization"}
+
+
+def _not_modified(etag: str) -> Response | None:
+    condition = request.if_none_match
+    if condition and (condition.star_tag or condition.contains_weak(etag)):
+        return Response(status=304, headers=_cache_headers(etag))
+    return None
+
+
+def _limit_search() -> None:
+    """Per-client-IP limit on searches; without the shared store the catalogue keeps serving."""
+    limit = current_app.config.get("SEARCH_RATE_LIMIT")
+    if not limit or str(limit).lower() in ("0", "off", "none"):
+        return
+    try:
+        limiter.hit(limit, "search", request.remote_addr or "unknown", detail="检索过于频繁，请稍后再试")
+    except StoreUnavailable:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- halls
+
+
+@blp.route("/halls")
+class Halls(MethodView):
+    @blp.response(200, HallTreeSchema, example={"items": [{
+        "code": "370000", "name": "山东省", "full_name": "山东省", "level": "province", "parent_code": None,
+        "service_count": 41, "children": [{"code": "370100", "name": "济南市", "full_name": "济南市", "level": "city",
+                                           "parent_code": "370000", "service_count": 275, "children": [
+                                               {"code": "370102", "name": "历下区", "full_name": "济南市历下区",
+                                                "level": "county", "parent_code": "370100", "service_count": 180,
+                                                "children": []}]}]}]})
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
+    @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self):
+        """大厅树（省、16市、县区）
+
+        山东省厅之下为16个市级分厅，市级分厅之下为县（市、区）分厅；编码为 GB/T 2260 行政区划代码。
+        """
+        channel, etag = _read_context()
+        return _not_modified(etag) or ({"items": service.hall_tree(channel=channel)}, 200, _cache_headers(etag))
+
+
+@blp.route("/halls/<string:code>")
+class HallsById(MethodView):
+    @blp.response(200, HallSchema)
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
+    @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅不存在")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self, code):
+        """大厅详情（含已发布事项数）"""
+        channel, etag = _read_context()
+        return _not_modified(etag) or (service.hall_detail(code, channel=channel), 200, _cache_headers(etag))
+
+
+@blp.route("/halls/<string:code>/coverage")
+class HallCoverage(MethodView):
+    @blp.response(200, CoverageSchema, example={"hall_code": "370100", "service_count": 275,
+                                                "high_frequency_present": 50, "high_frequency_missing": [],
+                                                "target_service_count": 200, "meets_target": True})
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅不存在")
+    def get(self, code):
+        """大厅事项覆盖情况（不少于200项且50项高频事项齐全）"""
+        return service.coverage(code)
+
+
+@blp.route("/halls/<string:code>/services")
+class HallServices(MethodView):
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.arguments(ServiceCreateSchema, example={"base_code": "000705012000", "department": "济南市公安局历下区分局",
+                                                 "promised_limit_days": 3, "channels": ["app", "wechat"]})
+    @blp.response(201, ServiceDetailSchema)
+    @blp.alt_response(403, schema=ProblemSchema, description="不是本大厅（或其上级市级大厅）的管理员")
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅不存在")
+    @blp.alt_response(409, schema=ProblemSchema, description="本大厅已发布该基本编码的事项，或事项编码已被使用")
+    @blp.alt_response(422, schema=ProblemSchema,
+                      description="参数错误；违反四级六同时 errors 逐项列出与其他大厅不一致的字段"
+                                  "（name、item_type、legal_basis、materials、statutory_limit_days）")
+    @blp.doc(security=BEARER)
+    def post(self, data, code):
+        """在本大厅发布事项（四级六同）
+
+        `base_code` 必填；未提供的字段取自其他大厅同一基本编码的事项（或基本目录），事项编码缺省为
+        `{大厅编码}-{基本编码}`。事项名称、类型、设定依据、申请材料、法定时限须与其他大厅一致。
+        """
+        created = service.create_service(principal=current_principal(), hall_code=code, data=data)
+        location = url_for("catalogue.ServicesById", code=created.code)
+        return created, 201, {"Location": location}
+
+
+@blp.route("/halls/<string:code>/services/<string:service_code>")
+class HallServicesById(MethodView):
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.arguments(ServiceUpdateSchema, example={"promised_limit_days": 2, "channels": ["app", "wechat", "alipay"]})
+    @blp.response(200, ServiceDetailSchema)
+    @blp.alt_response(403, schema=ProblemSchema, description="不是本大厅（或其上级市级大厅）的管理员")
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅或本大厅的该事项不存在")
+    @blp.alt_response(409, schema=ProblemSchema, description="同时修改冲突，或重新发布时本大厅已有同一基本编码的事项")
+    @blp.alt_response(412, schema=ProblemSchema, description="If-Match 中的版本已不是当前版本")
+    @blp.alt_response(422, schema=ProblemSchema, description="参数错误或违反四级六同（errors 逐项列出不一致的字段）")
+    @blp.doc(security=BEARER, parameters=[{"in": "header", "name": "If-Match", "required": False,
+                                           "schema": {"type": "string"}, "description": "事项的 version，如 \"3\""}])
+    def patch(self, data, code, service_code):
+        """修改本大厅的事项（每次修改留存版本）"""
+        return service.update_service(principal=current_principal(), hall_code=code, service_code=service_code,
+                                      data=data, if_match=request.headers.get("If-Match"))
+
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.response(204)
+    @blp.alt_response(403, schema=ProblemSchema, description="不是本大厅（或其上级市级大厅）的管理员")
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅或本大厅的该事项不存在")
+    @blp.alt_response(412, schema=ProblemSchema, description="If-Match 中的版本已不是当前版本")
+    @blp.doc(security=BEARER)
+    def delete(self, code, service_code):
+        """撤下本大厅的事项（状态改为 withdrawn，历史保留）"""
+        service.withdraw_service(principal=current_principal(), hall_code=code, service_code=service_code,
+                                 if_match=request.headers.get("If-Match"))
+
+
+@blp.route("/halls/<string:code>/services/<string:service_code>/revisions")
+class HallServiceRevisions(MethodView):
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.response(200, RevisionListSchema)
+    @blp.alt_response(403, schema=ProblemSchema, description="不是本大厅（或其上级市级大厅）的工作人员")
+    @blp.alt_response(404, schema=ProblemSchema, description="大厅或本大厅的该事项不存在")
+    @blp.doc(security=BEARER)
+    def get(self, code, service_code):
+        """事项的修改记录"""
+        return {"items": service.list_revisions(principal=current_principal(), hall_code=code,
+                                                service_code=service_code)}
+
+
+# ------------------------------------------------------------------------------------------- services
+
+
+@blp.route("/services")
+class Services(MethodView):
+    @blp.arguments(SERVICE_QUERY_ARGS, location="query")
+    @blp.response(200, ServiceListSchema, example={
+        "items": [SERVICE_EXAMPLE], "total": 1, "page": 1, "page_size": 20,
+        "facets": {"hall": [{"value": "370102", "label": "济南市历下区", "count": 1}],
+                   "audience": [{"value": "person", "label": "个人", "count": 1}],
+                   "topic": [{"value": "person-household", "label": "户籍", "count": 1}],
+                   "item_type": [{"value": "行政确认", "label": "行政确认", "count": 1}]}})
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
+    @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
+    @blp.alt_response(422, schema=ProblemSchema, description="参数错误（如 page_size 超过100、q 超过100个字符）")
+    @blp.alt_response(429, schema=ProblemSchema, description="检索过于频繁（带 Retry-After）")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self, args):
+        """检索政务服务事项
+
+        支持中文、拼音全拼与首字母、别名和口语化问法（如“户口本丢了怎么办”“yibao”“sfz”）；
+        有 q 时按相关度排序，否则按高频与热度排序。facets 给出结果在大厅、服务对象、主题、事项类型上的分布。
+        """
+        _limit_search()
+        channel, etag = _read_context()
+        cached = _not_modified(etag)
+        if cached is not None:
+            return cached
+        key = ("services", channel, tuple(sorted(args.items())))
+
+        def render() -> bytes:
+            body = service.search_services(visible_channel=channel, **args)
+            return current_app.json.dumps(body).encode("utf-8")
+
+        payload = fresh_index().cached_response(key, render)
+        return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
+
+
+@blp.route("/services/<string:code>")
+class ServicesById(MethodView):
+    @blp.response(200, ServiceDetailSchema)
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
+    @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
+    @blp.alt_response(404, schema=ProblemSchema, description="事项不存在、已撤下或未在当前渠道开放")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self, code):
+        """办事指南（事项详情）"""
+        channel, etag = _read_context()
+        return _not_modified(etag) or (service.get_service(code, channel=channel), 200, _cache_headers(etag))
+
+
+# --------------------------------------------------------------------------------------- topics, bundles
+
+
+@blp.route("/topics")
+class Topics(MethodView):
+    @blp.response(200, TopicListSchema,
+                  example={"items": [{"code": "person-birth", "name": "出生", "audience": "person"}]})
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
+    @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self):
+        """主题（个人生命周期事件、企业全生命周期阶段）"""
+        _, etag = _read_context()
+        return _not_modified(etag) or ({"items": service.list_topics()}, 200, _cache_headers(etag))
+
+
+@blp.route("/bundles")
+class Bundles(MethodView):
+    @blp.response(200, BundleListSchema)
+    def get(self):
+        """一件事列表"""
+        return {"items": service.list_bundles()}
+
+
+@blp.route("/bundles/<string:code>")
+class BundlesById(MethodView):
+    @blp.arguments(BundleArgsSchema, location="query")
+    @blp.response(200, BundleSchema)
+    @blp.alt_response(404, schema=ProblemSchema, description="一件事或大厅不存在")
+    def get(self, args, code):
+        """一件事详情（成员解析到基本目录事项；带 hall 时解析到该大厅实际办理的事项）"""
+        return service.get_bundle(code, hall_code=args.get("hall"))

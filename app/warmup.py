@@ -1,0 +1,31 @@
+"""Work done once in the gunicorn master before forking: build the catalogue index, share it copy-on-write."""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+
+from flask import Flask
+
+from .extensions import db
+
+logger = logging.getLogger("app.warmup")
+
+
+def warm_up(app: Flask) -> None:
+    """Build this process's catalogue index and close DB connections that children must not share."""
+    from .catalogue.index import fresh_index
+    started = time.perf_counter()
+    with app.app_context():
+        fresh_index()
+        db.session.remove()
+        db.engine.dispose()
+    gc.collect()
+    gc.freeze()
+    logger.info("catalogue index warmed in %.1f s", time.perf_counter() - started)
+
+
+def after_fork(app: Flask) -> None:
+    """In a forked worker: drop the pool inherited from the master without closing its sockets."""
+    with app.app_context():
+        db.engine.dispose(close=False)

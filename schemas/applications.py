@@ -1,0 +1,332 @@
+"""Schemas of the applications domain (办件): forms, submissions, bundles, transitions, lists.
+
+Inputs reject unknown fields. Outputs mask the values of `id_number` and `phone` form fields
+and ID / phone numbers among a license's verified fields, unless the holder asked for the
+full values (`reveal`); the masking happens here, from the plaintext the service hands over.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.applications.forms import mask_value
+from app.applications.models import (LICENSE, COMMITMENT, MISSING, ATTACHMENT, RUNNING_STATUSES, STATUS_LABELS,
+                                     STATUSES)
+from app.observability import mask_pii
+from app.security.pii import mask_id_number, mask_phone
+from app.timeutil import beijing_today, isoformat_z
+
+from .common import PageArgsSchema, PageSchema
+
+ACTIONS = ("accept", "approve", "reject", "request_more")
+SENSITIVE_LICENSE_FIELDS = {"id_number": mask_id_number, "phone": mask_phone}
+
+
+class StrictSchema(Schema):
+    """Unknown fields are rejected with a Chinese message."""
+
+    error_messages = {"unknown": "不允许的字段", "type": "请求体应为 JSON 对象"}
+
+
+def _printable(value: str) -> None:
+    """No NUL or other control characters (PostgreSQL text cannot even hold NUL)."""
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
+        raise ValidationError("包含不允许的控制字符")
+
+
+def _messages(label: str, **extra) -> dict:
+    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空", "invalid": f"{label}格式不正确", **extra}
+
+
+# ---- requests
+
+
+class MaterialEntrySchema(StrictSchema):
+    """One material: exactly one of `license_id` (免证办: a license from the caller's wallet),
+    `commitment: true` (告知承诺), `missing: true` (容缺, non-core materials only) or
+    `attachment` (a reference to an uploaded file)."""
+
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _printable],
+                         error_messages=_messages("材料名称"),
+                         metadata={"example": "居民身份证"})
+    license_id = fields.String(validate=[validate.Length(min=1, max=60), _printable],
+                               error_messages=_messages("证照编号"),
+                               metadata={"example": "lic_0123456789abcdef0123"})
+    commitment = fields.Boolean(error_messages=_messages("告知承诺"))
+    missing = fields.Boolean(error_messages=_messages("容缺"))
+    attachment = fields.String(validate=[validate.Length(min=1, max=200), _printable],
+                               error_messages=_messages("附件"),
+                               metadata={"description": "已上传文件的引用编号"})
+
+    @validates_schema
+    def _exactly_one(self, data, **_kwargs):
+        chosen = [key for key in ("license_id", "attachment") if data.get(key)]
+        chosen += [key for key in ("commitment", "missing") if data.get(key) is True]
+        if any(data.get(key) is False for key in ("commitment", "missing")):
+            raise ValidationError("commitment / missing 只能为 true", field_name="_schema")
+        if len(chosen) != 1:
+            raise ValidationError("每项材料须且只能选择一种方式：license_id、commitment、missing 或 attachment",
+                                  field_name="_schema")
+
+
+_FORM = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)), values=fields.Raw(allow_none=True),
+                    load_default=dict, error_messages=_messages("表单", invalid="表单应为 JSON 对象"),
+                    metadata={"description": "字段名 -> 值（见 GET /services/{code}/form）",
+                              "example": {"name": "张三", "id_number": "370102********8819",
+                                          "phone": "138****5678", "address": "济南市历下区泺源大街1号",
+                                          "residence_start": "2024-03-01", "residence_reason": "就业"}})
+_MATERIALS = fields.List(fields.Nested(MaterialEntrySchema), load_default=list,
+                         validate=validate.Length(max=50, error="材料最多 {max} 项"),
+                         error_messages=_messages("材料"),
+                         metadata={"example": [{"name": "居民身份证", "license_id": "lic_0123456789abcdef0123"},
+                                               {"name": "居住证明", "commitment": True}]})
+
+
+class ApplicationCreateSchema(StrictSchema):
+    service_code = fields.String(required=True, validate=[validate.Length(min=1, max=60), _printable],
+                                 error_messages=_messages("事项编码"), metadata={"example": "370102-000705015000"})
+    form = _FORM
+    materials = _MATERIALS
+
+
+class BundleApplicationCreateSchema(StrictSchema):
+    hall_code = fields.String(validate=validate.Regexp(r"^\d{6}$", error="大厅编码应为6位数字"),
+                              metadata={"description": "办理大厅（市或县级）；缺省为申请人证件所属城市",
+                                        "example": "370102"})
+    form = _FORM
+    materials = _MATERIALS
+
+
+class ResubmitSchema(StrictSchema):
+    form = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)), values=fields.Raw(allow_none=True),
+                       load_default=dict, metadata={"description": "要修改的字段（null 清除该字段）"})
+    materials = _MATERIALS
+
+
+class TransitionSchema(StrictSchema):
+    action = fields.String(required=True,
+                           validate=validate.OneOf(ACTIONS, error="action 应为 " + "、".join(ACTIONS) + " 之一"),
+                           error_messages=_messages("操作"), metadata={"enum": list(ACTIONS)})
+    comment = fields.String(validate=[validate.Length(max=1000, error="意见最多 {max} 个字符"), _printable],
+                            allow_none=True,
+                            metadata={"description": "办理意见；不予办理和要求补正时必填"})
+    version = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "可选：客户端看到的办件版本号，与当前版本不符时返回 409"})
+
+
+class RevealArgsSchema(StrictSchema):
+    reveal = fields.Boolean(load_default=False, metadata={
+        "description": "为 true 时向本人返回完整的身份证号码和手机号码（记入审计）"})
+
+
+class BundleFormArgsSchema(RevealArgsSchema):
+    hall_code = fields.String(validate=validate.Regexp(r"^\d{6}$", error="大厅编码应为6位数字"))
+
+
+class ApplicationListArgsSchema(PageArgsSchema):
+    status = fields.String(validate=validate.OneOf(STATUSES, error="status 应为 " + "、".join(STATUSES) + " 之一"))
+
+
+class HallApplicationsArgsSchema(ApplicationListArgsSchema):
+    overdue = fields.Boolean(load_default=False, metadata={"description": "只看已超期（办理时限已过且仍在办理中）"})
+    due_within_days = fields.Integer(validate=validate.Range(min=0, max=365, error="应介于 {min} 和 {max} 之间"),
+                                     metadata={"description": "只看今后 N 个工作日内到期的在办件"})
+
+
+# ---- responses
+
+
+class FormFieldSchema(Schema):
+    name = fields.String()
+    label = fields.String()
+    type = fields.String(metadata={"enum": ["text", "number", "date", "select", "id_number", "phone"]})
+    required = fields.Boolean()
+    options = fields.List(fields.String())
+    prefill = fields.Raw(allow_none=True, metadata={"description": "预填值；身份证号码和手机号码默认脱敏，原样提交即可"})
+    prefill_source = fields.String(allow_none=True, metadata={"enum": ["profile", "history", "wallet", None]})
+
+
+class FormMaterialSchema(Schema):
+    name = fields.String()
+    required = fields.Boolean()
+    license_type_code = fields.String(allow_none=True)
+    commitment_allowed = fields.Boolean()
+    missing_allowed = fields.Boolean(metadata={"description": "非核心材料可容缺后补"})
+    satisfied_by = fields.Raw(allow_none=True, metadata={
+        "description": "`{\"license_id\"}`（卡包中可用的证照）、`\"commitment\"`（可告知承诺）或 null"})
+
+
+class ServiceFormSchema(Schema):
+    service_code = fields.String()
+    service_name = fields.String()
+    hall_code = fields.String()
+    audience = fields.String()
+    fields_ = fields.List(fields.Nested(FormFieldSchema), data_key="fields", attribute="fields")
+    materials = fields.List(fields.Nested(FormMaterialSchema))
+    instant_approval = fields.Boolean()
+    promised_limit_days = fields.Integer()
+
+
+class BundleMemberSchema(Schema):
+    service_code = fields.String()
+    service_name = fields.String()
+    hall_code = fields.String()
+
+
+class BundleFormSchema(Schema):
+    bundle_code = fields.String()
+    bundle_name = fields.String()
+    audience = fields.String()
+    hall_code = fields.String(allow_none=True)
+    fields_ = fields.List(fields.Nested(FormFieldSchema), data_key="fields", attribute="fields")
+    materials = fields.List(fields.Nested(FormMaterialSchema))
+    instant_approval = fields.Boolean()
+    members = fields.List(fields.Nested(BundleMemberSchema))
+
+
+def _overdue(app) -> bool:
+    return bool(app.deadline and app.status in RUNNING_STATUSES and app.deadline < beijing_today())
+
+
+def _iso(value):
+    return value.isoformat() if isinstance(value, date) else None
+
+
+class TimelineEventSchema(Schema):
+    at = fields.Function(lambda e: isoformat_z(e.at))
+    action = fields.String()
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(allow_none=True)
+    actor_role = fields.String(metadata={"enum": ["applicant", "staff", "system"]})
+    comment = fields.String(allow_none=True)
+
+
+class ApplicationSummarySchema(Schema):
+    """One line of a list (the caller's applications, a hall's work list)."""
+
+    application_id = fields.String()
+    service_code = fields.String(allow_none=True)
+    service_name = fields.String()
+    hall_code = fields.String()
+    bundle_code = fields.String(allow_none=True)
+    parent_application_id = fields.Function(lambda a: a.parent.application_id if a.parent_id else None)
+    applicant_name = fields.String(allow_none=True)
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status))
+    deadline = fields.Function(lambda a: _iso(a.deadline))
+    overdue = fields.Function(_overdue)
+    submitted_at = fields.Function(lambda a: isoformat_z(a.submitted_at))
+    updated_at = fields.Function(lambda a: isoformat_z(a.updated_at))
+    completed_at = fields.Function(lambda a: isoformat_z(a.completed_at))
+    version = fields.Integer()
+
+
+class ApplicationSchema(Schema):
+    """One application in full, from an ApplicationView (application, viewer, reveal, children)."""
+
+    application_id = fields.String(attribute="application.application_id",
+                                   metadata={"example": "ap_3f9c2a7b1e4d5c6a8b90"})
+    service_code = fields.String(attribute="application.service_code", allow_none=True)
+    service_name = fields.String(attribute="application.service_name")
+    department = fields.String(attribute="application.department", allow_none=True)
+    hall_code = fields.String(attribute="application.hall_code")
+    bundle_code = fields.String(attribute="application.bundle_code", allow_none=True)
+    parent_application_id = fields.Method("_parent_id")
+    applicant = fields.Method("_applicant")
+    status = fields.String(attribute="application.status", metadata={"enum": list(STATUSES)})
+    status_label = fields.Method("_status_label")
+    instant_approval = fields.Boolean(attribute="application.instant")
+    deadline = fields.Method("_deadline", metadata={"description": "承诺办结日期（工作日，含法定节假日与调休）"})
+    overdue = fields.Method("_overdue")
+    submitted_at = fields.Method("_submitted_at")
+    updated_at = fields.Method("_updated_at")
+    completed_at = fields.Method("_completed_at")
+    version = fields.Integer(attribute="application.version")
+    form = fields.Method("_form")
+    materials = fields.Method("_materials")
+    issued_license = fields.Method("_issued_license")
+    timeline = fields.Method("_timeline")
+    children = fields.Method("_children")
+
+    def _parent_id(self, view):
+        app = view.application
+        return app.parent.application_id if app.parent_id else None
+
+    def _applicant(self, view):
+        app = view.application
+        return {"subject_id": app.subject_id, "subject_type": app.subject_type, "name": app.applicant_name}
+
+    def _status_label(self, view):
+        return STATUS_LABELS.get(view.application.status)
+
+    def _deadline(self, view):
+        return _iso(view.application.deadline)
+
+    def _overdue(self, view):
+        return _overdue(view.application)
+
+    def _submitted_at(self, view):
+        return isoformat_z(view.application.submitted_at)
+
+    def _updated_at(self, view):
+        return isoformat_z(view.application.updated_at)
+
+    def _completed_at(self, view):
+        return isoformat_z(view.application.completed_at)
+
+    def _form(self, view):
+        app = view.application
+        values = app.form
+        if view.reveal:
+            return values
+        types = app.form_types or {}
+        return {name: mask_value(types.get(name), value) for name, value in values.items()}
+
+    @staticmethod
+    def _verified(values: dict, reveal: bool) -> dict:
+        if reveal:
+            return values
+        out = {}
+        for name, value in values.items():
+            masker = SENSITIVE_LICENSE_FIELDS.get(name)
+            if isinstance(value, str):
+                value = masker(value) if masker else mask_pii(value)
+            out[name] = value
+        return out
+
+    def _materials(self, view):
+        items = []
+        for row in view.application.materials:
+            item = {"name": row.name, "required": row.required, "kind": row.kind, "satisfied_by": None,
+                    "license": None, "attachment": None, "missing": row.kind == MISSING, "due_date": None}
+            if row.kind == LICENSE:
+                item["satisfied_by"] = {"license_id": row.license_id}
+                item["license"] = {"license_id": row.license_id, "license_type": row.license_type,
+                                   "identifier": row.license_identifier, "verified": True,
+                                   "verified_at": isoformat_z(row.verified_at),
+                                   "verified_fields": self._verified(row.verified_fields, view.reveal)}
+            elif row.kind == COMMITMENT:
+                item["satisfied_by"] = "commitment"
+            elif row.kind == ATTACHMENT:
+                item["satisfied_by"], item["attachment"] = "attachment", row.attachment
+            else:
+                item["due_date"] = _iso(row.due_date)
+            items.append(item)
+        return items
+
+    def _issued_license(self, view):
+        license_id = view.application.issued_license_id
+        return {"license_id": license_id} if license_id else None
+
+    def _timeline(self, view):
+        return TimelineEventSchema(many=True).dump(view.application.events)
+
+    def _children(self, view):
+        if not view.application.is_bundle:
+            return None
+        return [ApplicationSchema().dump(child) for child in view.children]
+
+
+class ApplicationPageSchema(PageSchema):
+    items = fields.List(fields.Nested(ApplicationSummarySchema))
