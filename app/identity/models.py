@@ -189,7 +189,8 @@ class ChannelBinding(db.Model):
     """A mini-program account (WeChat / Alipay openid) bound to a subject."""
 
     __tablename__ = "channel_bindings"
-    __table_args__ = (UniqueConstraint("channel", "app_id", "open_id"),)
+    __table_args__ = (UniqueConstraint("channel", "app_id", "open_id"),
+                      Index("ix_channel_bindings_channel_union_id", "channel", "union_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(40), index=True)

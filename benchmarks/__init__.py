@@ -1,0 +1,1 @@
+"""Load and micro benchmarks (`make bench` = `python -m benchmarks.run`); see BENCHMARKS.md."""

@@ -1,0 +1,629 @@
+"""Run every benchmark and write BENCHMARKS.md (`make bench` = `python -m benchmarks.run`).
+
+    python -m benchmarks.run                      # full run (about 5 minutes on 2 cores)
+    python -m benchmarks.run --quick              # shorter runs and smaller pools (smoke test)
+    python -m benchmarks.run --only search_300k   # one target (the floor always runs with load targets)
+    python -m benchmarks.run --list               # the target names
+
+Load targets are served by gunicorn with gunicorn.conf.py (WEB_CONCURRENCY sync workers, the same for
+every target, the floor included) and driven by wrk over loopback. The application targets run against
+PostgreSQL + Redis started by scripts/services.sh; every process and service is stopped on the way out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
+
+from . import report
+from .loadgen import ROOT, GunicornServer, background_cpu, HttpClient, LoadgenError, free_port, log, run_wrk, wrk_version
+from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
+                         create_presentations, issue_licenses, json_line, login, mint_refresh_tokens,
+                         prepare_database, service_codes, write_lines, WSGI_TARGET)
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BUSY_THRESHOLD = 0.10  # background CPU share above which a row is flagged
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: float = 10.0
+    warmup: float = 2.0
+    connections: int = 16
+    wrk_threads: int = 1
+    workers: int = 2
+    threads: int = 1
+    large_items: int = 300_000
+    refresh_pool: int = 15_000
+    verification_pool: int = 20_000
+    warm_pool_fraction: float = 0.25
+    search_sizes: tuple[int, ...] = (2_000, 20_000, 100_000, 300_000)
+    search_rounds: int = 10
+    sdjwt_iterations: int = 2_000
+    sdjwt_rounds: int = 5
+    token_iterations: int = 2_000
+    token_rounds: int = 5
+
+
+QUICK = dict(duration=4.0, warmup=1.0, refresh_pool=5_000, verification_pool=5_000, search_rounds=2,
+             sdjwt_iterations=300, sdjwt_rounds=3, token_iterations=300, token_rounds=3)
+
+# name -> (label, server). Servers: floor, app (normal seed, ~2k services), large (generated catalogue).
+LOAD_TARGETS: dict[str, tuple[str, str]] = {
+    "floor": ("floor: bare Flask JSON route", "floor"),
+    "healthz": ("GET /healthz", "app"),
+    "search_seeded": ("search, seeded catalogue", "app"),
+    "search_300k": ("search, generated catalogue", "large"),
+    "detail": ("service detail", "app"),
+    "wallet": ("wallet list", "app"),
+    "verification": ("online verification (first use)", "app"),
+    "refresh": ("token refresh", "app"),
+}
+APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "refresh", "verification")
+MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens")
+ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
+
+
+# --- machine ------------------------------------------------------------------------------------
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    packages = {}
+    for name in ("Flask", "flask-smorest", "gunicorn", "SQLAlchemy", "psycopg", "redis", "numpy", "PyJWT",
+                 "cryptography", "jieba", "pypinyin", "sd-jwt"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = bool(_git("status", "--porcelain"))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
+            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "packages": packages, "wrk": wrk_version(), "commit": commit + (" (+ uncommitted changes)" if dirty else "")}
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return ""
+
+
+# --- micro benchmarks -----------------------------------------------------------------------------
+
+def micro_sdjwt(settings: Settings) -> dict[str, Any]:
+    """Our SD-JWT VC presentation verifier vs the `sd-jwt` library on the same presentation."""
+    from jwcrypto.jwk import JWK
+    from sd_jwt.verifier import SDJWTVerifier
+
+    from app.wallet.sdjwt import verify_presentation
+    from .bench_sdjwt import AUD, KID, NONCE, build_presentation, ops_per_second
+
+    now = int(time.time())
+    presentation, issuer_public = build_presentation(now)
+    issuer_keys, issuer_jwk = {KID: issuer_public}, JWK.from_pyca(issuer_public)
+
+    def ours():
+        return verify_presentation(presentation, issuer_keys=issuer_keys, expected_aud=AUD,
+                                   expected_nonce=NONCE, now=now).payload
+
+    def library():
+        return SDJWTVerifier(presentation, lambda iss, header: issuer_jwk, AUD, NONCE).get_verified_payload()
+
+    if ours() != library():
+        raise LoadgenError("our verifier and the sd-jwt library disagree on the payload")
+    ours_rates, library_rates = [], []
+    for _ in range(settings.sdjwt_rounds):
+        ours_rates.append(ops_per_second(ours, settings.sdjwt_iterations))
+        library_rates.append(ops_per_second(library, settings.sdjwt_iterations))
+    ours_ops, library_ops = statistics.median(ours_rates), statistics.median(library_rates)
+    result = {"presentation_chars": len(presentation), "rounds": settings.sdjwt_rounds,
+              "iterations": settings.sdjwt_iterations, "ours_ops": ours_ops, "library_ops": library_ops,
+              "ratio": ours_ops / library_ops}
+    log(f"  sd-jwt verification: ours {ours_ops:.0f}/s, sd-jwt library {library_ops:.0f}/s "
+        f"({result['ratio']:.2f}x)")
+    return result
+
+
+def micro_search(settings: Settings) -> dict[str, Any]:
+    """SearchIndex build time, memory and query latency at growing catalogue sizes (bench_search.run)."""
+    from . import bench_search
+    rows = bench_search.run(settings.search_sizes, settings.search_rounds, False)
+    return {"rounds": settings.search_rounds, "queries": len(bench_search.QUERIES), "rows": rows}
+
+
+def micro_tokens(settings: Settings, dep: Deployment) -> dict[str, Any]:
+    """app.security.tokens: issue (ES256 sign) and check (verify + Redis revocation lookup)."""
+    from app.security import tokens
+    app = dep.app()
+    with app.test_request_context():
+        token, _ = tokens.issue_access_token("p_bench0000000000000000", roles=["person"])
+        tokens.decode_access_token(token)
+
+        def rate(func: Callable[[], object]) -> float:
+            rates = []
+            for _ in range(settings.token_rounds):
+                t0 = time.perf_counter()
+                for _ in range(settings.token_iterations):
+                    func()
+                rates.append(settings.token_iterations / (time.perf_counter() - t0))
+            return statistics.median(rates)
+
+        issue = rate(lambda: tokens.issue_access_token("p_bench0000000000000000", roles=["person"]))
+        check = rate(lambda: tokens.decode_access_token(token))
+    log(f"  tokens: issue {issue:.0f}/s, check {check:.0f}/s")
+    return {"issue_ops": issue, "check_ops": check, "iterations": settings.token_iterations,
+            "rounds": settings.token_rounds, "token_chars": len(token)}
+
+
+# --- load targets ---------------------------------------------------------------------------------
+
+class LoadRunner:
+    """Runs wrk against a server with warm-up and turns the output into a result row."""
+
+    def __init__(self, settings: Settings, results: dict[str, Any]):
+        self.settings, self.results = settings, results
+        self.services: Services | None = None
+
+    def own_roots(self) -> list[int]:
+        return [os.getpid(), *(self.services.pids() if self.services else [])]
+
+    def floor_rps(self) -> float | None:
+        floor = self.results["load"].get("floor")
+        return floor.get("rps") if floor and not floor.get("skipped") else None
+
+    def measure(self, name: str, request: str, url: str, *, script: str | None = None,
+                script_args: list[str] | None = None, warm_args: list[str] | None = None,
+                headers: list[str] | None = None, notes: list[str] | None = None,
+                server: GunicornServer | None = None) -> dict[str, Any]:
+        s = self.settings
+        common = dict(connections=s.connections, threads=s.wrk_threads, script=script, headers=headers or [])
+        busy = background_cpu(self.own_roots())
+        run_wrk(url, duration=s.warmup, script_args=warm_args if warm_args is not None else (script_args or []),
+                **common)
+        result = run_wrk(url, duration=s.duration, script_args=script_args or [], **common)
+        row = {"name": name, "label": LOAD_TARGETS[name][0], "request": request, **result.as_dict(),
+               "notes": list(notes or []), "background_cpu": round(busy, 3)}
+        if busy > BUSY_THRESHOLD:
+            row["notes"].append(f"machine busy before the run: other processes used {busy:.0%} of the CPUs")
+        floor = self.floor_rps()
+        row["ratio"] = result.rps / floor if floor and name != "floor" else (1.0 if name == "floor" else None)
+        lua = result.lua or {}
+        total = lua.get("ok", 0) + lua.get("miss", 0)
+        if lua.get("miss"):
+            row["notes"].append(f"{lua['miss']} of {total} responses not as expected (statuses {lua.get('statuses')})")
+        elif result.non_2xx:
+            row["notes"].append(f"{result.non_2xx} non-2xx responses")
+        if lua.get("exhausted"):
+            row["notes"].append(f"pool of one-time bodies exhausted {lua['exhausted']} times: later requests reused "
+                                "them, so the figure is not first-use only")
+        if any(result.socket_errors.values()):
+            row["notes"].append(f"socket errors {result.socket_errors}")
+        row["valid"] = not lua.get("miss") and not result.non_2xx and not lua.get("exhausted")
+        if server is not None and server.proc is not None and server.proc.poll() is not None:
+            row["notes"].append("server exited during the run")
+            row["valid"] = False
+        log(f"  {name:13} {result.rps:9.0f} req/s  p50 {_ms(result.p50_ms)}  p99 {_ms(result.p99_ms)}"
+            + (f"  x{row['ratio']:.2f} of floor" if row.get("ratio") and name != "floor" else "")
+            + ("" if row["valid"] else "  [" + "; ".join(row["notes"]) + "]"))
+        self.results["load"][name] = row
+        return row
+
+    def skip(self, name: str, reason: str) -> None:
+        log(f"  SKIP {name}: {reason}")
+        self.results["load"][name] = {"name": name, "label": LOAD_TARGETS[name][0], "skipped": reason}
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:7.2f}ms" if value is not None else "    n/a"
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"WEB_CONCURRENCY": str(settings.workers), "GUNICORN_THREADS": str(settings.threads)})
+    for name in ("GUNICORN_PRELOAD", "GUNICORN_MAX_REQUESTS", "BIND"):
+        env.pop(name, None)
+    return env
+
+
+class AppTargets:
+    """The application targets on one server (seeded ~2k catalogue) and their lazily built fixtures."""
+
+    def __init__(self, runner: LoadRunner, dep: Deployment, server: GunicornServer, data_dir: Path):
+        self.runner, self.dep, self.server, self.data_dir = runner, dep, server, data_dir
+        self.api = HttpClient(server.base_url)
+        self._holder = None
+        self._licenses: tuple[list[dict], str] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runner.settings
+
+    def holder(self):
+        if self._holder is None:
+            self._holder = create_holder(self.dep, self.api, seed=int(time.time()) % 100_000)
+        return self._holder
+
+    def holder_token(self) -> str:
+        return login(self.api, self.holder().id_number)["access_token"]
+
+    def licenses(self) -> list[dict]:
+        if self._licenses is None:
+            self._licenses = issue_licenses(self.api, self.dep, self.holder())
+            log(f"  issued {len(self._licenses[0])} licenses to the holder: "
+                + ", ".join(t["name"] for t in self._licenses[0]))
+        return self._licenses[0]
+
+    def run(self, name: str) -> None:
+        getattr(self, "t_" + name)()
+
+    def t_healthz(self) -> None:
+        self.runner.measure("healthz", "GET /healthz", self.server.url("/healthz"), server=self.server)
+
+    def t_search_seeded(self) -> None:
+        search_target(self.runner, "search_seeded", self.server, self.api)
+
+    def t_detail(self) -> None:
+        codes = service_codes(self.api, limit=200)
+        status, body = self.api.request("GET", f"{API}/services/{quote(codes[0])}")
+        if status != 200:
+            raise SetupSkipped(f"GET /api/v1/services/{{code}} answers {status} for a listed code "
+                               f"({'not built yet' if status == 404 else str(body)[:150]})")
+        paths = write_lines(self.data_dir / "detail_paths.txt", [f"{API}/services/{quote(c)}" for c in codes])
+        self.runner.measure("detail", "GET /api/v1/services/{code}", self.server.base_url, script="paths.lua",
+                            script_args=[str(paths)], server=self.server,
+                            notes=[f"rotating {len(codes)} service codes"])
+
+    def t_wallet(self) -> None:
+        token = self.holder_token()
+        status, body = self.api.request("GET", f"{API}/wallet/licenses", headers=bearer(token))
+        if status == 404:
+            raise SetupSkipped("GET /api/v1/wallet/licenses answers 404 (wallet endpoints not built yet)")
+        licenses = self.licenses()
+        status, body = self.api.request("GET", f"{API}/wallet/licenses", headers=bearer(token))
+        listed = len(body.get("items", [])) if isinstance(body, dict) else None
+        if status != 200:
+            raise SetupSkipped(f"GET /api/v1/wallet/licenses answers {status}: {str(body)[:200]}")
+        paths = write_lines(self.data_dir / "wallet_paths.txt", [f"{API}/wallet/licenses"])
+        self.runner.measure("wallet", "GET /api/v1/wallet/licenses (holder token)", self.server.base_url,
+                            script="paths.lua", script_args=[str(paths)],
+                            headers=[f"Authorization: Bearer {token}"], server=self.server,
+                            notes=[f"holder with {listed if listed is not None else len(licenses)} licenses"])
+
+    def t_refresh(self) -> None:
+        """Single-use refresh tokens, minted in-process: a calibration pool first, then what warm-up and
+        the measured run need at twice the calibrated rate (at most `refresh_pool`)."""
+        s = self.settings
+        url, threads, expect = self.server.url(f"{API}/auth/token"), str(s.wrk_threads), '"access_token"'
+        t0 = time.monotonic()
+        tokens = mint_refresh_tokens(self.dep, self.holder(), 600)
+        status, body = self.api.request("POST", f"{API}/auth/token",
+                                        {"grant_type": "refresh_token", "refresh_token": tokens.pop()})
+        if status != 200:
+            raise SetupSkipped(f"refresh grant answers {status}: {str(body)[:200]}")
+
+        def bodies(batch: list[str]) -> list[str]:
+            return [json_line({"grant_type": "refresh_token", "refresh_token": t}) for t in batch]
+
+        calib = write_lines(self.data_dir / "refresh_calibration.txt", bodies(tokens))
+        probe = run_wrk(url, duration=1, connections=s.connections, threads=s.wrk_threads, script="onetime.lua",
+                        script_args=[str(calib), threads, expect])
+        rate = max(probe.rps, 20.0)
+        warm_n = int(rate * s.warmup * 2) + 20
+        main_n = min(s.refresh_pool, int(rate * s.duration * 2) + 100)
+        fresh = bodies(mint_refresh_tokens(self.dep, self.holder(), warm_n + main_n))
+        log(f"  refresh: calibration {probe.rps:.0f}/s -> {len(fresh)} fresh tokens ({warm_n} warm-up) "
+            f"minted in {time.monotonic() - t0:.0f}s")
+        warm = write_lines(self.data_dir / "refresh_warm.txt", fresh[:warm_n])
+        main = write_lines(self.data_dir / "refresh_main.txt", fresh[warm_n:])
+        self.runner.measure("refresh", "POST /api/v1/auth/token grant_type=refresh_token", url,
+                            script="onetime.lua", script_args=[str(main), threads, expect],
+                            warm_args=[str(warm), threads, expect], server=self.server,
+                            notes=[f"each request rotates a different single-use refresh token "
+                                   f"({main_n} in the measured pool, sized from a {probe.rps:.0f}/s calibration run)"])
+
+    def t_verification(self) -> None:
+        """One-time codes live 300 s, so the pool is sized from a calibration run instead of made huge:
+        create a few hundred, measure the verification rate for 1 s, then create what warm-up and the
+        measured run need at twice that rate, all within 150 s of the first code."""
+        s = self.settings
+        missing = self.api.request("POST", f"{API}/verifications", {"code": "00000000"})
+        if missing[0] == 404:
+            raise SetupSkipped("POST /api/v1/verifications answers 404 (verification not built yet)")
+        licenses = self.licenses()
+        verifier = client_token(self.dep, self.api, "verifier")
+        holder_token = self.holder_token()
+        url, threads, expect = self.server.url(f"{API}/verifications"), str(s.wrk_threads), '"valid"%s*:%s*true'
+        wrk_common = dict(connections=s.connections, threads=s.wrk_threads, script="onetime.lua",
+                          headers=[f"Authorization: Bearer {verifier}"])
+        budget_s, t0 = 150.0, time.monotonic()
+
+        def create(count: int) -> list[str]:
+            left = budget_s - (time.monotonic() - t0)
+            if left < 5:
+                return []
+            return create_presentations(self.server.base_url, holder_token, licenses, count, deadline_s=left)
+
+        calibration = create(300)
+        status, body = self.api.request("POST", f"{API}/verifications", {"code": calibration.pop()},
+                                        bearer(verifier))
+        if status != 200 or not (isinstance(body, dict) and body.get("valid") is True):
+            raise SetupSkipped(f"verification of a fresh code answers {status}: {str(body)[:200]}")
+        create_rate = len(calibration) / max(0.001, time.monotonic() - t0)
+        calib_file = write_lines(self.data_dir / "verify_calibration.txt", [json_line({"code": c}) for c in calibration])
+        probe = run_wrk(url, duration=1, script_args=[str(calib_file), threads, expect], **wrk_common)
+        rate = max(probe.rps, 20.0)
+        warm_n = int(rate * s.warmup * 2) + 20
+        main_n = min(s.verification_pool, int(rate * s.duration * 2) + 100)
+        codes = create(warm_n + main_n)
+        created_s = time.monotonic() - t0
+        log(f"  presentations: {create_rate:.0f}/s created through the API; calibration {probe.rps:.0f} "
+            f"verifications/s -> {len(codes)} fresh codes ({warm_n} warm-up) after {created_s:.0f}s")
+        if len(codes) < warm_n + 50:
+            raise SetupSkipped(f"only {len(codes)} presentations could be created within {budget_s:.0f}s "
+                               f"({create_rate:.0f}/s); the codes would expire before the run ends")
+        bodies = [json_line({"code": c}) for c in codes]
+        warm = write_lines(self.data_dir / "verify_warm.txt", bodies[:warm_n])
+        main = write_lines(self.data_dir / "verify_main.txt", bodies[warm_n:])
+        self.runner.measure("verification", "POST /api/v1/verifications {code} (verifier token)", url,
+                            script="onetime.lua", script_args=[str(main), threads, expect],
+                            warm_args=[str(warm), threads, expect], headers=wrk_common["headers"],
+                            server=self.server,
+                            notes=[f"first use of each one-time code ({len(bodies) - warm_n} fresh codes over "
+                                   f"{len(licenses)} licenses, sized from a {probe.rps:.0f}/s calibration run)"])
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def search_target(runner: LoadRunner, name: str, server: GunicornServer, api: HttpClient) -> None:
+    # warm first: the first search in each worker may build the whole index
+    warm_s = server.warm_workers(f"{API}/services?q={quote('身份证')}&page_size=20")
+    status, body = api.request("GET", f"{API}/services?q={quote('医保报销')}&page_size=20")
+    if status == 404:
+        raise SetupSkipped("GET /api/v1/services answers 404 (catalogue search not built yet)")
+    if status != 200:
+        raise SetupSkipped(f"GET /api/v1/services?q= answers {status}: {str(body)[:200]}")
+    catalogue = _catalogue_size(api)
+    runner.results.setdefault("catalogues", {})[name] = catalogue
+    runner.measure(name, "GET /api/v1/services?q=... (20 queries rotating)", server.url(f"{API}/services"),
+                   script="search.lua", server=server,
+                   notes=[f"catalogue of {catalogue:,} services" if catalogue else "catalogue size unknown",
+                          f"first searches answered by every worker after {warm_s:.1f}s"])
+
+
+def _catalogue_size(api: HttpClient) -> int | None:
+    status, body = api.request("GET", f"{API}/services?page_size=1")
+    return body.get("total") if status == 200 and isinstance(body, dict) else None
+
+
+# --- orchestration --------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs, small pools (a smoke test)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only these targets (repeat or comma-separate; see --list)")
+    parser.add_argument("--list", action="store_true", help="print the target names and exit")
+    parser.add_argument("--duration", type=float, help="seconds per measured wrk run")
+    parser.add_argument("--large-items", type=int, help="size of the generated catalogue (default 300000)")
+    parser.add_argument("--no-markdown", action="store_true", help="write only the JSON results")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = list(LOAD_TARGETS) + list(MICRO_TARGETS)
+    if args.list:
+        print("\n".join(names))
+        return 0
+    selected = {ALIASES.get(n.strip(), n.strip()) for item in args.only for n in item.split(",") if n.strip()}
+    selected = selected or set(names)
+    unknown = selected - set(names)
+    if unknown:
+        print(f"unknown target(s): {', '.join(sorted(unknown))}; known: {', '.join(names)}", file=sys.stderr)
+        return 2
+    overrides = dict(QUICK) if args.quick else {}
+    if args.duration:
+        overrides["duration"] = args.duration
+    if args.large_items:
+        overrides["large_items"] = args.large_items
+    settings = Settings(**overrides)
+    load_selected = [n for n in LOAD_TARGETS if n in selected]
+    if load_selected:
+        selected.add("floor")  # the ratio column needs the floor of the same run
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = RESULTS_DIR / stamp
+    data_dir = Path(tempfile.mkdtemp(prefix="ias-bench-data."))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "only": sorted(selected) if args.only else None,
+        "settings": settings.__dict__ | {"search_sizes": list(settings.search_sizes)},
+        "machine": machine_info(), "load": {}, "memory": [], "servers": {}, "micro": {}, "skipped": {},
+        "errors": {}, "gunicorn_timeout": int(os.environ.get("GUNICORN_TIMEOUT", "30")),
+    }
+    log(f"benchmarks ({results['mode']}): {', '.join(n for n in names if n in selected)}")
+
+    def on_term(signum, frame):  # `kill` cleans up like Ctrl-C does
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    runner = LoadRunner(settings, results)
+    services: Services | None = None
+    deployments: list[Deployment] = []
+    interrupted = False
+    try:
+        for name, func in (("micro_sdjwt", micro_sdjwt), ("micro_search", micro_search)):
+            if name in selected:
+                log(f"== {name}")
+                _guard(results, name, lambda f=func: results["micro"].__setitem__(name, f(settings)))
+
+        app_names = [n for n in APP_ORDER if n in selected]
+        need_services = app_names or "search_300k" in selected or "micro_tokens" in selected
+        if need_services:
+            services = Services().start()
+            runner.services = services
+            results["machine"]["services"] = services.versions()
+            results["machine"]["round_trips_us"] = services.round_trips_us()
+
+        if "floor" in selected:
+            log("== floor (benchmarks/floor_app.py)")
+            with GunicornServer("benchmarks.floor_app:app", server_settings(settings),
+                                run_dir / "gunicorn-floor.log") as floor:
+                _guard(results, "floor", lambda: runner.measure("floor", "GET /healthz (bare Flask, jsonify)",
+                                                                 floor.url("/healthz"), server=floor), runner)
+
+        if app_names or "micro_tokens" in selected:
+            dep = Deployment("seeded", services.create_database("bench_seeded"), services.redis_url(1), free_port())
+            deployments.append(dep)
+            log("== application, seeded catalogue (flask seed) on PostgreSQL + Redis")
+            try:
+                results["setup_notes"] = prepare_database(dep)
+            except (LoadgenError, subprocess.SubprocessError) as exc:
+                for name in app_names + ["micro_tokens"]:
+                    if name in selected:
+                        _record_error(results, name, f"preparing the seeded database: {exc}")
+                app_names = []
+            else:
+                if "micro_tokens" in selected:
+                    log("== micro_tokens")
+                    _guard(results, "micro_tokens",
+                           lambda: results["micro"].__setitem__("micro_tokens", micro_tokens(settings, dep)))
+            if app_names:
+                def seeded() -> None:
+                    with served(dep, settings, run_dir / "gunicorn-app.log", "seeded catalogue", results) as server:
+                        targets = AppTargets(runner, dep, server, data_dir)
+                        try:
+                            for name in app_names:
+                                log(f"-- {name}")
+                                _guard(results, name, lambda n=name: targets.run(n), runner)
+                        finally:
+                            targets.close()
+                            results["memory"].append({"server": "seeded catalogue",
+                                                      "catalogue": results.get("catalogues", {}).get("search_seeded"),
+                                                      "workers": server.worker_memory()})
+                _guard(results, "seeded server", seeded)
+
+        if "search_300k" in selected:
+            log(f"== application, generated catalogue ({settings.large_items:,} services)")
+            dep = Deployment("generated", services.create_database("bench_generated"), services.redis_url(2),
+                             free_port())
+            deployments.append(dep)
+
+            def large() -> None:
+                prepare_database(dep, catalogue_items=settings.large_items)
+                with served(dep, settings, run_dir / "gunicorn-large.log", "generated catalogue", results,
+                            start_timeout=180) as server:
+                    api = HttpClient(server.base_url)
+                    try:
+                        search_target(runner, "search_300k", server, api)
+                        results["memory"].append({"server": "generated catalogue",
+                                                  "catalogue": results.get("catalogues", {}).get("search_300k"),
+                                                  "workers": server.worker_memory()})
+                    finally:
+                        api.close()
+
+            _guard(results, "search_300k", large, runner)
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: cleaning up")
+    finally:
+        for dep in deployments:
+            try:
+                dep.dispose()
+            except Exception as exc:  # cleanup must go on
+                log(f"  dispose {dep.name}: {exc}")
+        if services is not None:
+            services.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    json_path = report.write_json(results, RESULTS_DIR, stamp)
+    log(f"results: {json_path.relative_to(ROOT)} (server logs in {run_dir.relative_to(ROOT)}/)")
+    if not args.no_markdown:
+        md = report.write_markdown(results, ROOT / "BENCHMARKS.md")
+        log(f"report: {md.relative_to(ROOT)}")
+    log(report.summary(results))
+    log(f"total {results['duration_s']:.0f}s")
+    return 130 if interrupted else 0
+
+
+@contextmanager
+def served(dep: Deployment, settings: Settings, log_path: Path, label: str, results: dict[str, Any],
+           start_timeout: float = 90.0) -> Iterator[GunicornServer]:
+    """The app under gunicorn for one deployment; records worker timeouts/restarts when it stops."""
+    prom = tempfile.mkdtemp(prefix="ias-bench-prom.")
+    server = GunicornServer(WSGI_TARGET, dep.server_env(server_settings(settings), prom), log_path,
+                            port=dep.port, start_timeout=start_timeout)
+    results.setdefault("wsgi_target", server.target)
+    try:
+        with server:
+            try:
+                yield server
+            finally:
+                results["servers"][label] = server.events()
+    finally:
+        shutil.rmtree(prom, ignore_errors=True)
+
+
+def _record_error(results: dict[str, Any], name: str, detail: str) -> None:
+    results["errors"][name] = detail[:3000]
+    if name in LOAD_TARGETS:
+        results["load"][name] = {"name": name, "label": LOAD_TARGETS[name][0], "error": detail[:500]}
+    log(f"  ERROR {name}: {detail[:1500]}")
+
+
+def _guard(results: dict[str, Any], name: str, func: Callable[[], object], runner: LoadRunner | None = None) -> None:
+    """Run one target; a missing endpoint is a skip with its reason, anything else an error, and the
+    run goes on with the next target."""
+    try:
+        func()
+    except SetupSkipped as exc:
+        results["skipped"][name] = str(exc)
+        if runner and name in LOAD_TARGETS:
+            runner.skip(name, str(exc))
+        else:
+            log(f"  SKIP {name}: {exc}")
+    except Exception as exc:  # one broken target must not stop the others (nor the cleanup)
+        detail = f"{exc.__class__.__name__}: {exc}"
+        if not isinstance(exc, (LoadgenError, subprocess.SubprocessError)):
+            detail += "\n" + "".join(traceback.format_exc().splitlines(keepends=True)[-6:])
+        _record_error(results, name, detail)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
