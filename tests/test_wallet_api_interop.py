@@ -280,6 +280,10 @@ def test_mangled_presentations_never_fail_the_server(app, client, alice, card):
         if mangled.strip() == original:
             continue
         response = client.post(f"{API}/verifications", json={"sd_jwt": mangled})
+        if "\x00" in mangled:
+            # the app-wide guard refuses U+0000 in any JSON string, naming the field
+            assert response.status_code == 422 and "sd_jwt" in response.get_json()["errors"]
+            continue
         assert response.status_code in (200, 400), (response.status_code, mangled)
         body = response.get_json()
         if response.status_code == 200 and body["valid"]:
