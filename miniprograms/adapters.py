@@ -47,18 +47,23 @@ def adapter_for(channel: str) -> ChannelAdapter | None:
     return cache[channel]
 
 
-class WeChatAdapter:
-    """WeChat mini-program behind ChannelAdapter, plus open-data keys and content checks."""
+class _ClientAdapter:
+    """What both adapters share: the platform client and the notice templates."""
 
-    channel = "wechat"
-
-    def __init__(self, client: WeChatClient, templates: Mapping[str, Any]):
+    def __init__(self, client, templates: Mapping[str, Any]):
         self.client = client
         self.templates = dict(templates)
 
     @property
     def app_id(self) -> str:
         return self.client.app_id
+
+
+class WeChatAdapter(_ClientAdapter):
+    """WeChat mini-program behind ChannelAdapter, plus open-data keys and content checks."""
+
+    channel = "wechat"
+    client: WeChatClient
 
     def login(self, code: str) -> ChannelIdentity:
         return self.client.code2session(code)
@@ -75,18 +80,11 @@ class WeChatAdapter:
         return self.client.msg_sec_check(open_id, text)
 
 
-class AlipayAdapter:
+class AlipayAdapter(_ClientAdapter):
     """Alipay mini-program behind ChannelAdapter."""
 
     channel = "alipay"
-
-    def __init__(self, client: AlipayClient, templates: Mapping[str, Any]):
-        self.client = client
-        self.templates = dict(templates)
-
-    @property
-    def app_id(self) -> str:
-        return self.client.app_id
+    client: AlipayClient
 
     def login(self, code: str) -> ChannelIdentity:
         return self.client.oauth_token(code)
