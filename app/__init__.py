@@ -5,13 +5,14 @@ import importlib
 import logging
 import os
 
-from flask import Flask, request, send_from_directory
+from flask import Flask, send_from_directory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import config_for_env, ensure_secrets, refuse_development_secrets
-from .errors import NotFound, ValidationFailed, register_error_handlers
+from .errors import register_error_handlers
 from .extensions import api, db, migrate
+from .guards import init_input_guards
 from .observability import configure_logging, init_request_hooks
 from .ratelimit import RateLimiter
 from .sessions import LazyCookieSessionInterface
@@ -52,7 +53,7 @@ def create_app(config=None) -> Flask:
     configure_logging(app)
     _init_extensions(app)
     init_request_hooks(app)
-    _init_input_guards(app)
+    init_input_guards(app)
     init_signed_requests(app)
     _register_blueprints(app)
     register_error_handlers(app)
@@ -90,6 +91,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
 def _init_extensions(app: Flask) -> None:
     from .security.ciphers import init_ciphers
     db.init_app(app)
+    _release_sessions_safely(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"))
     app.extensions["rate_limiter"] = RateLimiter(app.config.get("REDIS_URL"))
@@ -97,47 +99,23 @@ def _init_extensions(app: Flask) -> None:
     api.init_app(app)
 
 
-NUL_MESSAGE = "不能包含空字符（U+0000）"
+def _release_sessions_safely(app: Flask) -> None:
+    """End the request's session before Flask-SQLAlchemy does (teardowns run in reverse order), so
+    that a connection the database dropped mid-request (a restart, a failover) cannot make the
+    rollback at teardown raise out of the WSGI app: the server would replace the problem+json the
+    error handler produced with its own HTML 500."""
 
-
-def _nul_fields(value) -> list[str]:
-    """Where a parsed JSON document has U+0000 in a key or string, as `a.b[0].c` paths
-    (iteratively, so that deep nesting cannot exhaust the stack)."""
-    found, stack = [], [("", value)]
-    while stack and len(found) < 20:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                found.append(where or "body")
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                name = f"{where}.{key}" if where else str(key)
-                if "\x00" in str(key):
-                    found.append(name)
-                else:
-                    stack.append((name, child))
-        elif isinstance(item, list):
-            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(item))
-    return sorted(found)
-
-
-def _init_input_guards(app: Flask) -> None:
-    """No field of this API takes U+0000, and PostgreSQL cannot store it in text (a query with it
-    fails in the driver: a 500). Refuse it up front: 404 in the path (no resource is named so),
-    422 naming the fields in the query, the JSON body or a form."""
-
-    @app.before_request
-    def _reject_nul_characters():
-        if "\x00" in request.path:
-            raise NotFound("请求的地址或资源不存在")
-        fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
-        if request.is_json:
-            fields += _nul_fields(request.get_json(silent=True))
-        elif request.mimetype == "application/x-www-form-urlencoded":
-            fields += sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
-        if fields:
-            raise ValidationFailed("请求中包含不允许的空字符（U+0000）",
-                                   errors={name.replace("\x00", "\\u0000"): [NUL_MESSAGE] for name in fields})
+    @app.teardown_appcontext
+    def _remove_session(_exc):
+        try:
+            db.session.remove()
+        except Exception:  # noqa: BLE001 - the connection is gone, nothing is left to roll back
+            logger.warning("database session could not be closed cleanly; its connection is discarded")
+            try:
+                db.session.invalidate()
+            except Exception:  # noqa: BLE001
+                pass
+            db.session.registry.clear()
 
 
 def _register_blueprints(app: Flask) -> None:

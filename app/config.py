@@ -129,9 +129,18 @@ def ensure_secrets(config: dict, instance_path: str) -> None:
 
 
 def refuse_development_secrets(config: dict, instance_path: str) -> None:
-    """In production, refuse secrets that equal the generated development ones."""
+    """In production, refuse secrets that are not 32-byte keys or equal the generated development ones."""
     if config.get("APP_ENV") != "production":
         return
+    from .security.pii import load_key
+    weak = []
+    for name in SECRET_NAMES:
+        try:
+            load_key(config.get(name))
+        except ValueError:
+            weak.append(name)
+    if weak:
+        raise RuntimeError("生产环境的密钥应为32字节随机数的base64编码: " + ", ".join(weak))
     path = Path(instance_path) / "dev-secrets.json"
     if not path.exists():
         return

@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, jsonify, request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError as SAOperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 logger = logging.getLogger("app.errors")
 
 PROBLEM_MIME = "application/problem+json"
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors"})
 TYPE_BASE = "https://api.ishandong.example/problems/"
 
 HTTP_TITLES = {
@@ -134,8 +137,8 @@ def problem_response(status: int, *, title: str | None = None, detail: str | Non
     request_id = g.get("request_id") if _has_request() else None
     if request_id:
         body["instance"] = f"urn:request:{request_id}"
-    if extra:
-        body.update(extra)
+    if extra:  # RFC 9457 extension members never replace the standard ones
+        body.update({key: value for key, value in extra.items() if key not in PROBLEM_MEMBERS})
     response = jsonify(body)
     response.status_code = status
     response.mimetype = PROBLEM_MIME
@@ -209,9 +212,16 @@ def _handle_api_error(exc: ApiError):
                             headers=exc.headers, slug=exc.slug, extra=exc.extra)
 
 
+def _handle_database_unavailable(exc: Exception):
+    logger.warning("database unavailable: %s", exc.__class__.__name__)
+    return problem_response(503, detail="数据库暂不可用，请稍后重试", headers={"Retry-After": "5"})
+
+
 def _handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return _handle_http_exception(exc)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return _handle_database_unavailable(exc)
     logger.exception("unhandled error", extra={"request_id": g.get("request_id")})
     return problem_response(500, detail="服务器处理请求时发生错误，请稍后重试")
 
@@ -219,5 +229,6 @@ def _handle_unexpected(exc: Exception):
 def register_error_handlers(app: Flask) -> None:
     """Route every error, Flask's own included, through the problem+json path."""
     app.register_error_handler(ApiError, _handle_api_error)
+    app.register_error_handler(SAOperationalError, _handle_database_unavailable)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)

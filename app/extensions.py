@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_migrate import Migrate
+from apispec import BasePlugin
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -24,12 +25,48 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+PROBLEM_MIME = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+class ProblemContentPlugin(BasePlugin):
+    """Document problem bodies under `application/problem+json`, the content type they are served with
+    (flask-smorest documents every response as `application/json`)."""
+
+    @staticmethod
+    def _is_problem(schema) -> bool:
+        from schemas.common import ProblemSchema
+        if isinstance(schema, dict):
+            return schema.get("$ref") == PROBLEM_REF
+        return schema is ProblemSchema or isinstance(schema, ProblemSchema)
+
+    def _retype(self, response: dict) -> None:
+        content = response.get("content") or {}
+        body = content.get("application/json")
+        if body is not None and self._is_problem(body.get("schema")):
+            content[PROBLEM_MIME] = content.pop("application/json")
+
+    def response_helper(self, response, **kwargs):
+        self._retype(response)
+        return response
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in (operation.get("responses") or {}).items():
+                if isinstance(response, dict) and (str(status) == "default" or str(status) >= "400"):
+                    self._retype(response)
+
+
 class ProblemApi(Api):
     """flask-smorest Api whose documented error body is RFC 9457 problem details."""
 
     from schemas.common import ProblemSchema as ERROR_SCHEMA
 
     def init_app(self, app, *, spec_kwargs=None):
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs.setdefault("extra_plugins", [ProblemContentPlugin()])
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

@@ -1,9 +1,12 @@
 """Shared schemas: problem details, paging arguments and paged envelopes."""
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (extension members such as `license_status` are allowed)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(metadata={"example": "https://api.ishandong.example/problems/validation-failed"})
     title = fields.String(metadata={"example": "请求参数校验失败"})

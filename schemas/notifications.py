@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields
 
 from .common import PageSchema
+from .identity import UtcDateTime
 
 
 class NotificationSchema(Schema):
@@ -10,8 +11,8 @@ class NotificationSchema(Schema):
     title = fields.String(metadata={"example": "您的办件已受理"})
     body = fields.String()
     data = fields.Dict()
-    created_at = fields.DateTime()
-    read_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    read_at = UtcDateTime(allow_none=True)
 
 
 class InboxPageSchema(PageSchema):

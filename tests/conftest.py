@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shutil
 import tempfile
 
 import pytest
@@ -57,6 +58,10 @@ def app():
     application = create_app(make_test_config())
     _create_schema(application)
     yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    shutil.rmtree(_TMP, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -137,3 +137,11 @@ def test_openapi_and_docs(client):
 def test_production_refuses_missing_secrets(app_factory):
     with pytest.raises(RuntimeError, match="密钥"):
         app_factory(APP_ENV="production", PII_ENCRYPTION_KEY=None)
+
+
+def test_database_outage_is_problem_503_with_retry_after(app_factory):
+    broken = app_factory(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    response = broken.test_client().get("/api/v1/license-types")
+    body = assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "5"
+    assert "数据库" in body["detail"]

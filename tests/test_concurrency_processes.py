@@ -1,0 +1,174 @@
+"""Concurrency across processes: gunicorn with several workers on PostgreSQL + Redis of our own
+(started by this module in both runs of `make test`), hit by concurrent HTTP clients.
+
+- one online code verified by 50 concurrent requests: exactly one `valid: true`;
+- 50 concurrent submissions with one Idempotency-Key: exactly one application;
+- the login lock and the rate limits count across workers (X-Test-Worker shows who answered).
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.helpers import API, DEFAULT_PASSWORD, register_person
+from tests.procs import (Gunicorn, PostgresCluster, RedisServer, app_config, dispose, prepare_database,
+                         private_dir, process_tools_missing, random_secrets)
+from tests.test_applications_support import hukou_body, person_in
+from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(process_tools_missing()), reason=str(process_tools_missing()))]
+
+CONCURRENT = 50
+SEARCH_LIMIT = 20
+TIMEOUT = 30
+SPREAD = {"X-Test-Delay": "0.05"}  # each request holds its worker 50 ms: the storm spreads over workers
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Own Redis + PostgreSQL, the schema and reference data, an in-process app for set-up, and
+    gunicorn (4 sync workers, so that concurrent requests spread over processes) serving the same database, Redis and secrets."""
+    directory = private_dir("ias-conc-")
+    redis_server = RedisServer(directory)
+    cluster = PostgresCluster(directory)
+    setup_app = server = None
+    try:
+        redis_server.start()
+        cluster.start()
+        database_url = cluster.create_database("ias_concurrency")
+        secrets = random_secrets()
+        setup_app = prepare_database(app_config(database_url, redis_server.url, secrets))
+        server = Gunicorn(directory, database_url=database_url, redis_url=redis_server.url, secrets=secrets,
+                          workers=4, threads=1, overrides={"SEARCH_RATE_LIMIT": f"{SEARCH_LIMIT}/minute"}).start()
+        assert server.wait_for_workers(4)
+        yield {"app": setup_app, "server": server, "cluster": cluster, "database": "ias_concurrency"}
+    finally:
+        if server is not None:
+            server.close()
+        if setup_app is not None:
+            dispose(setup_app)
+        cluster.close()
+        redis_server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _storm(count: int, send):
+    """`send(index)` from `count` threads released together; returns the responses."""
+    barrier = threading.Barrier(count)
+
+    def one(index):
+        barrier.wait(TIMEOUT)
+        return send(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _workers(responses) -> set[str]:
+    return {r.headers.get("X-Test-Worker") for r in responses}
+
+
+def _scalar(stack, sql: str, *params):
+    with stack["cluster"].connect(stack["database"]) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def test_one_online_code_is_valid_exactly_once_across_workers(stack):
+    app, base = stack["app"], stack["server"].url
+    client = app.test_client()
+    alice = register_person(client, app, name="张三")
+    card = issue(client, issuer_headers(app, client, types=(ID_CARD,)), holder_id_number=alice["id_number"],
+                 fields=id_card_fields())
+    shown = requests.post(f"{base}{API}/wallet/licenses/{card['license_id']}/presentations", timeout=TIMEOUT,
+                          headers=alice["headers"], json={"purpose": "酒店入住登记", "mode": "online"})
+    assert shown.status_code == 201, shown.text
+    code = shown.json()["code"]
+    responses = _storm(CONCURRENT, lambda _i: requests.post(f"{base}{API}/verifications", json={"code": code},
+                                                            headers=SPREAD, timeout=TIMEOUT))
+    assert [r.status_code for r in responses] == [200] * CONCURRENT
+    results = Counter("valid" if r.json()["valid"] else r.json()["reason"] for r in responses)
+    assert results == {"valid": 1, "used": CONCURRENT - 1}, results
+    assert len(_workers(responses)) >= 2
+    log = requests.get(f"{base}{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"],
+                       params={"page_size": 100}, timeout=TIMEOUT).json()
+    assert Counter(item["result"] for item in log["items"]) == {"valid": 1, "used": CONCURRENT - 1}
+
+
+def test_fifty_submissions_with_one_key_make_one_application(stack):
+    app, base = stack["app"], stack["server"].url
+    alice = person_in(app.test_client(), app, name="李四")
+    key, body = str(uuid.uuid4()), hukou_body(alice)
+    responses = _storm(CONCURRENT, lambda _i: requests.post(
+        f"{base}{API}/applications", json=body, timeout=TIMEOUT,
+        headers={**alice["headers"], **SPREAD, "Idempotency-Key": key}))
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, [(r.status_code, r.text[:200]) for r in responses if r.status_code not in (201, 409)]
+    assert statuses[201] >= 1
+    created = [r for r in responses if r.status_code == 201]
+    assert len({r.json()["application_id"] for r in created}) == 1
+    assert sum(1 for r in created if r.headers.get("Idempotent-Replayed") != "true") == 1
+    assert all(r.headers.get("Retry-After") for r in responses if r.status_code == 409)
+    assert len(_workers(responses)) >= 2
+    assert _scalar(stack, "SELECT count(*) FROM applications WHERE subject_id = %s", alice["subject_id"]) == 1
+    assert _scalar(stack, "SELECT count(*) FROM idempotency_keys WHERE subject_id = %s", alice["subject_id"]) == 1
+    again = requests.post(f"{base}{API}/applications", json=body, timeout=TIMEOUT,
+                          headers={**alice["headers"], "Idempotency-Key": key})
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+
+
+def _login(base, username, password):
+    return requests.post(f"{base}{API}/auth/token", timeout=TIMEOUT, headers=SPREAD,
+                         json={"grant_type": "password", "username": username, "password": password})
+
+
+def test_the_login_lock_counts_failures_across_workers(stack):
+    app, base = stack["app"], stack["server"].url
+    for attempt in range(3):  # until the five failures were answered by at least two workers
+        person = register_person(app.test_client(), app, name="王五")
+        wrong = _storm(5, lambda i: _login(base, person["id_number"], f"Wrong-password-{i}"))
+        assert all(r.status_code in (401, 423) for r in wrong), [r.status_code for r in wrong]
+        if len(_workers(wrong)) >= 2:
+            break
+    else:
+        pytest.fail("five concurrent logins were always answered by one worker")
+    right = [_login(base, person["id_number"], DEFAULT_PASSWORD) for _ in range(6)]
+    assert len(_workers(wrong + right)) >= 2
+    for response in right:
+        assert response.status_code == 423, response.text
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
+    by_phone = _login(base, person["phone"], DEFAULT_PASSWORD)
+    assert by_phone.status_code == 423  # the lock is on the account, whatever the username
+
+
+def test_rate_limits_count_across_workers(stack):
+    base = stack["server"].url
+    total = SEARCH_LIMIT + 10
+    responses = _storm(total, lambda i: requests.get(f"{base}{API}/services", params={"q": f"营业执照{i}"},
+                                                     headers=SPREAD, timeout=TIMEOUT))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {200: SEARCH_LIMIT, 429: total - SEARCH_LIMIT}, statuses
+    assert len(_workers(responses)) >= 2
+    for response in responses:
+        if response.status_code == 429:
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+            assert 1 <= int(response.headers["Retry-After"]) <= 61
+    # the rest of the catalogue is not the limited path
+    assert requests.get(f"{base}{API}/halls", timeout=TIMEOUT).status_code == 200
+
+
+def test_the_workers_logged_no_personal_data(stack):
+    """Whatever the tests above sent, the workers' JSON logs hold no full ID number or phone."""
+    import re
+    text = open(stack["server"].log_path, encoding="utf-8", errors="replace").read()
+    assert "app.access" in text  # the workers did log
+    assert not re.search(r"(?<![0-9A-Za-z])[1-9]\d{16}[0-9Xx](?![0-9A-Za-z])", text)
+    assert not re.search(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])", text)
+    assert "Traceback" not in text
