@@ -14,6 +14,8 @@ logger = logging.getLogger("app.warmup")
 
 def warm_up(app: Flask) -> None:
     """Build this process's catalogue index and close DB connections that children must not share."""
+    if not _is_ours(app):
+        return
     from .catalogue.index import fresh_index
     started = time.perf_counter()
     with app.app_context():
@@ -27,5 +29,12 @@ def warm_up(app: Flask) -> None:
 
 def after_fork(app: Flask) -> None:
     """In a forked worker: drop the pool inherited from the master without closing its sockets."""
+    if not _is_ours(app):
+        return
     with app.app_context():
         db.engine.dispose(close=False)
+
+
+def _is_ours(app) -> bool:
+    """gunicorn.conf.py also serves other apps (the benchmark floor); only ours has a catalogue."""
+    return "shared_store" in getattr(app, "extensions", {})
