@@ -198,6 +198,18 @@ def test_search_is_rate_limited(client, app, monkeypatch):
     _exhaust(client, lambda i: client.get(f"{API}/services", query_string={"q": f"营业执照{i}"}), 5)
 
 
+def test_search_limit_counts_computed_answers_not_cached_ones(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "SEARCH_RATE_LIMIT", "3/minute")
+    fresh = uuid.uuid4().hex[:6]
+    popular = {"q": f"居住证签发 {fresh}"}
+    assert client.get(f"{API}/services", query_string=popular).status_code == 200
+    for _ in range(10):
+        assert client.get(f"{API}/services", query_string=popular).status_code == 200
+    statuses = [client.get(f"{API}/services", query_string={"q": f"护照{fresh}{i}"}).status_code
+                for i in range(3)]
+    assert statuses == [200, 200, 429]
+
+
 def test_verification_is_rate_limited(client, app, monkeypatch):
     monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "5/minute")
     _exhaust(client, lambda i: client.post(f"{API}/verifications", json={"code": f"{i:032d}"}), 5)

@@ -63,7 +63,9 @@ def _not_modified(etag: str) -> Response | None:
 
 
 def _limit_search() -> None:
-    """Per-client-IP limit on searches; without the shared store the catalogue keeps serving."""
+    """Per-client-IP limit on searches the index has to compute (answers it already rendered for
+    this catalogue version cost no more than /healthz and are not counted); without the shared
+    store the catalogue keeps serving."""
     limit = current_app.config.get("SEARCH_RATE_LIMIT")
     if not limit or str(limit).lower() in ("0", "off", "none"):
         return
@@ -214,7 +216,6 @@ class Services(MethodView):
         支持中文、拼音全拼与首字母、别名和口语化问法（如“户口本丢了怎么办”“yibao”“sfz”）；
         有 q 时按相关度排序，否则按高频与热度排序。facets 给出结果在大厅、服务对象、主题、事项类型上的分布。
         """
-        _limit_search()
         channel, etag = _read_context()
         cached = _not_modified(etag)
         if cached is not None:
@@ -222,6 +223,7 @@ class Services(MethodView):
         key = ("services", channel, tuple(sorted(args.items())))
 
         def render() -> bytes:
+            _limit_search()
             body = service.search_services(visible_channel=channel, **args)
             return current_app.json.dumps(body).encode("utf-8")
 
