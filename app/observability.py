@@ -65,11 +65,9 @@ class RequestIdFilter(logging.Filter):
 
 def configure_logging(app: Flask) -> None:
     """Send app logs to stderr as JSON lines (or plain text when JSON_LOGS is off)."""
-    # Our formatter uses none of these record fields; skipping them is the logging HOWTO's optimisation.
+    # No formatter here uses the caller's file and line; skipping that lookup is the logging HOWTO's
+    # optimisation (process and thread fields stay: gunicorn's own log format uses them).
     logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     root = logging.getLogger("app")
     root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     if not any(getattr(h, "_ias", False) for h in root.handlers):
