@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -468,3 +469,33 @@ def make_wsgi_app():
 
     applications_service._attach_materials = slow_attach
     return application
+
+
+@contextmanager
+def served_stack(prefix: str, database: str, *, workers: int, threads: int = 1,
+                 overrides: dict | None = None):
+    """Own Redis + PostgreSQL with the schema and reference data, an in-process set-up app, and
+    gunicorn serving the same database, Redis and secrets; everything stopped on exit."""
+    directory = private_dir(prefix)
+    redis_server = RedisServer(directory)
+    cluster = PostgresCluster(directory)
+    setup_app = server = None
+    try:
+        redis_server.start()
+        cluster.start()
+        database_url = cluster.create_database(database)
+        secrets = random_secrets()
+        setup_app = prepare_database(app_config(database_url, redis_server.url, secrets))
+        server = Gunicorn(directory, database_url=database_url, redis_url=redis_server.url, secrets=secrets,
+                          workers=workers, threads=threads, overrides=overrides or {}).start()
+        assert server.wait_for_workers(workers)
+        yield {"app": setup_app, "server": server, "redis": redis_server, "cluster": cluster,
+               "database": database, "directory": directory}
+    finally:
+        if server is not None:
+            server.close()
+        if setup_app is not None:
+            dispose(setup_app)
+        cluster.close()
+        redis_server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import shutil
 import threading
 import uuid
 from collections import Counter
@@ -17,8 +16,7 @@ import pytest
 import requests
 
 from tests.helpers import API, DEFAULT_PASSWORD, register_person
-from tests.procs import (Gunicorn, PostgresCluster, RedisServer, app_config, dispose, prepare_database,
-                         private_dir, process_tools_missing, random_secrets)
+from tests.procs import process_tools_missing, served_stack
 from tests.test_applications_support import hukou_body, person_in
 from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers
 
@@ -33,30 +31,11 @@ SPREAD = {"X-Test-Delay": "0.05"}  # each request holds its worker 50 ms: the st
 
 @pytest.fixture(scope="module")
 def stack():
-    """Own Redis + PostgreSQL, the schema and reference data, an in-process app for set-up, and
-    gunicorn (4 sync workers, so that concurrent requests spread over processes) serving the same database, Redis and secrets."""
-    directory = private_dir("ias-conc-")
-    redis_server = RedisServer(directory)
-    cluster = PostgresCluster(directory)
-    setup_app = server = None
-    try:
-        redis_server.start()
-        cluster.start()
-        database_url = cluster.create_database("ias_concurrency")
-        secrets = random_secrets()
-        setup_app = prepare_database(app_config(database_url, redis_server.url, secrets))
-        server = Gunicorn(directory, database_url=database_url, redis_url=redis_server.url, secrets=secrets,
-                          workers=4, threads=1, overrides={"SEARCH_RATE_LIMIT": f"{SEARCH_LIMIT}/minute"}).start()
-        assert server.wait_for_workers(4)
-        yield {"app": setup_app, "server": server, "cluster": cluster, "database": "ias_concurrency"}
-    finally:
-        if server is not None:
-            server.close()
-        if setup_app is not None:
-            dispose(setup_app)
-        cluster.close()
-        redis_server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    """Own Redis + PostgreSQL and gunicorn with 4 sync workers, so that concurrent requests spread
+    over processes."""
+    with served_stack("ias-conc-", "ias_concurrency", workers=4,
+                      overrides={"SEARCH_RATE_LIMIT": f"{SEARCH_LIMIT}/minute"}) as stack:
+        yield stack
 
 
 def _storm(count: int, send):

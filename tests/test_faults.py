@@ -14,7 +14,6 @@ that stopping them never disturbs the rest of the suite; runs in both runs of `m
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -24,8 +23,7 @@ import pytest
 import requests
 
 from tests.helpers import API, DEFAULT_PASSWORD, register_person
-from tests.procs import (Gunicorn, PostgresCluster, RedisServer, app_config, dispose, prepare_database,
-                         private_dir, process_tools_missing, random_secrets, wait_for)
+from tests.procs import process_tools_missing, served_stack, wait_for
 from tests.test_applications_support import hukou_body, person_in
 from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers
 
@@ -39,30 +37,10 @@ FAST = 5  # seconds within which a request must be answered while a dependency i
 
 @pytest.fixture(scope="module")
 def stack():
-    directory = private_dir("ias-faults-")
-    redis_server = RedisServer(directory)
-    cluster = PostgresCluster(directory)
-    setup_app = server = None
-    try:
-        redis_server.start()
-        cluster.start()
-        database_url = cluster.create_database("ias_faults")
-        secrets = random_secrets()
-        setup_app = prepare_database(app_config(database_url, redis_server.url, secrets))
-        # a crashed request's idempotency reservation lapses after 3 s instead of 60 s (see test (c))
-        server = Gunicorn(directory, database_url=database_url, redis_url=redis_server.url, secrets=secrets,
-                          workers=2, overrides={"IDEMPOTENCY_LOCK_SECONDS": 3}).start()
-        assert server.wait_for_workers(2)
-        yield {"app": setup_app, "server": server, "redis": redis_server, "cluster": cluster,
-               "database": "ias_faults", "directory": directory}
-    finally:
-        if server is not None:
-            server.close()
-        if setup_app is not None:
-            dispose(setup_app)
-        cluster.close()
-        redis_server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    # a crashed request's idempotency reservation lapses after 3 s instead of 60 s (see test (c))
+    with served_stack("ias-faults-", "ias_faults", workers=2,
+                      overrides={"IDEMPOTENCY_LOCK_SECONDS": 3}) as stack:
+        yield stack
 
 
 def _timed(method, url, **kwargs):
