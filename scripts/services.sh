@@ -21,6 +21,7 @@ ensure_packages() {
   command -v redis-server >/dev/null || apt_install redis-server
   [ -n "$(pg_bin)" ] || apt_install postgresql
   dpkg -s libzbar0 >/dev/null 2>&1 || apt_install libzbar0  # zbar for pyzbar (wallet QR tests)
+  [ -x /usr/bin/chromium ] || apt_install chromium           # headless browser for the page tests
 }
 
 ensure_pg_user() {
