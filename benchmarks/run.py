@@ -12,7 +12,6 @@ PostgreSQL + Redis started by scripts/services.sh; every process and service is 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil

@@ -43,13 +43,10 @@ _SECRETS = {name: _key() for name in ("SECRET_KEY", "PII_ENCRYPTION_KEY", "PII_I
 
 
 def _create_schema(app) -> None:
+    """The schema the Alembic migrations build (tests/test_migrations.py checks it matches the models)."""
     from flask_migrate import upgrade
     with app.app_context():
-        versions = os.path.join(os.path.dirname(__file__), "..", "migrations", "versions")
-        if any(name.endswith(".py") for name in os.listdir(versions)):
-            upgrade()
-        else:
-            db.create_all()
+        upgrade()
         run_seeders()
 
 

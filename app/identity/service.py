@@ -234,13 +234,18 @@ def verify_sms_code(phone: str, purpose: str, code: str) -> bool:
 # ---- tokens
 
 
-def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
+def staff_roles(subject_id: str) -> tuple[set[str], dict[str, str]]:
+    """A person's roles now and their halls (hall code -> hall_admin or hall_staff, admin wins)."""
     roles, halls = {"citizen"}, {}
-    for row in db.session.scalars(select(StaffAssignment).where(StaffAssignment.subject_id == person.subject_id)):
+    for row in db.session.scalars(select(StaffAssignment).where(StaffAssignment.subject_id == subject_id)):
         roles.add(row.role)
-        if row.hall_code:
-            if row.role == "hall_admin" or halls.get(row.hall_code) != "hall_admin":
-                halls[row.hall_code] = row.role
+        if row.hall_code and (row.role == "hall_admin" or halls.get(row.hall_code) != "hall_admin"):
+            halls[row.hall_code] = row.role
+    return roles, halls
+
+
+def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
+    roles, halls = staff_roles(person.subject_id)
     extra = {"sub_type": "person", "channel": channel}
     if halls:
         extra["halls"] = halls

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from ..catalogue import service as catalogue
 from ..catalogue.models import Hall
 from ..extensions import db
-from ..identity.models import StaffAssignment
 from ..security.rbac import Principal
 from ..timeutil import BEIJING, as_aware, beijing_today
 from . import charts
@@ -34,15 +33,11 @@ def staff_principal(subject_id: str | None) -> Principal | None:
     so a role taken away stops working at once); None for nobody."""
     if not subject_id:
         return None
-    from ..identity.service import person_by_subject_id
+    from ..identity.service import person_by_subject_id, staff_roles
     person = person_by_subject_id(subject_id)
     if person is None or not person.active:
         return None
-    roles, halls = {"citizen"}, {}
-    for row in db.session.scalars(select(StaffAssignment).where(StaffAssignment.subject_id == subject_id)):
-        roles.add(row.role)
-        if row.hall_code and (row.role == "hall_admin" or halls.get(row.hall_code) != "hall_admin"):
-            halls[row.hall_code] = row.role
+    roles, halls = staff_roles(subject_id)
     return Principal(subject_id=subject_id, subject_type="person", roles=frozenset(roles),
                      claims={"sub": subject_id, "halls": halls, "name": person.name})
 
