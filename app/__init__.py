@@ -34,9 +34,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 logger = logging.getLogger("app")
 
 
+class ApiFlask(Flask):
+    """Flask that decides once per function, not on every call, whether a view or hook is async."""
+
+    def ensure_sync(self, func):
+        target = getattr(func, "__func__", func)
+        cache = self.__dict__.setdefault("_sync_functions", {})
+        is_sync = cache.get(target)
+        if is_sync is None:
+            is_sync = cache[target] = super().ensure_sync(func) is func
+        return func if is_sync else super().ensure_sync(func)
+
+
 def create_app(config=None) -> Flask:
     """Build the app; `config` is a Config class, a dict of overrides, or None for APP_ENV."""
-    app = Flask(__name__, instance_path=os.path.join(ROOT, "instance"))
+    app = ApiFlask(__name__, instance_path=os.path.join(ROOT, "instance"))
     base = config if isinstance(config, type) else config_for_env(
         (config or {}).get("APP_ENV") if isinstance(config, dict) else None)
     app.config.from_object(base)

@@ -39,15 +39,25 @@ def init_input_guards(app: Flask) -> None:
     def _refuse_unusable_input():
         if "\x00" in request.path:
             raise NotFound("请求的地址或资源不存在")
-        fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
-        if request.is_json:
-            try:
-                document = request.get_json(silent=True)
-            except RecursionError:  # json.loads on "[[[[..." (not a ValueError: it would be a 500)
-                raise BadRequest("请求体的 JSON 嵌套层级过深") from None
-            fields += _nul_fields(document)
-        elif request.mimetype == "application/x-www-form-urlencoded":
-            fields += sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
+        query = request.environ.get("QUERY_STRING", "")
+        fields = []
+        if "%00" in query or "\x00" in query:
+            fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
+        if request.content_length or request.environ.get("HTTP_TRANSFER_ENCODING"):
+            fields += _body_nul_fields()
         if fields:
             raise ValidationFailed("请求中包含不允许的空字符（U+0000）",
                                    errors={name.replace("\x00", "\\u0000"): [NUL_MESSAGE] for name in fields})
+
+
+def _body_nul_fields() -> list[str]:
+    if request.is_json:
+        try:
+            document = request.get_json(silent=True)
+        except RecursionError:  # json.loads on "[[[[..." (not a ValueError: it would be a 500)
+            raise BadRequest("请求体的 JSON 嵌套层级过深") from None
+        raw = request.get_data(cache=True)  # U+0000 is spelt \u0000 in UTF-8 JSON; UTF-16/32 bodies hold NUL bytes
+        return _nul_fields(document) if b"\\u0000" in raw or b"\x00" in raw else []
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
+    return []
