@@ -58,10 +58,11 @@ def worker():
     """Run the RQ worker for the job queue (needs REDIS_URL)."""
     from redis import Redis
     from rq import Worker
-    from .jobs import QUEUE_NAME
+    from .jobs import QUEUE_NAME, use_app
     url = current_app.config.get("REDIS_URL")
     if not url:
         raise click.ClickException("没有配置 REDIS_URL：任务将在请求进程内直接执行，无需 worker")
+    use_app(current_app._get_current_object())
     Worker([QUEUE_NAME], connection=Redis.from_url(url)).work(with_scheduler=True)
 
 

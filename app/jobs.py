@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from datetime import timedelta
 
 from flask import current_app
@@ -10,6 +11,7 @@ from flask import current_app
 logger = logging.getLogger("app.jobs")
 QUEUE_NAME = "ishandong"
 _worker_app = None
+_app_pid: int | None = None
 
 
 def _resolve(path: str):
@@ -17,20 +19,36 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def use_app(app) -> None:
+    """Give the worker its app before RQ forks a work horse per job: each job then starts with
+    the app built (and the catalogue loaded) instead of building it again."""
+    global _worker_app, _app_pid
+    _worker_app, _app_pid = app, os.getpid()
+
+
 def run_job(path: str, *args, **kwargs):
     """Entry point RQ calls: run the job inside an app context."""
-    global _worker_app
+    global _app_pid
     from . import create_app
     if _worker_app is None:
-        _worker_app = create_app()
+        use_app(create_app())
     with _worker_app.app_context():
+        if _app_pid != os.getpid():  # a forked work horse: never reuse the parent's connections
+            from .extensions import db
+            db.engine.dispose(close=False)
+            _app_pid = os.getpid()
         return _resolve(path)(*args, **kwargs)
+
+
+def runs_inline() -> bool:
+    """Whether jobs run in the calling process (no Redis, or JOBS_INLINE)."""
+    return not current_app.config.get("REDIS_URL") or bool(current_app.config.get("JOBS_INLINE"))
 
 
 def enqueue(path: str, *args, retries: int = 3, delay: int | None = None, **kwargs) -> str | None:
     """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis."""
     url = current_app.config.get("REDIS_URL")
-    if not url or current_app.config.get("JOBS_INLINE"):
+    if runs_inline():
         if delay is None:
             _resolve(path)(*args, **kwargs)
         return None

@@ -5,6 +5,8 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
 
 import redis
 
@@ -18,6 +20,21 @@ class StoreUnavailable(ServiceUnavailable):
 
     def __init__(self, detail: str | None = None):
         super().__init__(detail or "共享存储暂不可用，请稍后重试", retry_after=5)
+
+
+@dataclass(frozen=True)
+class JournalPush:
+    """What a journal append did: the entry's sequence number, whether `consume` was deleted by
+    this call, and whether this call claimed the awake flag (so it must wake a drainer)."""
+
+    sequence: int
+    consumed: bool
+    wake: bool
+
+
+def _journal_entry(item: str) -> tuple[int, str]:
+    number, _, text = item.partition(" ")
+    return int(number), text
 
 
 class SharedStore(ABC):
@@ -49,6 +66,37 @@ class SharedStore(ABC):
     def ttl(self, key: str) -> int | None: ...
 
     @abstractmethod
+    def get_many(self, *keys: str) -> list[str | None]:
+        """Several values in one round trip."""
+
+    @abstractmethod
+    def delete_if_equal(self, key: str, value: str) -> bool:
+        """Delete `key` only while it still holds `value` (releasing a lock one owns)."""
+
+    @abstractmethod
+    def touch(self, key: str, ttl: int) -> bool:
+        """Restart an existing key's TTL."""
+
+    @abstractmethod
+    def journal_push(self, journal: str, entry: str, *, consume: str | None = None,
+                     entry_if_absent: str | None = None, awake_ttl: int = 30) -> JournalPush:
+        """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
+        first caller wins; the others append `entry_if_absent`), and claim the journal's `awake`
+        flag when no drainer holds it."""
+
+    @abstractmethod
+    def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
+        """The oldest entries, as (sequence, entry)."""
+
+    @abstractmethod
+    def journal_drop(self, journal: str, count: int) -> None:
+        """Remove the `count` oldest entries."""
+
+    @abstractmethod
+    def journal_sequence(self, journal: str) -> int:
+        """The sequence number of the newest entry ever appended (0 when none)."""
+
+    @abstractmethod
     def ping(self) -> bool: ...
 
     @abstractmethod
@@ -63,6 +111,8 @@ class MemoryStore(SharedStore):
 
     def __init__(self):
         self._data: dict[str, tuple[str, float | None]] = {}
+        self._lists: dict[str, deque[str]] = {}
+        self._sequences: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def _live(self, key: str):
@@ -124,12 +174,83 @@ class MemoryStore(SharedStore):
                 return None
             return max(0, int(round(item[1] - time.monotonic())))
 
+    def get_many(self, *keys):
+        with self._lock:
+            return [item[0] if (item := self._live(key)) else None for key in keys]
+
+    def delete_if_equal(self, key, value):
+        with self._lock:
+            item = self._live(key)
+            if item is None or item[0] != value:
+                return False
+            del self._data[key]
+            return True
+
+    def touch(self, key, ttl):
+        with self._lock:
+            item = self._live(key)
+            if item is None:
+                return False
+            self._data[key] = (item[0], self._expiry(ttl))
+            return True
+
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30):
+        with self._lock:
+            consumed = False
+            if consume is not None:
+                consumed = self._live(consume) is not None
+                self._data.pop(consume, None)
+                entry = entry if consumed else entry_if_absent
+            sequence = self._sequences.get(journal, 0) + 1
+            self._sequences[journal] = sequence
+            self._lists.setdefault(journal, deque()).append(f"{sequence} {entry}")
+            wake = self._live(f"{journal}:awake") is None
+            if wake:
+                self._data[f"{journal}:awake"] = ("1", self._expiry(awake_ttl))
+            return JournalPush(sequence, consumed, wake)
+
+    def journal_head(self, journal, count):
+        with self._lock:
+            items = self._lists.get(journal, ())
+            return [_journal_entry(item) for item in list(items)[:count]]
+
+    def journal_drop(self, journal, count):
+        with self._lock:
+            items = self._lists.get(journal)
+            for _ in range(min(count, len(items or ()))):
+                items.popleft()
+
+    def journal_sequence(self, journal):
+        with self._lock:
+            return self._sequences.get(journal, 0)
+
     def ping(self):
         return True
 
     def flush(self):
         with self._lock:
             self._data.clear()
+            self._lists.clear()
+            self._sequences.clear()
+
+
+DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: list, sequence, awake flag[, key to consume]; ARGV: entry, entry if the key was absent, awake TTL
+JOURNAL_PUSH = """
+local entry, consumed = ARGV[1], 0
+if KEYS[4] then
+  consumed = redis.call('DEL', KEYS[4])
+  if consumed == 0 then entry = ARGV[2] end
+end
+local sequence = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], sequence .. ' ' .. entry)
+local wake = redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[3])) and 1 or 0
+return {sequence, consumed, wake}
+"""
 
 
 class RedisStore(SharedStore):
@@ -143,6 +264,8 @@ class RedisStore(SharedStore):
         self.client = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True,
             retry_on_timeout=False, health_check_interval=30)
+        self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
+        self._journal_push = self.client.register_script(JOURNAL_PUSH)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -181,6 +304,31 @@ class RedisStore(SharedStore):
     def ttl(self, key):
         value = self._call(self.client.ttl, self._k(key))
         return None if value is None or value < 0 else int(value)
+
+    def get_many(self, *keys):
+        return self._call(self.client.mget, [self._k(key) for key in keys])
+
+    def delete_if_equal(self, key, value):
+        return bool(self._call(self._delete_if_equal, keys=[self._k(key)], args=[value]))
+
+    def touch(self, key, ttl):
+        return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
+
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30):
+        base = self._k(journal)
+        keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
+        sequence, consumed, wake = self._call(self._journal_push, keys=keys,
+                                              args=[entry, entry_if_absent or "", awake_ttl])
+        return JournalPush(int(sequence), bool(consumed), bool(wake))
+
+    def journal_head(self, journal, count):
+        return [_journal_entry(item) for item in self._call(self.client.lrange, self._k(journal), 0, count - 1)]
+
+    def journal_drop(self, journal, count):
+        self._call(self.client.ltrim, self._k(journal), count, -1)
+
+    def journal_sequence(self, journal):
+        return int(self._call(self.client.get, self._k(journal) + ":seq") or 0)
 
     def ping(self):
         try:

@@ -251,6 +251,66 @@ def proc_status_kb(pid: int, key: str) -> int | None:
     return None
 
 
+class JobWorker:
+    """`flask worker` (the RQ worker that drains the job queue) next to the app server, as deployed;
+    its CPU counts against the same machine the load runs on."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env, self.log_path = env, log_path
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def __enter__(self) -> "JobWorker":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(VENV_BIN / "flask"), "--app", "wsgi", "worker"], cwd=ROOT, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if self._log:
+            self._log.close()
+
+
+def profile_worker(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    """Sample one gunicorn worker with py-spy (collapsed stacks in `out`); None without py-spy."""
+    spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+    if not os.path.exists(spy):
+        return None
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+                             "--format", "raw", "--nonblocking", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def profile_summary(folded: Path, top: int = 25) -> list[str]:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in folded.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n, frames = int(count), stack.split(";")
+        total += n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    if not total:
+        return ["no samples"]
+    rows = [f"{total} samples; self% incl% function"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        rows.append(f"{100 * n / total:5.1f} {100 * inclusive[frame] / total:5.1f}  {frame}")
+    return rows
+
+
 class GunicornServer:
     """`gunicorn -c gunicorn.conf.py <target>` on a free loopback port, in its own process group."""
 

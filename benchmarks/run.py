@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from . import report
-from .loadgen import ROOT, GunicornServer, background_cpu, HttpClient, LoadgenError, free_port, log, run_wrk, wrk_version
+from .loadgen import (ROOT, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu, free_port, log,
+                      profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
                          create_presentations, issue_licenses, json_line, login, mint_refresh_tokens,
                          prepare_database, service_codes, write_lines, WSGI_TARGET)
@@ -193,6 +194,7 @@ class LoadRunner:
     def __init__(self, settings: Settings, results: dict[str, Any]):
         self.settings, self.results = settings, results
         self.services: Services | None = None
+        self.profile_dir: Path | None = None  # --profile: py-spy samples one worker during each measured run
 
     def own_roots(self) -> list[int]:
         return [os.getpid(), *(self.services.pids() if self.services else [])]
@@ -210,7 +212,15 @@ class LoadRunner:
         busy = background_cpu(self.own_roots())
         run_wrk(url, duration=s.warmup, script_args=warm_args if warm_args is not None else (script_args or []),
                 **common)
+        spy = None
+        if self.profile_dir is not None and server is not None and server.worker_pids():
+            folded = self.profile_dir / f"{name}.folded"
+            spy = profile_worker(server.worker_pids()[0], s.duration, folded)
         result = run_wrk(url, duration=s.duration, script_args=script_args or [], **common)
+        if spy is not None:
+            spy.wait(timeout=s.duration + 30)
+            if folded.exists():
+                log("\n".join("    " + line for line in profile_summary(folded)))
         row = {"name": name, "label": LOAD_TARGETS[name][0], "request": request, **result.as_dict(),
                "notes": list(notes or []), "background_cpu": round(busy, 3)}
         if busy > BUSY_THRESHOLD:
@@ -400,9 +410,30 @@ class AppTargets:
                             server=self.server,
                             notes=[f"first use of each one-time code ({len(bodies) - warm_n} fresh codes over "
                                    f"{len(licenses)} licenses, sized from a {probe.rps:.0f}/s calibration run)"])
+        row = self.runner.results["load"].get("verification")
+        if row is not None:
+            row["notes"].append(journal_backlog(self.dep))
+
 
     def close(self) -> None:
         self.api.close()
+
+
+def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
+    """How far the journal writer (the access log, inbox and audit entries of each verification,
+    written behind the answers by `flask worker`) was behind when the load stopped."""
+    import redis
+    client = redis.Redis.from_url(dep.redis_url)
+    t0 = time.monotonic()
+    pending = client.llen("ias:journal")
+    while client.llen("ias:journal") and time.monotonic() - t0 < timeout_s:
+        time.sleep(0.1)
+    left = client.llen("ias:journal")
+    client.close()
+    if left:
+        return f"journal writer behind: {pending} entries pending when the load stopped, {left} still after {timeout_s:.0f}s"
+    return (f"journal writer kept up: {pending} entries pending when the load stopped, all written to PostgreSQL "
+            f"{time.monotonic() - t0:.1f}s later")
 
 
 def search_target(runner: LoadRunner, name: str, server: GunicornServer, api: HttpClient) -> None:
@@ -438,6 +469,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per measured wrk run")
     parser.add_argument("--large-items", type=int, help="size of the generated catalogue (default 300000)")
     parser.add_argument("--no-markdown", action="store_true", help="write only the JSON results")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample a worker with py-spy during each measured run and print where the time goes "
+                             "(the sampler takes CPU too: do not publish those figures)")
     return parser.parse_args(argv)
 
 
@@ -482,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
     runner = LoadRunner(settings, results)
+    if args.profile:
+        runner.profile_dir = run_dir
+        results["mode"] += " (profiled: figures not comparable)"
     services: Services | None = None
     deployments: list[Deployment] = []
     interrupted = False
@@ -590,7 +627,7 @@ def served(dep: Deployment, settings: Settings, log_path: Path, label: str, resu
                             port=dep.port, start_timeout=start_timeout)
     results.setdefault("wsgi_target", server.target)
     try:
-        with server:
+        with server, JobWorker(dep.server_env(server_settings(settings), prom), log_path.with_suffix(".worker.log")):
             try:
                 yield server
             finally:

@@ -163,6 +163,17 @@ def test_a_logged_out_token_stays_dead(client, app, world):
     assert refreshed.status_code == 401 and is_problem(refreshed, 401)
 
 
+def test_a_token_whose_signature_was_checked_once_still_expires(client, app, world, monkeypatch):
+    from app.security import tokens
+    alice = world.alice
+    assert client.get(f"{API}/me", headers=alice["headers"]).status_code == 200  # verified and remembered
+    lifetime = app.config["ACCESS_TOKEN_TTL"] + tokens.LEEWAY_SECONDS + 1
+    later = time.time() + lifetime
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    response = client.get(f"{API}/me", headers=alice["headers"])
+    assert response.status_code == 401 and response.get_json()["detail"] == "访问令牌已过期"
+
+
 def test_client_tokens_have_no_refresh_token_and_cannot_be_refreshed(client, app, world):
     client_id, secret = world.issuer_credentials
     body = client.post(f"{API}/auth/token", json={"grant_type": "client_credentials", "client_id": client_id,

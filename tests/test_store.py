@@ -73,3 +73,52 @@ def test_redis_down_raises_store_unavailable():
     with pytest.raises(StoreUnavailable) as info:
         store.get("x")
     assert info.value.status == 503
+
+
+def test_get_many_and_touch(shared):
+    shared.set("a", "1")
+    assert shared.get_many("a", "missing") == ["1", None]
+    assert shared.touch("missing", 5) is False
+    shared.set("b", "2", ttl=1)
+    assert shared.touch("b", 60) is True
+    time.sleep(1.2)
+    assert shared.get("b") == "2"
+
+
+def test_delete_if_equal_releases_only_ones_own_lock(shared):
+    shared.set("lock", "mine", ttl=60)
+    assert shared.delete_if_equal("lock", "theirs") is False
+    assert shared.get("lock") == "mine"
+    assert shared.delete_if_equal("lock", "mine") is True
+    assert shared.get("lock") is None
+
+
+def test_journal_keeps_order_and_sequence_and_wakes_once(shared):
+    pushes = [shared.journal_push("j", f"entry {n}") for n in range(3)]
+    assert [p.sequence for p in pushes] == [1, 2, 3]
+    assert [p.wake for p in pushes] == [True, False, False]
+    assert shared.journal_head("j", 2) == [(1, "entry 0"), (2, "entry 1")]
+    shared.journal_drop("j", 2)
+    assert shared.journal_head("j", 10) == [(3, "entry 2")]
+    assert shared.journal_sequence("j") == 3
+    shared.delete("j:awake")
+    assert shared.journal_push("j", "entry 3").wake is True
+
+
+def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
+    shared.set("code", "payload", ttl=60)
+    results = []
+    barrier = threading.Barrier(16)
+
+    def take(n):
+        barrier.wait()
+        results.append(shared.journal_push("j", f"won {n}", consume="code", entry_if_absent=f"lost {n}"))
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sum(r.consumed for r in results) == 1
+    entries = [text for _, text in shared.journal_head("j", 100)]
+    assert len(entries) == 16 and sum(text.startswith("won") for text in entries) == 1
+    assert shared.get("code") is None
+    assert sorted(seq for seq, _ in shared.journal_head("j", 100)) == list(range(1, 17))

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
+from app import journal
 from app.extensions import db
 from app.wallet.models import AccessLogEntry, License
 from tests.helpers import API, another_worker, register_person
@@ -41,6 +42,7 @@ def _assert_exactly_once(app, results, license_id):
     assert sum(1 for _, body in results if body["valid"]) == 1
     assert sorted(body.get("reason", "") for _, body in results if not body["valid"]) == ["used"] * (len(results) - 1)
     with app.app_context():
+        journal.catch_up()  # the answers are journalled; the access log is written behind them
         lic = db.session.scalar(select(License).where(License.license_id == license_id))
         rows = db.session.scalars(select(AccessLogEntry.result).where(AccessLogEntry.license_id == lic.id)).all()
         assert sorted(rows) == ["used"] * (len(results) - 1) + ["valid"]

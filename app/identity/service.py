@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
@@ -50,6 +51,7 @@ MAX_FAILED_LOGINS = 5
 LOGIN_WINDOW = 15 * 60
 LOCK_SECONDS = 15 * 60  # LOGIN_LOCK_SECONDS overrides
 MAX_AGENT_GRANT_DAYS = 366
+CLIENT_CACHE_SECONDS = 30  # how long a worker trusts its copy of a client's registration
 REGISTRY_MISMATCH = "身份核验未通过：姓名、身份证号码与户籍登记信息不一致"
 ENTITY_MISMATCH = "企业核验未通过：统一社会信用代码、企业名称或法定代表人与登记信息不一致"
 
@@ -798,6 +800,18 @@ def create_client(*, kind: str, name: str, license_types=(), scopes=(), channel:
 def client_by_id(client_id: str) -> ApiClient | None:
     """An API client by its client_id ("c_...")."""
     return db.session.scalar(select(ApiClient).where(ApiClient.client_id == client_id))
+
+
+def client_license_types(client_id: str) -> frozenset[str]:
+    """The license types an active client is registered for now (empty when inactive or
+    unknown); each worker reads a client again after CLIENT_CACHE_SECONDS."""
+    cache = current_app.extensions.setdefault("client_license_types", {})
+    hit = cache.get(client_id)
+    if hit is None or hit[1] < time.monotonic():
+        client = client_by_id(client_id)
+        types = frozenset(client.license_types or ()) if client is not None and client.active else frozenset()
+        hit = cache[client_id] = (types, time.monotonic() + CLIENT_CACHE_SECONDS)
+    return hit[0]
 
 
 # ---- mini-program bindings

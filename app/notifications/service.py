@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ..errors import ApiError
 from ..extensions import db
 from ..jobs import enqueue
+from ..journal import catch_up
 from ..timeutil import utcnow
 from .models import Notification, OutboxMessage
 
@@ -28,6 +29,13 @@ def notify(subject_id: str, *, kind: str, title: str, body: str = "", data: dict
                                          template=template,
                                          payload={"title": title, "body": body, **(data or {})}))
     return note
+
+
+def notify_many(notes: list[dict]) -> None:
+    """Inbox entries (`notify`'s keyword arguments, without templates) as one multi-row insert."""
+    if notes:
+        now = utcnow()
+        db.session.execute(insert(Notification), [{"body": "", "data": {}, "created_at": now, **note} for note in notes])
 
 
 def _channel_recipients(subject_id: str) -> list[tuple[str, str]]:
@@ -77,7 +85,8 @@ def deliver_pending(limit: int = 100) -> dict:
 
 
 def inbox_page(subject_id: str, *, page: int, page_size: int) -> tuple[list[Notification], int]:
-    """The subject's inbox, newest first."""
+    """The subject's inbox, newest first (journalled notices included)."""
+    catch_up()
     base = select(Notification).where(Notification.subject_id == subject_id)
     total = db.session.scalar(select(func.count()).select_from(base.subquery()))
     rows = db.session.scalars(base.order_by(Notification.created_at.desc(), Notification.id.desc())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from ..extensions import db
 from ..observability import mask_pii
@@ -29,6 +29,7 @@ logger = logging.getLogger("app.audit")
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
+ROW_COLUMNS = ("seq", "at", "event", "subject_id", "actor", "ip", "details", "prev_hash", "hash")
 # pg_advisory_xact_lock key: "ias-audt" as a signed 64-bit integer.
 ADVISORY_LOCK_KEY = int.from_bytes(b"ias-audt", "big", signed=True)
 
@@ -88,24 +89,37 @@ def record(event: str, *, subject_id: str | None = None, actor: str | None = Non
     `details` must not carry plaintext personal data; strings that look like ID or phone
     numbers are masked anyway. `ip` defaults to the current request's client address.
     """
+    return record_many([dict(event=event, subject_id=subject_id, actor=actor, details=details,
+                             ip=ip if ip is not None else _client_ip())])[0]
+
+
+def record_many(events: list[dict]) -> list[AuditEvent]:
+    """Append several events (keyword dicts as `record` takes, `ip` as given) holding the chain
+    once, as one multi-row insert: what a batch writer uses instead of one lock, head update and
+    insert per event. Returns the rows as written (not attached to the session)."""
     session = db.session
     session.flush()
     _lock_chain(session)
     head = session.get(AuditHead, HEAD_ID, populate_existing=True)
-    seq = (head.seq if head else 0) + 1
+    seq = head.seq if head else 0
     prev_hash = head.hash if head else GENESIS_HASH
-    row = AuditEvent(seq=seq, at=utcnow(), event=event, subject_id=subject_id, actor=actor,
-                     ip=ip if ip is not None else _client_ip(), details=_clean(details or {}),
-                     prev_hash=prev_hash)
-    row.hash = row_hash(row)
-    session.add(row)
+    at, rows = utcnow(), []
+    for item in events:
+        seq += 1
+        row = AuditEvent(seq=seq, at=at, event=item["event"], subject_id=item.get("subject_id"),
+                         actor=item.get("actor"), ip=item.get("ip"), details=_clean(item.get("details") or {}),
+                         prev_hash=prev_hash)
+        row.hash = prev_hash = row_hash(row)
+        rows.append(row)
+    session.execute(insert(AuditEvent), [{column: getattr(row, column) for column in ROW_COLUMNS} for row in rows])
     if head is None:
-        session.add(AuditHead(id=HEAD_ID, seq=seq, hash=row.hash))
+        session.add(AuditHead(id=HEAD_ID, seq=seq, hash=prev_hash))
     else:
-        head.seq, head.hash = seq, row.hash
+        head.seq, head.hash = seq, prev_hash
     session.flush()
-    logger.info("audit %s", event, extra={"event": event, "subject": subject_id})
-    return row
+    for row in rows:
+        logger.info("audit %s", row.event, extra={"event": row.event, "subject": row.subject_id})
+    return rows
 
 
 @dataclass

@@ -80,6 +80,19 @@ def public_key(kid: str):
     return key
 
 
+def published_key(kid: str):
+    """(purpose, public key) of a published key, or None (cached like `public_key`)."""
+    cache = _cache().setdefault("purposes", {})
+    hit = cache.get(kid)
+    if hit is None:
+        key = public_key(kid)
+        row = db.session.get(SigningKey, kid) if key is not None else None
+        if row is None:
+            return None
+        hit = cache[kid] = (row.purpose, key)
+    return hit
+
+
 def published_jwks() -> list[dict]:
     """Every public key still needed to verify something."""
     rows = db.session.scalars(

@@ -13,6 +13,7 @@ from . import keys
 
 ACCESS_PURPOSE = "access"
 LEEWAY_SECONDS = 5
+VERIFIED_CACHE_SIZE = 10_000
 
 
 def issuer() -> str:
@@ -33,7 +34,24 @@ def issue_access_token(subject_id: str, *, roles: list[str], extra: dict | None 
 
 
 def decode_access_token(token: str) -> dict:
-    """Verify signature, expiry, issuer and revocation; raise Unauthorized otherwise."""
+    """Verify signature, expiry, issuer and revocation; raise Unauthorized otherwise. A token's
+    signature is checked once per worker (callers repeat their token); expiry and revocation on
+    every call."""
+    verified = current_app.extensions.setdefault("verified_access_tokens", {})
+    claims = verified.get(token)
+    if claims is None:
+        claims = _verify_signed(token)
+        if len(verified) >= VERIFIED_CACHE_SIZE:
+            verified.clear()
+        verified[token] = claims
+    elif claims["exp"] + LEEWAY_SECONDS < time.time():
+        raise Unauthorized("访问令牌已过期")
+    if store.get(f"revoked:jti:{claims['jti']}"):
+        raise Unauthorized("访问令牌已注销")
+    return claims
+
+
+def _verify_signed(token: str) -> dict:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -52,8 +70,6 @@ def decode_access_token(token: str) -> dict:
         raise Unauthorized("访问令牌无效") from exc
     if header.get("typ") != "at+jwt":
         raise Unauthorized("令牌类型不是访问令牌")
-    if store.get(f"revoked:jti:{claims['jti']}"):
-        raise Unauthorized("访问令牌已注销")
     return claims
 
 

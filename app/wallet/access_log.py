@@ -1,58 +1,127 @@
 """The holder's access log (谁看过我的证照): one entry per verification that names a license,
 failed ones included, and per use as application material; each also reaches the inbox of
-the holder (and of whoever showed it for them) and the audit chain."""
+the holder (and of whoever showed it for them) and the audit chain.
+
+Uses as material are written in the application's transaction (`record`). Verifications are
+journalled (`journal_line`, atomically with consuming the one-time code) and written in batches
+by `write_journal_entries`; readers catch up with the journal first.
+"""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime, timezone
 
+from sqlalchemy import func, insert, select
+
+from .. import journal
 from ..extensions import db
-from ..notifications.service import notify
+from ..identity.models import ApiClient
+from ..notifications.service import notify_many
 from ..security import audit
 from ..timeutil import BEIJING, utcnow
 from . import holders
-from .models import AccessLogEntry, License
+from .models import AccessLogEntry, License, Presentation
 
 ANONYMOUS = "匿名"
+JOURNAL_KIND = "wallet.access"
 RESULT_LABELS = {"valid": "核验通过", "expired": "已过期", "used": "亮证码已使用", "revoked": "证照已撤销",
                  "suspended": "证照已暂停", "bad_signature": "签名或内容无效", "unknown": "无法识别"}
 
 
 def record(license: License, *, kind: str, verifier: str, verifier_client_id: str | None,
            purpose: str | None, disclosed: list[str], result: str, shown_by: dict | None,
-           presentation_id: str | None, actor: str | None) -> AccessLogEntry:
+           presentation_id: str | None, actor: str | None) -> None:
     """Append an entry, notify and audit in the caller's transaction (the caller commits)."""
-    entry = AccessLogEntry(license_id=license.id, at=utcnow(), kind=kind, verifier=verifier,
-                           verifier_client_id=verifier_client_id, purpose=purpose,
-                           disclosed=list(disclosed), result=result, shown_by=shown_by,
-                           presentation_id=presentation_id)
-    db.session.add(entry)
-    holder_subject = holders.holder_subject_id(license)
+    _add([(_row(license, at=utcnow(), kind=kind, event_id=None, verifier=verifier,
+                verifier_client_id=verifier_client_id, purpose=purpose, disclosed=disclosed, result=result,
+                shown_by=shown_by, presentation_id=presentation_id), license, actor, None)])
+
+
+def journal_line(*, license_pk: int, presentation_id: str | None, verifier_client_id: str | None,
+                 result: str, disclosed: list[str], actor: str | None, ip: str | None) -> str:
+    """A verification as a journal entry (no personal data: ids, field names and the result)."""
+    return journal.entry(JOURNAL_KIND, license=license_pk, presentation=presentation_id,
+                         client=verifier_client_id, result=result, disclosed=list(disclosed), actor=actor, ip=ip)
+
+
+def write_journal_entries(entries: list[dict]) -> None:
+    """Journal handler: the verifications of a batch, each written once (by its entry id)."""
+    ids = [item["id"] for item in entries]
+    done = set(db.session.scalars(select(AccessLogEntry.event_id).where(AccessLogEntry.event_id.in_(ids))))
+    entries = [item for item in entries if item["id"] not in done]
+    licenses = _by(License.id, {item["license"] for item in entries})
+    shown = _by(Presentation.presentation_id, {item["presentation"] for item in entries if item["presentation"]})
+    clients = {row.client_id: row.name for row in db.session.execute(
+        select(ApiClient.client_id, ApiClient.name).where(
+            ApiClient.client_id.in_({item["client"] for item in entries if item["client"]})))}
+    batch = []
+    for item in entries:
+        license = licenses.get(item["license"])
+        if license is None:  # deleted since; nothing to show it to
+            continue
+        presentation = shown.get(item["presentation"])
+        client_id = item["client"]
+        row = _row(license, at=datetime.fromtimestamp(item["at"], timezone.utc), kind="verification",
+                   event_id=item["id"], verifier=clients.get(client_id, client_id) if client_id else ANONYMOUS,
+                   verifier_client_id=client_id, purpose=presentation.purpose if presentation else None,
+                   disclosed=item["disclosed"], result=item["result"],
+                   shown_by=presentation.shown_by if presentation else None,
+                   presentation_id=presentation.presentation_id if presentation else None)
+        batch.append((row, license, item["actor"], item.get("ip")))
+    if batch:
+        _add(batch)
+
+
+def _row(license: License, **values) -> dict:
+    return {"license_id": license.id, **values, "disclosed": list(values["disclosed"])}
+
+
+def _by(column, values: set) -> dict:
+    if not values:
+        return {}
+    return {getattr(row, column.key): row for row in db.session.scalars(select(column.class_).where(column.in_(values)))}
+
+
+def _add(batch: list[tuple[dict, License, str | None, str | None]]) -> None:
+    """The entries, their inbox notices and one audit event each, as three multi-row inserts."""
+    holder_of: dict[int, str | None] = {}
+    notices, events = [], []
+    for row, license, actor, ip in batch:
+        if license.id not in holder_of:
+            holder_of[license.id] = holders.holder_subject_id(license)
+        holder_subject = holder_of[license.id]
+        notices += _notices(row, license, holder_subject)
+        events.append(dict(event="license.used_as_material" if row["kind"] == "material" else "license.verified",
+                           subject_id=holder_subject, actor=actor, ip=ip,
+                           details={"license_id": license.license_id, "result": row["result"],
+                                    "verifier": row["verifier"], "disclosed": row["disclosed"],
+                                    "presentation_id": row["presentation_id"],
+                                    "shown_by": (row["shown_by"] or {}).get("role")}))
+    db.session.execute(insert(AccessLogEntry), [row for row, *_ in batch])
+    notify_many(notices)
+    audit.record_many(events)
+
+
+def _notices(row: dict, license: License, holder_subject: str | None) -> list[dict]:
     name = license.license_type.name
-    when = entry.at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
-    if kind == "material":
+    when = row["at"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    if row["kind"] == "material":
         title = f"您的{name}已用于办件"
-        body = f"{when} {verifier}（{purpose or '办件'}）使用了您的{name}。"
+        body = f"{when} {row['verifier']}（{row['purpose'] or '办件'}）使用了您的{name}。"
     else:
-        title = f"您的{name}被核验：{RESULT_LABELS.get(result, result)}"
-        body = f"{when} {verifier}核验了您的{name}" + (f"，用途：{purpose}" if purpose else "") + "。"
-    data = {"license_id": license.license_id, "result": result, "verifier": verifier,
-            "disclosed": list(disclosed), "presentation_id": presentation_id}
+        title = f"您的{name}被核验：{RESULT_LABELS.get(row['result'], row['result'])}"
+        body = f"{when} {row['verifier']}核验了您的{name}" + (f"，用途：{row['purpose']}" if row["purpose"] else "") + "。"
+    data = {"license_id": license.license_id, "result": row["result"], "verifier": row["verifier"],
+            "disclosed": row["disclosed"], "presentation_id": row["presentation_id"]}
     recipients = [holder_subject] if holder_subject else []
-    presenter = (shown_by or {}).get("subject_id")
+    presenter = (row["shown_by"] or {}).get("subject_id")
     if presenter and presenter not in recipients:
         recipients.append(presenter)
-    for subject_id in recipients:
-        notify(subject_id, kind="license_access", title=title, body=body, data=data)
-    audit.record("license.used_as_material" if kind == "material" else "license.verified",
-                 subject_id=holder_subject, actor=actor,
-                 details={"license_id": license.license_id, "result": result, "verifier": verifier,
-                          "disclosed": list(disclosed), "presentation_id": presentation_id,
-                          "shown_by": (shown_by or {}).get("role")})
-    return entry
+    return [dict(subject_id=subject_id, kind="license_access", title=title, body=body, data=data)
+            for subject_id in recipients]
 
 
 def page(license: License, *, page: int, page_size: int) -> tuple[list[AccessLogEntry], int]:
-    """A license's entries, newest first."""
+    """A license's entries, newest first (the caller has caught up with the journal)."""
     base = select(AccessLogEntry).where(AccessLogEntry.license_id == license.id)
     total = db.session.scalar(select(func.count()).select_from(base.subquery()))
     rows = db.session.scalars(base.order_by(AccessLogEntry.at.desc(), AccessLogEntry.id.desc())

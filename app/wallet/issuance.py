@@ -373,5 +373,8 @@ def change_status(*, principal: Principal, license_id: str, status: str, reason:
         notify(holder_subject, kind="license_status", title=title,
                body=f"{license.issuer_name}：{reason}" if reason else license.issuer_name,
                data={"license_id": license.license_id, "status": status})
+    db.session.flush()
+    status_lists.announce_change()
     db.session.commit()
+    status_lists.announce_committed()
     return license

@@ -200,3 +200,4 @@ class AccessLogEntry(db.Model):
     result: Mapped[str] = mapped_column(String(20))
     shown_by: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     presentation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)  # journal entry id

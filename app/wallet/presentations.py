@@ -9,6 +9,7 @@ a QR code, for verifiers without network access to the platform.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from datetime import datetime, timezone
@@ -19,6 +20,8 @@ from sqlalchemy import select
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db, store
 from ..security import audit
+from ..security.ciphers import pii_cipher
+from ..security.pii import mask_name
 from ..security.rbac import Principal
 from ..timeutil import as_aware, beijing_today, epoch
 from . import holders
@@ -132,7 +135,7 @@ def create_presentation(*, principal: Principal, license_id: str, purpose: str,
                           "mode": mode, "disclose": chosen, "role": actor.role, "ttl_seconds": ttl_seconds})
     db.session.flush()
     if mode == "online":  # before the commit: a store failure leaves nothing behind
-        store.set(code_key(body["code"]), presentation.presentation_id, ttl=ttl_seconds)
+        store.set(code_key(body["code"]), seal(body["code"], license, presentation, sd_jwt), ttl=ttl_seconds)
     db.session.commit()
     return body
 
@@ -158,6 +161,36 @@ def cancel_presentation(*, principal: Principal, license_id: str, presentation_i
                  actor=actor.subject_id, details={"license_id": license.license_id,
                                                   "presentation_id": presentation.presentation_id})
     db.session.commit()
+
+
+def card(license: License, presentation: Presentation | None) -> dict:
+    """What a verification answers and logs about a license and one presentation of it."""
+    ltype = license.license_type
+    name_field = "name" if ltype.holder_type == "person" else "entity_name"
+    shown_by = (presentation.shown_by if presentation else None) or {}
+    return {"license_pk": license.id, "license_type": ltype.code, "license_name": ltype.name,
+            "field_names": ltype.field_names, "name_field": name_field,
+            "issuer": license.issuer_name, "issuer_credit_code": license.issuer_credit_code,
+            "issuer_client_id": license.issuer_client_id, "identifier": license.identifier,
+            "valid_from": license.valid_from.isoformat(), "valid_until": license.valid_until.isoformat(),
+            "holder_name_masked": mask_name(license.field_values.get(name_field)),
+            "status_list_id": license.status_list_id, "status_idx": license.status_idx,
+            "presentation_id": presentation.presentation_id if presentation else None,
+            "purpose": presentation.purpose if presentation else None,
+            "nonce": presentation.nonce if presentation else None,
+            "expires": int(as_aware(presentation.expires_at).timestamp()) if presentation else None,
+            "shown_by": {"role": shown_by.get("role"), "name_masked": shown_by.get("name_masked")}}
+
+
+def seal(code: str, license: License, presentation: Presentation, sd_jwt: str) -> str:
+    """The online code's entry in the shared store: the card and the presentation, encrypted
+    (bound to the code's hash), so that verifying a code needs no database read."""
+    text = json.dumps({**card(license, presentation), "sd_jwt": sd_jwt}, ensure_ascii=False, separators=(",", ":"))
+    return pii_cipher().encrypt(text, context=f"code:{code_hash(code)}")
+
+
+def unseal(code: str, sealed: str) -> dict:
+    return json.loads(pii_cipher().decrypt(sealed, context=f"code:{code_hash(code)}"))
 
 
 def presentation_by_nonce(nonce) -> Presentation | None:

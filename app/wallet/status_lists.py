@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -29,6 +30,8 @@ STATUS_PURPOSE = "status"
 STATUS_VALUES = {"valid": VALID, "revoked": INVALID, "suspended": SUSPENDED}
 CACHE_SECONDS = 60  # Cache-Control max-age and the token's `ttl`
 TOKEN_LIFETIME = 24 * 3600
+VERSION_KEY = "wallet:status:version"
+VERSION_TTL = 30 * 24 * 3600
 ALLOCATION_ATTEMPTS = 10
 
 
@@ -69,6 +72,41 @@ def changed(list_id: str) -> None:
     db.session.execute(update(StatusListRecord).where(StatusListRecord.list_id == list_id)
                        .values(version=StatusListRecord.version + 1, updated_at=utcnow())
                        .execution_options(synchronize_session=False))
+
+
+def announce_change() -> None:
+    """A status moved: call before the commit (a store failure then aborts the change) and again
+    after it (`announce_committed`), so that no worker keeps a copy read in between."""
+    store.incr(VERSION_KEY, VERSION_TTL)
+
+
+def announce_committed() -> None:
+    try:
+        store.incr(VERSION_KEY, VERSION_TTL)
+    except StoreUnavailable:
+        logger.warning("status change committed but not announced; worker copies refresh within %ss",
+                       CACHE_SECONDS)
+
+
+def current_version() -> str:
+    """The announced version (started at a random value if the store lost it)."""
+    store.set_if_absent(VERSION_KEY, str(secrets.randbelow(1 << 40) + 1), VERSION_TTL)
+    return store.get(VERSION_KEY) or "0"
+
+
+def status_at(list_id: str, idx: int, version: str | None) -> str:
+    """valid / revoked / suspended at a list index, from this worker's copy of the list: read
+    again when the announced `version` moved or the copy is older than the published token's
+    `ttl` (the staleness any relying party caching the token accepts anyway)."""
+    version = version or current_version()
+    now = time.monotonic()
+    copies = current_app.extensions.setdefault("status_list_copies", {})
+    copy = copies.get(list_id)
+    if copy is None or copy[0] != version or now - copy[1] > CACHE_SECONDS:
+        rows = db.session.execute(select(License.status_idx, License.status).where(
+            License.status_list_id == list_id, License.status != "valid"))
+        copy = copies[list_id] = (version, now, {idx: status for idx, status in rows})
+    return copy[2].get(idx, "valid")
 
 
 def build(record: StatusListRecord) -> StatusList:

@@ -13,20 +13,21 @@ else receives validity, type, issuer and the holder's masked name.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+import functools
+from datetime import date, datetime, timezone
 
+from flask import request
 from sqlalchemy import select
 
 from ..errors import BadRequest, ValidationFailed
+from .. import journal
 from ..extensions import db, store
 from ..identity import service as identity
 from ..security import keys
 from ..security.jose import JoseError, b64url_json, decode_jws
-from ..security.models import SigningKey
-from ..security.pii import mask_name
 from ..security.rbac import Principal
 from ..timeutil import as_aware, epoch
-from . import access_log, presentations
+from . import access_log, presentations, status_lists
 from .models import License, Presentation
 from .sdjwt import EXPIRED, SdJwtError, VerifiedPresentation, looks_like_sd_jwt, verify_presentation
 
@@ -50,7 +51,7 @@ def _clock() -> int:
 
 
 def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None) -> dict:
-    """Verify an online code or an offline SD-JWT presentation; commits the access log."""
+    """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the access log."""
     if (code is None) == (sd_jwt is None):
         raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
                                errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
@@ -63,20 +64,41 @@ def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str 
 
 
 def _verify_code(code: str, principal: Principal | None) -> dict:
+    """The code's entry in the shared store carries the sealed card and presentation, so a live
+    code is checked without the database; consuming it and journalling the answer are one step."""
     if not isinstance(code, str) or not CODE_RE.fullmatch(code):
         raise BadRequest("code 不是有效的亮证码")
-    presentation_id = store.pop(presentations.code_key(code))
-    if presentation_id is None:
-        presentation = presentations.presentation_by_code(code)
-        if presentation is None:
-            return _answer(principal, None, None, "unknown")
-        expired = as_aware(presentation.expires_at) <= _now_datetime()
-        return _answer(principal, presentation.license, presentation, "expired" if expired else "used")
-    presentation = db.session.scalar(select(Presentation).where(
-        Presentation.presentation_id == presentation_id))
+    key = presentations.code_key(code)
+    sealed, status_version = store.get_many(key, status_lists.VERSION_KEY)
+    if sealed is None:
+        return _code_gone(code, principal)
+    shown = presentations.unseal(code, sealed)
+    now = _clock()
+    issuer_keys, purpose = _issuer_keys(shown["sd_jwt"])
+    try:
+        verified = verify_presentation(shown["sd_jwt"], issuer_keys=issuer_keys,
+                                       expected_aud=presentations.audience(), now=now)
+    except SdJwtError as exc:
+        return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature", consume=key)
+    if (verified.payload.get("identifier") != shown["identifier"] or purpose != f"issuer:{shown['issuer_client_id']}"
+            or (verified.kb or {}).get("nonce") != shown["nonce"]):
+        return _answer(principal, shown, "bad_signature", consume=key)
+    status = status_lists.status_at(shown["status_list_id"], shown["status_idx"], status_version)
+    if status != "valid":
+        return _answer(principal, shown, status, consume=key)
+    if shown["expires"] <= now:
+        return _answer(principal, shown, "expired", consume=key)
+    return _answer(principal, shown, "valid", verified=verified, consume=key)
+
+
+def _code_gone(code: str, principal: Principal | None) -> dict:
+    """A code the store no longer holds: used, expired or never ours."""
+    presentation = presentations.presentation_by_code(code)
     if presentation is None:
-        return _answer(principal, None, None, "unknown")
-    return _check(presentation.sd_jwt, principal, presentation.license, presentation, claim_nonce=False)
+        return _answer(principal, None, "unknown")
+    expired = as_aware(presentation.expires_at) <= _now_datetime()
+    return _answer(principal, presentations.card(presentation.license, presentation),
+                   "expired" if expired else "used")
 
 
 # ---- offline
@@ -122,11 +144,10 @@ def _issuer_keys(text: str) -> tuple[dict, str | None]:
         return {}, None
     if not isinstance(kid, str) or not TOKEN_RE.fullmatch(kid):
         return {}, None
-    row = db.session.get(SigningKey, kid)
-    if row is None or not row.purpose.startswith("issuer:"):
+    published = keys.published_key(kid)
+    if published is None or not published[0].startswith("issuer:"):
         return {}, None
-    key = keys.public_key(kid)
-    return ({kid: key}, row.purpose) if key is not None else ({}, None)
+    return {kid: published[1]}, published[0]
 
 
 def _now_datetime() -> datetime:
@@ -137,61 +158,64 @@ def _check(text: str, principal: Principal | None, license: License | None,
            presentation: Presentation | None, *, claim_nonce: bool) -> dict:
     issuer_keys, purpose = _issuer_keys(text)
     now = _clock()
+    shown = presentations.card(license, presentation) if license is not None else None
     try:
         verified = verify_presentation(text, issuer_keys=issuer_keys, expected_aud=presentations.audience(),
                                        now=now)
     except SdJwtError as exc:
-        return _answer(principal, license, presentation, "expired" if exc.reason == EXPIRED else "bad_signature")
+        return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature")
     if license is None or verified.payload.get("identifier") != license.identifier:
-        return _answer(principal, None, None, "unknown")
+        return _answer(principal, None, "unknown")
     if purpose != f"issuer:{license.issuer_client_id}":
-        return _answer(principal, license, presentation, "bad_signature")
+        return _answer(principal, shown, "bad_signature")
     nonce = (verified.kb or {}).get("nonce")
     if presentation is None or nonce != presentation.nonce:
-        return _answer(principal, license, None, "unknown")
+        return _answer(principal, presentations.card(license, None), "unknown")
     if license.status in ("revoked", "suspended"):
-        return _answer(principal, license, presentation, license.status)
+        return _answer(principal, shown, license.status)
     if as_aware(presentation.expires_at).timestamp() <= now:  # ended early by the holder
-        return _answer(principal, license, presentation, "expired")
+        return _answer(principal, shown, "expired")
     if claim_nonce:
         ttl = max(1, int(as_aware(presentation.expires_at).timestamp()) - now + 10)
         if not store.set_if_absent(f"wallet:kb-nonce:{nonce}", "1", ttl):
-            return _answer(principal, license, presentation, "used")
-    return _answer(principal, license, presentation, "valid", verified=verified, offline=claim_nonce)
+            return _answer(principal, shown, "used")
+    return _answer(principal, shown, "valid", verified=verified, offline=claim_nonce)
 
 
-def _verifier(principal: Principal | None, license: License | None) -> tuple[str, str | None, bool]:
-    """(name for the access log, client id, whether the client may see disclosed fields)."""
-    if principal is None or principal.subject_type != "client":
-        return access_log.ANONYMOUS, None, False
-    client = identity.client_by_id(principal.subject_id)
-    name = client.name if client is not None else principal.subject_id
-    scoped = (principal.claims.get("client_kind") == "verifier" and license is not None
-              and client is not None and client.active
-              and license.license_type_code in principal.license_types
-              and license.license_type_code in set(client.license_types or ()))
-    return name, principal.subject_id, scoped
+def _scoped(principal: Principal | None, shown: dict | None) -> bool:
+    """Whether the caller is a verifier registered (now, and in its token) for the license type."""
+    if principal is None or principal.subject_type != "client" or shown is None:
+        return False
+    code = shown["license_type"]
+    return (principal.claims.get("client_kind") == "verifier" and code in principal.license_types
+            and code in identity.client_license_types(principal.subject_id))
 
 
-def _answer(principal: Principal | None, license: License | None, presentation: Presentation | None,
-            result: str, *, verified: VerifiedPresentation | None = None, offline: bool = False) -> dict:
-    verifier, client_id, scoped = _verifier(principal, license)
+def _answer(principal: Principal | None, shown: dict | None, result: str, *,
+            verified: VerifiedPresentation | None = None, offline: bool = False, consume: str | None = None) -> dict:
+    """The answer, journalled for the holder's access log (atomically with consuming the code)."""
+    scoped = _scoped(principal, shown)
+    disclosed: list[str] = []
     if result == "valid":
-        values = in_field_order(license, verified.disclosed)
-        body = _valid_body(license, presentation, values, scoped)
+        values = {name: verified.disclosed[name] for name in shown["field_names"] if name in verified.disclosed}
+        body = _valid_body(shown, values, scoped)
         # offline, the verifier holds the disclosures whatever we answer; online, only what we send
         disclosed = list(values) if offline or scoped else []
     else:
-        body = {"valid": False, "reason": result, "detail": DETAILS[result]}
-        disclosed = []
-    if license is not None:
-        access_log.record(license, kind="verification", verifier=verifier, verifier_client_id=client_id,
-                          purpose=presentation.purpose if presentation else None, disclosed=disclosed,
-                          result=result, shown_by=presentation.shown_by if presentation else None,
-                          presentation_id=presentation.presentation_id if presentation else None,
-                          actor=principal.subject_id if principal else None)
-        db.session.commit()
-    return body
+        body = _failure(result)
+    if shown is None:
+        return body
+    client_id = principal.subject_id if principal is not None and principal.subject_type == "client" else None
+    entry = functools.partial(access_log.journal_line, license_pk=shown["license_pk"],
+                              presentation_id=shown["presentation_id"], verifier_client_id=client_id,
+                              actor=principal.subject_id if principal else None, ip=request.remote_addr)
+    line = entry(result=result, disclosed=disclosed)
+    if consume is None:
+        journal.push(line)
+        return body
+    if journal.push(line, consume=consume, line_if_absent=entry(result="used", disclosed=[])):
+        return body
+    return _failure("used")  # another verifier took the code between our read and the consume
 
 
 def in_field_order(license: License, disclosed: dict) -> dict:
@@ -199,24 +223,25 @@ def in_field_order(license: License, disclosed: dict) -> dict:
     return {name: disclosed[name] for name in license.license_type.field_names if name in disclosed}
 
 
-def _valid_body(license: License, presentation: Presentation, values: dict, scoped: bool) -> dict:
-    ltype = license.license_type
-    name_field = "name" if ltype.holder_type == "person" else "entity_name"
-    masked = mask_name(license.field_values.get(name_field))
-    shown_by = presentation.shown_by or {}
+def _failure(result: str) -> dict:
+    return {"valid": False, "reason": result, "detail": DETAILS[result]}
+
+
+def _valid_body(shown: dict, values: dict, scoped: bool) -> dict:
+    name_field, masked = shown["name_field"], shown["holder_name_masked"]
     return {
         "valid": True,
-        "license_type": ltype.code,
-        "license_name": ltype.name,
-        "issuer": license.issuer_name,
-        "issuer_credit_code": license.issuer_credit_code,
-        "identifier": license.identifier,
+        "license_type": shown["license_type"],
+        "license_name": shown["license_name"],
+        "issuer": shown["issuer"],
+        "issuer_credit_code": shown["issuer_credit_code"],
+        "identifier": shown["identifier"],
         "status": "valid",
-        "valid_from": license.valid_from,
-        "valid_until": license.valid_until,
+        "valid_from": date.fromisoformat(shown["valid_from"]),
+        "valid_until": date.fromisoformat(shown["valid_until"]),
         "holder_name_masked": masked,
-        "purpose": presentation.purpose,
-        "shown_by": {"role": shown_by.get("role"), "name_masked": shown_by.get("name_masked")},
+        "purpose": shown["purpose"],
+        "shown_by": shown["shown_by"],
         "disclosure": "full" if scoped else "basic",
         "disclosed": values if scoped else {name_field: masked},
     }

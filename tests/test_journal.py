@@ -1,0 +1,153 @@
+"""The write-behind journal: verifications answered first, written to the access log, inbox and
+audit chain in batches, exactly once, by a real RQ worker or by the reader that needs them."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import func, select
+
+from app import journal
+from app.extensions import db, store
+from app.security import audit
+from app.security.models import AuditEvent
+from app.wallet import access_log, status_lists
+from app.wallet.models import AccessLogEntry, License
+from tests.helpers import API, register_person
+from tests.test_wallet_api_helpers import (ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers,
+                                          verify)
+
+NEEDS_REDIS = pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
+                                 reason="queued journal writes need Redis (without it they run in the request)")
+
+
+@pytest.fixture
+def shown_card(app, client):
+    alice = register_person(client, app, name="张三")
+    police = issuer_headers(app, client, types=(ID_CARD,))
+    card = issue(client, police, holder_id_number=alice["id_number"], fields=id_card_fields())
+    return alice, police, card
+
+
+def _count(app, model, *where) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def _license_pk(app, license_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(License.id).where(License.license_id == license_id))
+
+
+def _unknown_code_line(license_pk: int) -> str:
+    return access_log.journal_line(license_pk=license_pk, presentation_id=None, verifier_client_id=None,
+                                   result="unknown", disclosed=[], actor=None, ip="127.0.0.1")
+
+
+@NEEDS_REDIS
+def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, shown_card):
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from app.jobs import QUEUE_NAME, use_app
+    alice, _, card = shown_card
+    hotel = verifier_headers(app, client, types=(ID_CARD,), name="泉城大酒店")
+    pk = _license_pk(app, card["license_id"])
+    with app.app_context():
+        journal.catch_up()
+        connection = Redis.from_url(app.config["REDIS_URL"])
+        Queue(QUEUE_NAME, connection=connection).empty()
+    codes = [present(client, alice["headers"], card["license_id"], purpose="入住登记")["code"] for _ in range(3)]
+    assert [verify(client, hotel, code=code)["valid"] for code in codes] == [True] * 3
+    assert verify(client, hotel, code=codes[0])["reason"] == "used"
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == 0  # answered, not yet written
+    queue = Queue(QUEUE_NAME, connection=connection)
+    assert queue.count == 1  # one drainer woken for the four answers
+
+    use_app(app)
+    with app.app_context():
+        SimpleWorker([queue], connection=connection).work(burst=True)
+    rows = _count(app, AccessLogEntry, AccessLogEntry.license_id == pk)
+    assert rows == 4
+    with app.app_context():
+        results = sorted(db.session.scalars(select(AccessLogEntry.result).where(AccessLogEntry.license_id == pk)))
+        verifiers = set(db.session.scalars(select(AccessLogEntry.verifier).where(AccessLogEntry.license_id == pk)))
+        assert results == ["used", "valid", "valid", "valid"] and verifiers == {"泉城大酒店"}
+        assert store.journal_head(journal.JOURNAL, 10) == []
+        assert audit.verify().ok
+    inbox = client.get(f"{API}/inbox", headers=alice["headers"]).get_json()
+    assert sum(1 for item in inbox["items"] if item["kind"] == "license_access") == 4
+
+
+@NEEDS_REDIS
+def test_readers_catch_up_with_what_was_answered_before_them(app, client, shown_card):
+    alice, _, card = shown_card
+    code = present(client, alice["headers"], card["license_id"], purpose="银行开户")["code"]
+    assert verify(client, code=code)["valid"] is True
+    with app.app_context():
+        assert store.journal_head(journal.JOURNAL, 1000)  # still queued: no worker runs in this test
+    log = client.get(f"{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"]).get_json()
+    assert [(entry["verifier"], entry["result"], entry["purpose"]) for entry in log["items"]] == [
+        ("匿名", "valid", "银行开户")]
+
+
+def test_a_replayed_batch_is_written_once(app, client, shown_card):
+    _, _, card = shown_card
+    pk = _license_pk(app, card["license_id"])
+    with app.app_context():
+        journal.catch_up()
+        line = _unknown_code_line(pk)
+        before = db.session.scalar(select(func.count()).select_from(AuditEvent))
+        journal._write([line])
+        journal._write([line])  # the worker died after the commit, before the entries left the list
+        assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == before + 1
+        assert audit.verify().ok
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == 1
+
+
+def test_an_entry_that_cannot_be_written_is_dead_lettered_not_blocking(app, client, shown_card):
+    _, _, card = shown_card
+    pk = _license_pk(app, card["license_id"])
+    with app.app_context():
+        journal.catch_up()
+        good = _unknown_code_line(pk)
+        bad = json.loads(good)
+        del bad["result"]
+        bad["id"] = "0" * 32
+        journal._write([json.dumps(bad), good])
+        dead = [text for _, text in store.journal_head(journal.DEAD_LETTERS, 10)]
+        assert [json.loads(text)["id"] for text in dead] == ["0" * 32]
+        store.delete(journal.DEAD_LETTERS)
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == 1
+
+
+def test_entries_of_unknown_kinds_are_refused_when_made(app):
+    with pytest.raises(ValueError):
+        journal.entry("no.such.kind", x=1)
+
+
+@NEEDS_REDIS
+def test_a_revocation_in_one_worker_reaches_the_copy_another_worker_holds(app, client, shown_card):
+    from tests.helpers import another_worker
+    alice, police, card = shown_card
+    first, second = (present(client, alice["headers"], card["license_id"])["code"] for _ in range(2))
+    with another_worker(app) as worker:
+        other = worker.test_client()
+        assert verify(other, code=first)["valid"] is True  # the worker now holds a copy of the list
+        client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "revoked"}, headers=police)
+        assert verify(other, code=second) == {"valid": False, "reason": "revoked", "detail": "证照已被签发机关撤销"}
+
+
+def test_a_worker_copy_of_a_status_list_lives_no_longer_than_the_published_ttl(app, client, shown_card, monkeypatch):
+    alice, _, card = shown_card
+    first, second, third = (present(client, alice["headers"], card["license_id"])["code"] for _ in range(3))
+    assert verify(client, code=first)["valid"] is True
+    with app.app_context():  # a change whose announcement was lost (the store failed after the commit)
+        license = db.session.scalar(select(License).where(License.license_id == card["license_id"]))
+        license.status = "suspended"
+        db.session.commit()
+    assert verify(client, code=second)["valid"] is True  # the copy is still trusted...
+    later = status_lists.time.monotonic() + status_lists.CACHE_SECONDS + 1
+    monkeypatch.setattr(status_lists.time, "monotonic", lambda: later)
+    assert verify(client, code=third)["reason"] == "suspended"  # ...but not past the token's ttl
