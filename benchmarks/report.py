@@ -148,8 +148,9 @@ def micro_section(results: dict[str, Any]) -> list[str]:
     out += ["### Access tokens (`app.security.tokens`)", ""]
     if tokens:
         out += [f"Inside an app context on the benchmark deployment; median of {tokens['rounds']} rounds x "
-                f"{tokens['iterations']}. *Check* is signature + claims + the revocation lookup in Redis "
-                "(one loopback round trip).", "",
+                f"{tokens['iterations']}. *Check* is one caller repeating its token: expiry + the "
+                "revocation lookup in Redis (one loopback round trip); a worker checks a token's signature the first "
+                "time it sees the token.", "",
                 "| operation | ops/s | µs each |", "|---|---:|---:|",
                 f"| issue (ES256 sign) | {_num(tokens['issue_ops'])} | {1e6 / tokens['issue_ops']:.0f} |",
                 f"| check (`decode_access_token`) | {_num(tokens['check_ops'])} | {1e6 / tokens['check_ops']:.0f} |", ""]
