@@ -56,7 +56,7 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
     result = store.journal_push(JOURNAL, line, consume=consume, entry_if_absent=line_if_absent,
                                 awake_ttl=AWAKE_SECONDS)
     if result.wake:
-        enqueue("app.journal:drain_job", idle_seconds=0 if runs_inline() else IDLE_SECONDS)
+        enqueue("app.journal:drain_job")
     return result.consumed
 
 
@@ -92,9 +92,11 @@ def drain(*, until: int | None = None, wait_seconds: float = 0.0) -> int:
             return written
 
 
-def drain_job(idle_seconds: float = IDLE_SECONDS) -> int:
-    """The queued drainer: write until the journal stays empty for `idle_seconds`, then hand the
-    awake flag back (and take it again if an entry slipped in meanwhile)."""
+def drain_job() -> int:
+    """The queued drainer: write until the journal stays empty for IDLE_SECONDS (at once when it
+    runs inside a request), then hand the awake flag back (and take it again if an entry slipped
+    in meanwhile)."""
+    idle_seconds = 0.0 if runs_inline() else IDLE_SECONDS
     written, idle_since = 0, time.monotonic()
     while True:
         count = drain(wait_seconds=LOCK_WAIT_SECONDS)

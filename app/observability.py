@@ -94,11 +94,6 @@ def configure_logging(app: Flask) -> None:
     root.propagate = True
 
 
-def _endpoint_label() -> str:
-    rule = request.url_rule
-    return rule.rule if rule is not None else "unmatched"
-
-
 def metrics_payload() -> tuple[bytes, str]:
     """Prometheus exposition text, aggregated over workers in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -422,14 +422,16 @@ class AppTargets:
 def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
     """How far the journal writer (the access log, inbox and audit entries of each verification,
     written behind the answers by `flask worker`) was behind when the load stopped."""
-    import redis
-    client = redis.Redis.from_url(dep.redis_url)
+    from app.journal import JOURNAL
+    from app.store import RedisStore
+    store = RedisStore(dep.redis_url)  # the app's store: same key prefix
+    key = store.prefix + JOURNAL
     t0 = time.monotonic()
-    pending = client.llen("ias:journal")
-    while client.llen("ias:journal") and time.monotonic() - t0 < timeout_s:
+    pending = store.client.llen(key)
+    while store.client.llen(key) and time.monotonic() - t0 < timeout_s:
         time.sleep(0.1)
-    left = client.llen("ias:journal")
-    client.close()
+    left = store.client.llen(key)
+    store.client.close()
     if left:
         return f"journal writer behind: {pending} entries pending when the load stopped, {left} still after {timeout_s:.0f}s"
     return (f"journal writer kept up: {pending} entries pending when the load stopped, all written to PostgreSQL "

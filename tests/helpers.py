@@ -6,15 +6,23 @@
 """
 from __future__ import annotations
 
+import os
 import random
 from contextlib import contextmanager
 from datetime import date, timedelta
+
+import pytest
 
 from app.identity import registries, service
 from app.identity.identifiers import CREDIT_ALPHABET, credit_check_char, id_check_char
 from app.extensions import db
 
 API = "/api/v1"
+
+
+def needs_redis(why: str):
+    """Skip (with the reason shown) in the SQLite pass: what `why` says only Redis shares."""
+    return pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason=f"{why}; runs with TEST_REDIS_URL")
 DEFAULT_PASSWORD = "Passw0rd2025"
 SHANDONG_REGIONS = ("370102", "370103", "370202", "370203", "370302", "370602", "370702", "371002")
 _rng = random.SystemRandom()

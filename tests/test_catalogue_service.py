@@ -4,7 +4,6 @@ and the index staying consistent across workers and serving when the shared stor
 from __future__ import annotations
 
 import logging
-import os
 
 import pytest
 from sqlalchemy import func, select
@@ -17,11 +16,10 @@ from app.extensions import db
 from app.security.models import AuditEvent
 from schemas.catalogue import ServiceSchema
 from tests.catalogue_support import API, catalogue_guard, catalogue_version, channel_headers  # noqa: F401
-from tests.helpers import another_worker, create_staff, register_person
+from tests.helpers import another_worker, create_staff, needs_redis, register_person
 
 PROBLEM = "application/problem+json"
 SIX_SAME = {"name", "item_type", "legal_basis", "materials", "statutory_limit_days"}
-HAS_REDIS = bool(os.environ.get("TEST_REDIS_URL"))
 
 pytestmark = pytest.mark.usefixtures("catalogue_guard")
 
@@ -284,8 +282,8 @@ def test_withdraw_and_republish(client, app, county_admin):
 # ------------------------------------------------------------------------------------ index consistency
 
 
-@pytest.mark.skipif(not HAS_REDIS, reason="without REDIS_URL each app has its own in-process store, so the change "
-                                          "signal cannot reach a second worker (the DB poll still does, see below)")
+@needs_redis("without Redis each app has its own in-process store, so the change signal cannot reach a "
+             "second worker (the DB poll still does, see below)")
 def test_second_worker_sees_a_write_through_the_store_signal(client, app, county_admin):
     base_code = base_missing_at(app, "370102")
     name = peer(app, base_code)["name"]

@@ -1,16 +1,13 @@
 """Account lock after failed passwords and per-IP rate limits, also across two workers."""
 from __future__ import annotations
 
-import os
 import time
 
-import pytest
 
 from app.extensions import db
-from tests.helpers import API, another_worker, register_person, valid_id_number, valid_phone
+from tests.helpers import API, another_worker, needs_redis, register_person, valid_id_number, valid_phone
 
-needs_redis = pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
-                                 reason="workers share state through Redis; run with TEST_REDIS_URL")
+SHARED = needs_redis("workers share failure counters and locks through Redis")
 
 
 def _password(client, username, password, ip="10.0.0.1"):
@@ -103,7 +100,7 @@ def test_per_ip_rate_limit_on_auth_endpoints_is_429_with_retry_after(client, app
         assert other_ip.status_code == 401
 
 
-@needs_redis
+@SHARED
 def test_lock_holds_across_two_workers(client, app):
     """Two app instances (as two gunicorn workers would be) sharing PostgreSQL and Redis."""
     person = register_person(client, app)
@@ -117,7 +114,7 @@ def test_lock_holds_across_two_workers(client, app):
         assert _password(workers[1], person["id_number"], person["password"]).status_code == 423
 
 
-@needs_redis
+@SHARED
 def test_rate_limit_and_token_revocation_are_shared_by_two_workers(client, app):
     with another_worker(app, AUTH_RATE_LIMIT="4/minute") as first, \
             another_worker(app, AUTH_RATE_LIMIT="4/minute") as second:

@@ -3,7 +3,6 @@ audit chain in batches, exactly once, by a real RQ worker or by the reader that 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from sqlalchemy import func, select
@@ -14,17 +13,15 @@ from app.security import audit
 from app.security.models import AuditEvent
 from app.wallet import access_log, status_lists
 from app.wallet.models import AccessLogEntry, License
-from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import (ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers,
+from tests.helpers import API, needs_redis
+from tests.test_wallet_api_helpers import (ID_CARD, alice, id_card_fields, issue, issuer_headers, present, verifier_headers,
                                           verify)
 
-NEEDS_REDIS = pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
-                                 reason="queued journal writes need Redis (without it they run in the request)")
+NEEDS_REDIS = needs_redis("queued journal writes need Redis (without it they run in the request)")
 
 
 @pytest.fixture
-def shown_card(app, client):
-    alice = register_person(client, app, name="张三")
+def shown_card(app, client, alice):
     police = issuer_headers(app, client, types=(ID_CARD,))
     card = issue(client, police, holder_id_number=alice["id_number"], fields=id_card_fields())
     return alice, police, card

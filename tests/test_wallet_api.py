@@ -14,7 +14,7 @@ from app.wallet import verification
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, Presentation
 from tests.helpers import API, register_person, valid_id_number
-from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, access_log, id_card_fields, issue,
+from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, access_log, alice, id_card_fields, issue,
                                           issuer_headers, present, today, verifier_headers, verify)
 
 
@@ -27,11 +27,6 @@ def _problem(response, status):
     assert response.status_code == status, response.get_json()
     assert response.mimetype == "application/problem+json"
     return response.get_json()
-
-
-@pytest.fixture
-def alice(app, client):
-    return register_person(client, app, name="张三")
 
 
 @pytest.fixture

@@ -2,17 +2,15 @@
 exactly once; every attempt is in the holder's access log."""
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import func, select
 
 from app import journal
 from app.extensions import db
 from app.wallet.models import AccessLogEntry, License
-from tests.helpers import API, another_worker, register_person
+from tests.helpers import API, another_worker, needs_redis, register_person
 from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers, present
 
 THREADS = 12
@@ -54,8 +52,7 @@ def test_same_code_from_many_threads_is_valid_once(app, client):
     _assert_exactly_once(app, results, card["license_id"])
 
 
-@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
-                    reason="workers share one-time codes through Redis only")
+@needs_redis("workers share one-time codes through Redis only")
 def test_same_code_across_two_workers_is_valid_once(app, client):
     card, shown = _shown(app, client)
     with another_worker(app) as worker:

@@ -5,13 +5,20 @@ import re
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 
-from tests.helpers import API, auth_headers, client_token, create_client
+from tests.helpers import API, auth_headers, client_token, create_client, register_person
 
 ID_CARD = "11100000000013100M001"         # 居民身份证, person
 DRIVING = "11100000000013100M009"         # 机动车驾驶证, person
 VEHICLE = "11100000000013100M010"         # 机动车行驶证, person, 13 fields
 BUSINESS = "11100000000013156D001"        # 营业执照, legal
+
+
+@pytest.fixture
+def alice(app, client):
+    """张三, registered: the holder of most wallet tests."""
+    return register_person(client, app, name="张三")
 
 
 def today() -> date:

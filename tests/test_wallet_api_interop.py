@@ -19,7 +19,7 @@ from app.timeutil import BEIJING
 from app.wallet.qr import MAX_VERSION
 from app.wallet.seed import catalogue
 from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import (BUSINESS, ID_CARD, VEHICLE, access_log, business_fields,
+from tests.test_wallet_api_helpers import (BUSINESS, ID_CARD, VEHICLE, access_log, alice, business_fields,
                                           decode_qr_svg, id_card_fields, issue, issuer_headers, present,
                                           verifier_headers, verify, vehicle_fields)
 from tests.helpers import valid_credit_code
@@ -43,11 +43,6 @@ def library_verify(client, presentation: str, nonce: str) -> dict:
         return JWK.from_json(json.dumps(published[header["kid"]]))
 
     return SDJWTVerifier(presentation, issuer_key, BASE, nonce).get_verified_payload()
-
-
-@pytest.fixture
-def alice(app, client):
-    return register_person(client, app, name="张三")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, LicenseType, StatusListRecord
 from app.wallet.seed import seed_license_types
 from tests.helpers import API, add_registry_person, minor_id_number, register_person, valid_id_number
-from tests.test_wallet_api_helpers import (DRIVING, ID_CARD, access_log, id_card_fields, issue, issuer_headers,
+from tests.test_wallet_api_helpers import (DRIVING, ID_CARD, access_log, alice, id_card_fields, issue, issuer_headers,
                                           present, verify)
 
 SOCIAL_SECURITY = "111000000000131143001"  # 社会保障卡, validity_years 10
@@ -26,11 +26,6 @@ SOCIAL_SECURITY = "111000000000131143001"  # 社会保障卡, validity_years 10
 def person(subject_id: str) -> Principal:
     return Principal(subject_id=subject_id, subject_type="person", roles=frozenset({"citizen"}),
                      claims={"sub": subject_id, "sub_type": "person"})
-
-
-@pytest.fixture
-def alice(app, client):
-    return register_person(client, app, name="张三")
 
 
 @pytest.fixture

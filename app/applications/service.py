@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -130,13 +131,27 @@ def _load(application_id: str, *, fresh: bool = False) -> Application | None:
     return db.session.scalar(query)
 
 
-def _commit() -> None:
-    """Commit; a concurrent change of the same application (version moved on) is 409."""
+@contextmanager
+def _version_checked():
+    """A concurrent change of the same application (its version moved on) is 409."""
     try:
-        db.session.commit()
+        yield
     except StaleDataError:
         db.session.rollback()
         raise Conflict(CONFLICT_STALE) from None
+
+
+def _commit() -> None:
+    """Commit; a concurrent change of the same application (version moved on) is 409."""
+    with _version_checked():
+        db.session.commit()
+
+
+def _saved(app: Application, role: str) -> ApplicationView:
+    """Commit a change, deliver its notices and answer as `role` sees the application."""
+    _commit()
+    schedule_delivery()
+    return _view(app, role)
 
 
 def _event(app: Application, action: str, *, from_status: str | None, to_status: str | None, actor_id: str | None,
@@ -760,19 +775,14 @@ def transition(*, principal: Principal, application_id: str, action: str, commen
                        data={"hall_role": role})
     if action == "accept" and app.deadline is None:
         app.deadline = add_working_days(_today(), app.promised_limit_days or 0)
-    try:
+    with _version_checked():
         db.session.flush()
         _sync_parent(app, actor_id=principal.subject_id)
         _notify(app, action, comment=comment or "")
         audit.record("application.transition", subject_id=app.subject_id, actor=principal.subject_id,
                      details={"application_id": app.application_id, "action": action, "from": previous,
                               "to": app.status, "hall_code": app.hall_code})
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict(CONFLICT_STALE) from None
-    _commit()
-    schedule_delivery()
-    return _view(app, "staff")
+    return _saved(app, "staff")
 
 
 def _own(principal: Principal, application_id: str) -> tuple[Application, Applicant]:
@@ -788,7 +798,7 @@ def withdraw(*, principal: Principal, application_id: str) -> ApplicationView:
     app, applicant = _own(principal, application_id)
     if app.parent_id is not None:
         raise Conflict("一件事的子项不能单独撤回，请撤回整个一件事")
-    try:
+    with _version_checked():
         if app.is_bundle:
             blocking = [c for c in app.children if c.status not in TRANSITIONS["withdraw"]]
             if blocking or app.status != SUBMITTED:
@@ -801,12 +811,7 @@ def withdraw(*, principal: Principal, application_id: str) -> ApplicationView:
             _change(app, "withdraw", actor_id=applicant.actor_id, actor_role="applicant")
         _notify(app, "withdraw")
         db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict(CONFLICT_STALE) from None
-    _commit()
-    schedule_delivery()
-    return _view(app, "applicant")
+    return _saved(app, "applicant")
 
 
 def _entry_of(row: ApplicationMaterial) -> dict:
@@ -849,17 +854,12 @@ def resubmit(*, principal: Principal, application_id: str, form: dict | None,
     app.set_form(clean, {f.name: f.type for f in spec.fields})
     app.submitted_at = utcnow()
     app.deadline = add_working_days(_today(), app.promised_limit_days or 0)
-    try:
+    with _version_checked():
         _change(app, "resubmit", actor_id=applicant.actor_id, actor_role="applicant",
                 data={"changed_fields": sorted(changes), "changed_materials": sorted(replaced)})
         _notify(app, "resubmit")
         db.session.flush()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict(CONFLICT_STALE) from None
-    _commit()
-    schedule_delivery()
-    return _view(app, "applicant")
+    return _saved(app, "applicant")
 
 
 # ---- used by evaluations

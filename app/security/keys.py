@@ -66,30 +66,20 @@ def active_key(purpose: str):
 
 def public_key(kid: str):
     """Public key for a kid (cached), or None when unknown or no longer published."""
-    cache = _cache()["public"]
-    if kid in cache:
-        return cache[kid]
-    row = db.session.get(SigningKey, kid)
-    key = None
-    if row is not None:
-        until = as_aware(row.publish_until)
-        if until is None or until > utcnow():
-            key = load_public_jwk(row.public_jwk)
-    if key is not None:
-        cache[kid] = key
-    return key
+    published = published_key(kid)
+    return published[1] if published is not None else None
 
 
 def published_key(kid: str):
-    """(purpose, public key) of a published key, or None (cached like `public_key`)."""
-    cache = _cache().setdefault("purposes", {})
+    """(purpose, public key) of a kid still published, or None; cached per worker once found."""
+    cache = _cache()["public"]
     hit = cache.get(kid)
     if hit is None:
-        key = public_key(kid)
-        row = db.session.get(SigningKey, kid) if key is not None else None
-        if row is None:
+        row = db.session.get(SigningKey, kid)
+        until = as_aware(row.publish_until) if row is not None else None
+        if row is None or (until is not None and until <= utcnow()):
             return None
-        hit = cache[kid] = (row.purpose, key)
+        hit = cache[kid] = (row.purpose, load_public_jwk(row.public_jwk))
     return hit
 
 

@@ -168,7 +168,7 @@ def use_license_as_material(*, principal: Principal, license_id: str, service_co
                                        expected_aud=None, now=epoch(), require_key_binding=False)
     except SdJwtError as exc:
         raise Conflict("证照签名校验失败，请联系签发机关") from exc
-    values = verification.in_field_order(license, verified.disclosed)
+    values = verification.in_field_order(license.license_type.field_names, verified.disclosed)
     access_log.record(license, kind="material", verifier=f"办件 {service_code}", verifier_client_id=None,
                       purpose=purpose, disclosed=list(values), result="valid", shown_by=actor.shown_by(),
                       presentation_id=None, actor=actor.subject_id)

@@ -197,7 +197,7 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     scoped = _scoped(principal, shown)
     disclosed: list[str] = []
     if result == "valid":
-        values = {name: verified.disclosed[name] for name in shown["field_names"] if name in verified.disclosed}
+        values = in_field_order(shown["field_names"], verified.disclosed)
         body = _valid_body(shown, values, scoped)
         # offline, the verifier holds the disclosures whatever we answer; online, only what we send
         disclosed = list(values) if offline or scoped else []
@@ -218,9 +218,9 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     return _failure("used")  # another verifier took the code between our read and the consume
 
 
-def in_field_order(license: License, disclosed: dict) -> dict:
+def in_field_order(field_names: list[str], disclosed: dict) -> dict:
     """Disclosed claims in the order the license type lists its fields."""
-    return {name: disclosed[name] for name in license.license_type.field_names if name in disclosed}
+    return {name: disclosed[name] for name in field_names if name in disclosed}
 
 
 def _failure(result: str) -> dict:
