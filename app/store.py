@@ -69,6 +69,14 @@ class SharedStore(ABC):
     def get_many(self, *keys: str) -> list[str | None]:
         """Several values in one round trip."""
 
+    def count_and_get(self, counter: str, window: int, keys: list[str]) -> tuple[int, int, list[str | None]]:
+        """Count a hit in a fixed window (the TTL starts with the first hit) and read `keys`: the
+        count, the seconds until the window resets, and the values (one round trip on Redis)."""
+        count, reset_in = self.incr(counter, window), self.ttl(counter)
+        if reset_in is None:
+            self.touch(counter, window)
+        return count, window if reset_in is None else reset_in, self.get_many(*keys) if keys else []
+
     @abstractmethod
     def delete_if_equal(self, key: str, value: str) -> bool:
         """Delete `key` only while it still holds `value` (releasing a lock one owns)."""
@@ -239,6 +247,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: counter, keys to read; ARGV: window seconds
+COUNT_AND_GET = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+local values = {}
+if #KEYS > 1 then values = redis.call('MGET', unpack(KEYS, 2)) end
+return {count, ttl, values}
+"""
+
 # KEYS: list, sequence, awake flag[, key to consume]; ARGV: entry, entry if the key was absent, awake TTL
 JOURNAL_PUSH = """
 local entry, consumed = ARGV[1], 0
@@ -266,6 +287,7 @@ class RedisStore(SharedStore):
             retry_on_timeout=False, health_check_interval=30)
         self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
         self._journal_push = self.client.register_script(JOURNAL_PUSH)
+        self._count_and_get = self.client.register_script(COUNT_AND_GET)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -307,6 +329,11 @@ class RedisStore(SharedStore):
 
     def get_many(self, *keys):
         return self._call(self.client.mget, [self._k(key) for key in keys])
+
+    def count_and_get(self, counter, window, keys):
+        count, ttl, values = self._call(self._count_and_get, keys=[self._k(counter), *map(self._k, keys)],
+                                        args=[window])
+        return int(count), int(ttl), list(values)
 
     def delete_if_equal(self, key, value):
         return bool(self._call(self._delete_if_equal, keys=[self._k(key)], args=[value]))

@@ -189,6 +189,52 @@ def background_cpu(own_roots: Iterable[int] = (), seconds: float = 0.5) -> float
     return max(0.0, (busy - own) / (total2 - total1))
 
 
+def _all_process_ticks() -> dict[int, tuple[str, int]]:
+    """{pid: (command name, CPU ticks including reaped children)} for every process on the machine."""
+    out: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+            fields = rest.split()
+            out[int(entry.name)] = (head.split("(", 1)[1], sum(int(v) for v in fields[11:15]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+class CpuMeter:
+    """Cores used per kind of process between start() and stop(): where a run's CPU went (app workers,
+    the job worker, Redis, PostgreSQL, wrk, the rest)."""
+
+    def __init__(self, worker_pids: Iterable[int] = ()):
+        self.workers = set(worker_pids)
+
+    def start(self) -> "CpuMeter":
+        self.t0, self.before = time.monotonic(), _all_process_ticks()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after, seconds = _all_process_ticks(), max(1e-6, time.monotonic() - self.t0)
+        hz = os.sysconf("SC_CLK_TCK")
+        shares: dict[str, float] = {}
+        for pid, (name, ticks) in after.items():
+            used = ticks - self.before.get(pid, (name, 0))[1]
+            if used > 0:
+                kind = "app workers" if pid in self.workers else _process_kind(name)
+                shares[kind] = shares.get(kind, 0.0) + used / hz / seconds
+        return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
+
+
+def _process_kind(name: str) -> str:
+    for prefix, kind in (("redis", "redis"), ("postgres", "postgres"), ("wrk", "wrk"), ("flask", "job worker"),
+                         ("rq:", "job worker"), ("gunicorn", "gunicorn master")):
+        if name.startswith(prefix):
+            return kind
+    return "other"
+
+
 # --- plain HTTP for probes and data preparation ---------------------------------------------
 
 class HttpClient:

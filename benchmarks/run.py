@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from . import report
-from .loadgen import (ROOT, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu, free_port, log,
-                      profile_summary, profile_worker, run_wrk, wrk_version)
+from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
+                      free_port, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
                          create_presentations, issue_licenses, json_line, login, mint_refresh_tokens,
                          prepare_database, service_codes, write_lines, WSGI_TARGET)
@@ -216,13 +216,16 @@ class LoadRunner:
         if self.profile_dir is not None and server is not None and server.worker_pids():
             folded = self.profile_dir / f"{name}.folded"
             spy = profile_worker(server.worker_pids()[0], s.duration, folded)
+        meter = CpuMeter(server.worker_pids() if server is not None else ()).start()
         result = run_wrk(url, duration=s.duration, script_args=script_args or [], **common)
+        cpu = meter.stop()
         if spy is not None:
             spy.wait(timeout=s.duration + 30)
             if folded.exists():
                 log("\n".join("    " + line for line in profile_summary(folded)))
         row = {"name": name, "label": LOAD_TARGETS[name][0], "request": request, **result.as_dict(),
-               "notes": list(notes or []), "background_cpu": round(busy, 3)}
+               "notes": list(notes or []), "background_cpu": round(busy, 3),
+               "cpu_cores": {kind: round(cores, 2) for kind, cores in cpu.items()}}
         if busy > BUSY_THRESHOLD:
             row["notes"].append(f"machine busy before the run: other processes used {busy:.0%} of the CPUs")
         floor = self.floor_rps()
@@ -245,6 +248,7 @@ class LoadRunner:
         log(f"  {name:13} {result.rps:9.0f} req/s  p50 {_ms(result.p50_ms)}  p99 {_ms(result.p99_ms)}"
             + (f"  x{row['ratio']:.2f} of floor" if row.get("ratio") and name != "floor" else "")
             + ("" if row["valid"] else "  [" + "; ".join(row["notes"]) + "]"))
+        log("    cores used: " + ", ".join(f"{kind} {cores:.2f}" for kind, cores in cpu.items() if cores >= 0.01))
         self.results["load"][name] = row
         return row
 

@@ -85,6 +85,19 @@ def test_get_many_and_touch(shared):
     assert shared.get("b") == "2"
 
 
+def test_count_and_get_counts_a_fixed_window_and_reads_in_the_same_call(shared):
+    shared.set("code", "sealed")
+    assert shared.count_and_get("hits", 60, ["code", "missing"]) == (1, 60, ["sealed", None])
+    count, reset_in, values = shared.count_and_get("hits", 5, [])
+    assert (count, values) == (2, [])
+    assert 55 <= reset_in <= 60  # the window started with the first hit
+    shared.set("short", "0")
+    assert shared.count_and_get("short", 1, ["short"])[0] == 1  # a counter without a TTL gets one
+    assert 0 <= shared.ttl("short") <= 1
+    time.sleep(1.2)
+    assert shared.count_and_get("short", 1, [])[0] == 1
+
+
 def test_delete_if_equal_releases_only_ones_own_lock(shared):
     shared.set("lock", "mine", ttl=60)
     assert shared.delete_if_equal("lock", "theirs") is False

@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.security import tokens
 from app.notifications.models import Notification
 from app.security.models import AuditEvent
 from app.wallet import verification
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, Presentation
-from tests.helpers import API, register_person, valid_id_number
+from tests.helpers import API, needs_redis, register_person, valid_id_number
 from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, access_log, alice, id_card_fields, issue,
                                           issuer_headers, present, today, verifier_headers, verify)
 
@@ -331,6 +332,48 @@ def test_invalid_verifier_token_is_401(client, alice, alice_card):
     _problem(client.post(f"{API}/verifications", json={"code": shown["code"]},
                          headers={"Authorization": "Bearer nonsense"}), 401)
     assert verify(client, code=shown["code"])["valid"] is True  # the code was not consumed
+
+
+def test_a_revoked_verifier_token_is_401_and_leaves_the_code(app, client, alice, alice_card):
+    hotel = verifier_headers(app, client)
+    shown = present(client, alice["headers"], alice_card["license_id"])
+    with app.test_request_context():
+        tokens.revoke_access_token(tokens.decode_access_token(hotel["Authorization"].split()[1]))
+    problem = _problem(client.post(f"{API}/verifications", json={"code": shown["code"]}, headers=hotel), 401)
+    assert problem["detail"] == "访问令牌已注销"
+    assert verify(client, code=shown["code"])["valid"] is True
+
+
+@needs_redis("counts the commands the shared Redis receives")
+def test_a_live_code_is_verified_in_two_round_trips_to_the_store(app, client, alice, alice_card):
+    hotel = verifier_headers(app, client)
+    first, second = (present(client, alice["headers"], alice_card["license_id"]) for _ in range(2))
+    assert verify(client, hotel, code=first["code"])["valid"] is True  # wakes the journal's drainer once
+    redis = app.extensions["shared_store"].client
+    redis.config_resetstat()
+    assert verify(client, hotel, code=second["code"])["valid"] is True
+    calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in redis.info("commandstats").items()}
+    calls.pop("config|resetstat", None)
+    # two scripts (commandstats also counts the commands they run): count the hit, read the token's
+    # revocation, the code and the status version; then consume the code and journal the answer
+    assert calls == {"evalsha": 2, "incr": 2, "ttl": 1, "mget": 1, "del": 1, "rpush": 1, "set": 1}
+
+
+def test_verifications_are_rate_limited_per_address_bad_requests_included(app, client, alice, alice_card,
+                                                                          monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "3/minute")
+    shown = present(client, alice["headers"], alice_card["license_id"])
+    assert verify(client, code="A" * 32)["reason"] == "unknown"
+    _problem(client.post(f"{API}/verifications", json={"code": shown["code"]},
+                         headers={"Authorization": "Bearer nonsense"}), 401)
+    _problem(client.post(f"{API}/verifications", json={"code": "not a code!"}), 400)
+    over = client.post(f"{API}/verifications", json={"code": shown["code"]})
+    problem = _problem(over, 429)
+    assert problem["detail"] == "核验请求过于频繁，请稍后再试"
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    elsewhere = client.post(f"{API}/verifications", json={"code": shown["code"]},
+                            environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert elsewhere.get_json()["valid"] is True  # the limited request did not consume the code
 
 
 def test_suspend_reinstate_revoke(app, client, alice, alice_card, police):

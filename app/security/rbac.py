@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from flask import g, request
 
 from ..errors import Forbidden, Unauthorized
-from .tokens import decode_access_token
+from .tokens import decode_access_token, signed_claims
 
 ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
          "third_party", "platform_admin")
@@ -63,8 +63,16 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
-def current_principal(*, optional: bool = False) -> Principal | None:
-    """The caller, decoded once per request; None when optional and no token was sent."""
+def bearer_claims() -> dict | None:
+    """The bearer token's claims with its signature, issuer and expiry checked but not yet its
+    revocation (`current_principal(revoked=...)` does that); None without a token."""
+    token = _bearer_token()
+    return signed_claims(token) if token is not None else None
+
+
+def current_principal(*, optional: bool = False, revoked: bool | None = None) -> Principal | None:
+    """The caller, decoded once per request; None when optional and no token was sent.
+    `revoked`: the caller read the token's revocation entry already."""
     if "principal" in g:
         return g.principal
     token = _bearer_token()
@@ -72,7 +80,7 @@ def current_principal(*, optional: bool = False) -> Principal | None:
         if optional:
             return None
         raise Unauthorized("需要登录")
-    claims = decode_access_token(token)
+    claims = decode_access_token(token, revoked=revoked)
     g.principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
                             roles=frozenset(claims.get("roles") or ()), claims=claims)
     return g.principal

@@ -33,10 +33,25 @@ def issue_access_token(subject_id: str, *, roles: list[str], extra: dict | None 
     return token, claims
 
 
-def decode_access_token(token: str) -> dict:
+def decode_access_token(token: str, *, revoked: bool | None = None) -> dict:
     """Verify signature, expiry, issuer and revocation; raise Unauthorized otherwise. A token's
     signature is checked once per worker (callers repeat their token); expiry and revocation on
-    every call."""
+    every call. `revoked`: the caller read `revocation_key` already (in its own round trip)."""
+    claims = signed_claims(token)
+    if revoked is None:
+        revoked = bool(store.get(revocation_key(claims)))
+    if revoked:
+        raise Unauthorized("访问令牌已注销")
+    return claims
+
+
+def revocation_key(claims: dict) -> str:
+    """The shared-store key that marks a token revoked."""
+    return f"revoked:jti:{claims['jti']}"
+
+
+def signed_claims(token: str) -> dict:
+    """The claims of a token whose signature, issuer and expiry hold (revocation not checked)."""
     verified = current_app.extensions.setdefault("verified_access_tokens", {})
     claims = verified.get(token)
     if claims is None:
@@ -46,8 +61,6 @@ def decode_access_token(token: str) -> dict:
         verified[token] = claims
     elif claims["exp"] + LEEWAY_SECONDS < time.time():
         raise Unauthorized("访问令牌已过期")
-    if store.get(f"revoked:jti:{claims['jti']}"):
-        raise Unauthorized("访问令牌已注销")
     return claims
 
 
@@ -77,4 +90,4 @@ def revoke_access_token(claims: dict) -> None:
     """Deny this token until it would have expired anyway."""
     remaining = int(claims["exp"]) - int(time.time()) + LEEWAY_SECONDS
     if remaining > 0:
-        store.set(f"revoked:jti:{claims['jti']}", "1", ttl=remaining)
+        store.set(revocation_key(claims), "1", ttl=remaining)

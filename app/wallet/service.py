@@ -25,12 +25,12 @@ from .issuance import change_status, issue_license, issue_platform_license, prep
 from .models import License, LicenseType
 from .presentations import cancel_presentation, create_presentation, effective_status
 from .sdjwt import SdJwtError, verify_presentation
-from .verification import verify
+from .verification import verify, verify_request
 
 __all__ = [
     "license_types", "license_type", "issue_license", "change_status", "issue_platform_license",
     "prepare_platform_issuer", "wallet_licenses", "wallet_license", "create_presentation",
-    "cancel_presentation", "verify", "access_log_page", "status_list_token", "holder_licenses",
+    "cancel_presentation", "verify", "verify_request", "access_log_page", "status_list_token", "holder_licenses",
     "use_license_as_material", "LicenseUnusable", "effective_status",
 ]
 

@@ -19,13 +19,13 @@ from datetime import date, datetime, timezone
 from flask import request
 from sqlalchemy import select
 
-from ..errors import BadRequest, ValidationFailed
+from ..errors import BadRequest, Unauthorized, ValidationFailed
 from .. import journal
-from ..extensions import db, store
+from ..extensions import db, limiter, store
 from ..identity import service as identity
-from ..security import keys
+from ..security import keys, tokens
 from ..security.jose import JoseError, b64url_json, decode_jws
-from ..security.rbac import Principal
+from ..security.rbac import Principal, bearer_claims, current_principal
 from ..timeutil import as_aware, epoch
 from . import access_log, presentations, status_lists
 from .models import License, Presentation
@@ -35,6 +35,8 @@ CODE_RE = re.compile(presentations.CODE_PATTERN)
 IDENTIFIER_RE = re.compile(r"[0-9A-Z.]{20,120}")
 TOKEN_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # kids and nonces we hand out
 MAX_SD_JWT = 16 * 1024
+RATE_SCOPE = "verify"
+TOO_MANY = "核验请求过于频繁，请稍后再试"
 DETAILS = {
     "expired": "证照或亮证码已过期",
     "used": "亮证码已被使用",
@@ -50,26 +52,57 @@ def _clock() -> int:
     return epoch()
 
 
-def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None) -> dict:
-    """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the access log."""
+def verify_request(*, code: str | None, sd_jwt: str | None, limit: str) -> dict:
+    """POST /verifications: the caller's rate limit, token revocation and (online) the code's
+    entry are read in one round trip to the shared store, then `verify`."""
+    try:
+        claims = bearer_claims()
+    except Unauthorized:
+        limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), [], detail=TOO_MANY)  # bad tokens count too
+        raise
+    revocation = tokens.revocation_key(claims) if claims is not None else None
+    keys = ([revocation] if revocation else []) + (_code_reads(code) if _is_code(code) else [])
+    reads = limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), keys, detail=TOO_MANY)
+    principal = current_principal(optional=True, revoked=bool(reads[revocation]) if revocation else None)
+    return verify(principal=principal, code=code, sd_jwt=sd_jwt, reads=reads)
+
+
+def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None,
+           reads: dict | None = None) -> dict:
+    """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the
+    access log. `reads`: the shared-store entries of `_code_reads(code)`, read by the caller."""
     if (code is None) == (sd_jwt is None):
         raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
                                errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
     if code is not None:
-        return _verify_code(code, principal)
+        return _verify_code(code, principal, reads or {})
     return _verify_sd_jwt(sd_jwt, principal)
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _is_code(code) -> bool:
+    return isinstance(code, str) and CODE_RE.fullmatch(code) is not None
+
+
+def _code_reads(code: str) -> list[str]:
+    """What checking a live code reads from the shared store: its entry and the status version."""
+    return [presentations.code_key(code), status_lists.VERSION_KEY]
 
 
 # ---- online
 
 
-def _verify_code(code: str, principal: Principal | None) -> dict:
+def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
     """The code's entry in the shared store carries the sealed card and presentation, so a live
     code is checked without the database; consuming it and journalling the answer are one step."""
-    if not isinstance(code, str) or not CODE_RE.fullmatch(code):
+    if not _is_code(code):
         raise BadRequest("code 不是有效的亮证码")
-    key = presentations.code_key(code)
-    sealed, status_version = store.get_many(key, status_lists.VERSION_KEY)
+    keys = _code_reads(code)
+    key = keys[0]
+    sealed, status_version = [reads[k] for k in keys] if all(k in reads for k in keys) else store.get_many(*keys)
     if sealed is None:
         return _code_gone(code, principal)
     shown = presentations.unseal(code, sealed)

@@ -7,7 +7,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from ..errors import NotFound, ValidationFailed
-from ..extensions import limiter
 from ..security.rbac import auth_required, current_principal
 from . import service
 from .status_lists import CACHE_SECONDS
@@ -190,10 +189,8 @@ class Verifications(MethodView):
         失败也返回 200：`{"valid": false, "reason": "expired|used|revoked|suspended|bad_signature|unknown"}`。
         已登记并获该证照类型授权的核验方可获得持证人选择披露的字段，其他人仅获得有效性、类型、签发机关和脱敏姓名。
         """
-        limiter.hit(current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT), "verify",
-                    request.remote_addr or "unknown", detail="核验请求过于频繁，请稍后再试")
-        principal = current_principal(optional=True)
-        return service.verify(principal=principal, code=data.get("code"), sd_jwt=data.get("sd_jwt")), 200, NO_STORE
+        return service.verify_request(code=data.get("code"), sd_jwt=data.get("sd_jwt"),
+                                      limit=current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)), 200, NO_STORE
 
 
 @blp.route("/status-lists/<string:list_id>")
