@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from ..bulk import insert_rows
 from ..errors import ApiError
 from ..extensions import db
 from ..jobs import enqueue
@@ -35,7 +36,7 @@ def notify_many(notes: list[dict]) -> None:
     """Inbox entries (`notify`'s keyword arguments, without templates) as one multi-row insert."""
     if notes:
         now = utcnow()
-        db.session.execute(insert(Notification), [{"body": "", "data": {}, "created_at": now, **note} for note in notes])
+        insert_rows(Notification.__table__, [{"body": "", "data": {}, "created_at": now, **note} for note in notes])
 
 
 def _channel_recipients(subject_id: str) -> list[tuple[str, str]]:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from flask import has_request_context, request
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
+from ..bulk import insert_rows
 from ..extensions import db
 from ..observability import mask_pii
 from ..timeutil import as_aware, utcnow
@@ -29,7 +30,6 @@ logger = logging.getLogger("app.audit")
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
-ROW_COLUMNS = ("seq", "at", "event", "subject_id", "actor", "ip", "details", "prev_hash", "hash")
 # pg_advisory_xact_lock key: "ias-audt" as a signed 64-bit integer.
 ADVISORY_LOCK_KEY = int.from_bytes(b"ias-audt", "big", signed=True)
 
@@ -89,14 +89,14 @@ def record(event: str, *, subject_id: str | None = None, actor: str | None = Non
     `details` must not carry plaintext personal data; strings that look like ID or phone
     numbers are masked anyway. `ip` defaults to the current request's client address.
     """
-    return record_many([dict(event=event, subject_id=subject_id, actor=actor, details=details,
-                             ip=ip if ip is not None else _client_ip())])[0]
+    return AuditEvent(**record_many([dict(event=event, subject_id=subject_id, actor=actor, details=details,
+                                          ip=ip if ip is not None else _client_ip())])[0])
 
 
-def record_many(events: list[dict]) -> list[AuditEvent]:
+def record_many(events: list[dict]) -> list[dict]:
     """Append several events (keyword dicts as `record` takes, `ip` as given) holding the chain
     once, as one multi-row insert: what a batch writer uses instead of one lock, head update and
-    insert per event. Returns the rows as written (not attached to the session)."""
+    insert per event. Returns the rows as written (column -> value)."""
     session = db.session
     session.flush()
     _lock_chain(session)
@@ -106,20 +106,32 @@ def record_many(events: list[dict]) -> list[AuditEvent]:
     at, rows = utcnow(), []
     for item in events:
         seq += 1
-        row = AuditEvent(seq=seq, at=at, event=item["event"], subject_id=item.get("subject_id"),
-                         actor=item.get("actor"), ip=item.get("ip"), details=_clean(item.get("details") or {}),
-                         prev_hash=prev_hash)
-        row.hash = prev_hash = row_hash(row)
+        row = {"seq": seq, "at": at, "event": item["event"], "subject_id": item.get("subject_id"),
+               "actor": item.get("actor"), "ip": item.get("ip"), "details": _clean(item.get("details") or {}),
+               "prev_hash": prev_hash}
+        row["hash"] = prev_hash = hashlib.sha256(canonical_bytes(**row)).hexdigest()
         rows.append(row)
-    session.execute(insert(AuditEvent), [{column: getattr(row, column) for column in ROW_COLUMNS} for row in rows])
+    insert_rows(AuditEvent.__table__, rows)
     if head is None:
         session.add(AuditHead(id=HEAD_ID, seq=seq, hash=prev_hash))
     else:
         head.seq, head.hash = seq, prev_hash
     session.flush()
-    for row in rows:
-        logger.info("audit %s", row.event, extra={"event": row.event, "subject": row.subject_id})
+    _log(rows)
     return rows
+
+
+def _log(rows: list[dict]) -> None:
+    """One log line per event, or per kind of event for a batch (the chain holds each one)."""
+    if len(rows) == 1:
+        logger.info("audit %s", rows[0]["event"], extra={"event": rows[0]["event"], "subject": rows[0]["subject_id"]})
+        return
+    kinds: dict[str, list[int]] = {}
+    for row in rows:
+        kinds.setdefault(row["event"], []).append(row["seq"])
+    for event, seqs in kinds.items():
+        logger.info("audit %s x%d (seq %d-%d)", event, len(seqs), seqs[0], seqs[-1],
+                    extra={"event": event, "count": len(seqs)})
 
 
 @dataclass

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.orm import load_only
 
 from .. import journal
+from ..bulk import insert_rows
 from ..extensions import db
 from ..identity.models import ApiClient
 from ..notifications.service import notify_many
@@ -23,6 +25,8 @@ from .models import AccessLogEntry, License, Presentation
 
 ANONYMOUS = "匿名"
 JOURNAL_KIND = "wallet.access"
+LICENSE_FACTS = (License.id, License.license_id, License.license_type_code, License.holder_type,
+                 License.holder_index, License.holder_ref_enc)  # what an entry needs of its license
 RESULT_LABELS = {"valid": "核验通过", "expired": "已过期", "used": "亮证码已使用", "revoked": "证照已撤销",
                  "suspended": "证照已暂停", "bad_signature": "签名或内容无效", "unknown": "无法识别"}
 
@@ -33,7 +37,8 @@ def record(license: License, *, kind: str, verifier: str, verifier_client_id: st
     """Append an entry, notify and audit in the caller's transaction (the caller commits)."""
     _add([(_row(license, at=utcnow(), kind=kind, event_id=None, verifier=verifier,
                 verifier_client_id=verifier_client_id, purpose=purpose, disclosed=disclosed, result=result,
-                shown_by=shown_by, presentation_id=presentation_id), license, actor, None)])
+                shown_by=shown_by, presentation_id=presentation_id), license, actor, None)],
+         {license.id: holders.holder_subject_id(license)})
 
 
 def journal_line(*, license_pk: int, presentation_id: str | None, verifier_client_id: str | None,
@@ -48,8 +53,11 @@ def write_journal_entries(entries: list[dict]) -> None:
     ids = [item["id"] for item in entries]
     done = set(db.session.scalars(select(AccessLogEntry.event_id).where(AccessLogEntry.event_id.in_(ids))))
     entries = [item for item in entries if item["id"] not in done]
-    licenses = _by(License.id, {item["license"] for item in entries})
-    shown = _by(Presentation.presentation_id, {item["presentation"] for item in entries if item["presentation"]})
+    licenses = {row.id: row for row in db.session.scalars(
+        select(License).options(load_only(*LICENSE_FACTS)).where(License.id.in_({item["license"] for item in entries})))}
+    shown = {row.presentation_id: row for row in db.session.execute(
+        select(Presentation.presentation_id, Presentation.purpose, Presentation.shown_by).where(
+            Presentation.presentation_id.in_({item["presentation"] for item in entries if item["presentation"]})))}
     clients = {row.client_id: row.name for row in db.session.execute(
         select(ApiClient.client_id, ApiClient.name).where(
             ApiClient.client_id.in_({item["client"] for item in entries if item["client"]})))}
@@ -68,27 +76,18 @@ def write_journal_entries(entries: list[dict]) -> None:
                    presentation_id=presentation.presentation_id if presentation else None)
         batch.append((row, license, item["actor"], item.get("ip")))
     if batch:
-        _add(batch)
+        _add(batch, holders.holder_subject_ids(list(licenses.values())))
 
 
 def _row(license: License, **values) -> dict:
     return {"license_id": license.id, **values, "disclosed": list(values["disclosed"])}
 
 
-def _by(column, values: set) -> dict:
-    if not values:
-        return {}
-    return {getattr(row, column.key): row for row in db.session.scalars(select(column.class_).where(column.in_(values)))}
-
-
-def _add(batch: list[tuple[dict, License, str | None, str | None]]) -> None:
+def _add(batch: list[tuple[dict, License, str | None, str | None]], holder_of: dict[int, str | None]) -> None:
     """The entries, their inbox notices and one audit event each, as three multi-row inserts."""
-    holder_of: dict[int, str | None] = {}
     notices, events = [], []
     for row, license, actor, ip in batch:
-        if license.id not in holder_of:
-            holder_of[license.id] = holders.holder_subject_id(license)
-        holder_subject = holder_of[license.id]
+        holder_subject = holder_of.get(license.id)
         notices += _notices(row, license, holder_subject)
         events.append(dict(event="license.used_as_material" if row["kind"] == "material" else "license.verified",
                            subject_id=holder_subject, actor=actor, ip=ip,
@@ -96,7 +95,7 @@ def _add(batch: list[tuple[dict, License, str | None, str | None]]) -> None:
                                     "verifier": row["verifier"], "disclosed": row["disclosed"],
                                     "presentation_id": row["presentation_id"],
                                     "shown_by": (row["shown_by"] or {}).get("role")}))
-    db.session.execute(insert(AccessLogEntry), [row for row, *_ in batch])
+    insert_rows(AccessLogEntry.__table__, [row for row, *_ in batch])
     notify_many(notices)
     audit.record_many(events)
 

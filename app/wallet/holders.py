@@ -130,3 +130,14 @@ def holder_subject_id(license: License) -> str | None:
         enterprise = identity.enterprise_for(license.holder_ref)
         return enterprise.subject_id if enterprise else None
     return db.session.scalar(select(Person.subject_id).where(Person.id_number_index == license.holder_index))
+
+
+def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
+    """`holder_subject_id` of several licenses: one query for the persons among them."""
+    persons = [license for license in licenses if license.holder_type != "legal"]
+    registered = {index: subject for index, subject in db.session.execute(
+        select(Person.id_number_index, Person.subject_id).where(
+            Person.id_number_index.in_({license.holder_index for license in persons})))} if persons else {}
+    subjects = {license.id: registered.get(license.holder_index) for license in persons}
+    subjects.update({license.id: holder_subject_id(license) for license in licenses if license.holder_type == "legal"})
+    return subjects

@@ -1,0 +1,36 @@
+"""Many rows into one table inside the session's transaction: COPY on PostgreSQL, executemany elsewhere."""
+from __future__ import annotations
+
+import json
+
+import psycopg
+from sqlalchemy import JSON, Table, insert
+from sqlalchemy.exc import DBAPIError
+
+from .extensions import db
+
+
+def insert_rows(table: Table, rows: list[dict]) -> None:
+    """Insert `rows` (each naming the same columns; Python-side column defaults are not applied)."""
+    if not rows:
+        return
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = [table.columns[name] for name in rows[0]]
+    as_json = [isinstance(column.type, JSON) for column in columns]
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    connection = session.connection().connection.driver_connection
+    try:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([_json_text(row[column.key]) if is_json else row[column.key]
+                                for column, is_json in zip(columns, as_json)])
+    except psycopg.Error as exc:  # as SQLAlchemy raises them (callers tell transient errors apart)
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def _json_text(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
