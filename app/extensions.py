@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_migrate import Migrate
 from apispec import BasePlugin
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -70,6 +70,14 @@ class ProblemApi(Api):
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+
+
+class ApiBlueprint(Blueprint):
+    """flask-smorest Blueprint whose argument schemas are built once (webargs would build a schema
+    given as a class on every request, as flask-smorest already avoids for response schemas)."""
+
+    def arguments(self, schema, *args, **kwargs):
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 
 db = SQLAlchemy(model_class=Base)

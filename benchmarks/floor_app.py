@@ -1,7 +1,12 @@
 """The floor: a bare Flask app with one JSON route, served by gunicorn with the same config as the
 real app (`gunicorn -c gunicorn.conf.py benchmarks.floor_app:app`). Nothing an API route does can be
-cheaper than this on the same server, so the app's figures are reported as a fraction of it."""
-from flask import Flask, jsonify
+cheaper than this on the same server, so the app's figures are reported as a fraction of it.
+
+POST /verifications is the ceiling row for online verification (`floor_verification.py`): the
+least work any implementation does, on the same Flask, Redis and crypto libraries."""
+from flask import Flask, jsonify, request
+
+from benchmarks.floor_verification import verify_code
 
 app = Flask(__name__)
 
@@ -9,3 +14,9 @@ app = Flask(__name__)
 @app.route("/healthz")
 def healthz():
     return jsonify(status="ok")
+
+
+@app.post("/verifications")
+def verifications():
+    body, status = verify_code(request.get_json(silent=True))
+    return jsonify(body), status

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "verification", "refresh")
+LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "verification_floor",
+              "verification", "refresh")
+CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
+             ("postgres", "PostgreSQL"), ("other", "wrk + harness"))
 
 
 def write_json(results: dict[str, Any], results_dir: Path, stamp: str) -> Path:
@@ -63,6 +66,26 @@ def load_table(results: dict[str, Any]) -> list[str]:
                      f"{_ms(row.get('p50_ms'))} | {_ms(row.get('p99_ms'))} | "
                      f"{'–' if ratio is None else f'{ratio:.2f}'} | {_cell(notes)} |")
     return lines
+
+
+def cpu_table(results: dict[str, Any]) -> list[str]:
+    """Cores each kind of process used during each measured run, and the app workers' CPU per request."""
+    load = results.get("load", {})
+    rows = [(name, load[name]) for name in LOAD_ORDER if name in load and load[name].get("cpu_cores")]
+    if not rows:
+        return []
+    lines = ["| target | " + " | ".join(label for _, label in CPU_KINDS) + " | server CPU per request |",
+             "|---|" + "---:|" * (len(CPU_KINDS) + 1)]
+    for name, row in rows:
+        cores = row["cpu_cores"]
+        server = cores.get("app workers", 0.0)
+        per_request = f"{server / row['rps'] * 1000:.2f} ms" if row.get("rps") else "–"
+        lines.append(f"| `{name}` | " + " | ".join(f"{cores.get(kind, 0.0):.2f}" for kind, _ in CPU_KINDS)
+                     + f" | {per_request} |")
+    return ["Where the CPU went during each measured run, in cores (of the machine's "
+            f"{results.get('machine', {}).get('cores', '?')}), from `/proc` before and after; *server CPU per "
+            "request* = the serving workers' cores / req/s (wrk exits before the second reading, so its time is "
+            "in *wrk + harness*).", "", *lines, ""]
 
 
 def shim_note(results: dict[str, Any]) -> list[str]:
@@ -211,6 +234,7 @@ def render(results: dict[str, Any]) -> str:
         "## Load: requests per second and latency", "",
         *busy_warning(results),
         *load_table(results), "",
+        *cpu_table(results),
         "*vs floor* = req/s divided by the floor's req/s in the same run. p50/p99 come from `wrk --latency` "
         "(closed loop: a slow response delays the next request on its connection, so p99 under-states what an "
         "open arrival stream would see).", "",

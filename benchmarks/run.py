@@ -72,6 +72,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "search_300k": ("search, generated catalogue", "large"),
     "detail": ("service detail", "app"),
     "wallet": ("wallet list", "app"),
+    "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
     "refresh": ("token refresh", "app"),
 }
@@ -423,6 +424,25 @@ class AppTargets:
         self.api.close()
 
 
+def verification_floor(runner: LoadRunner, floor: GunicornServer, redis_url: str, data_dir: Path) -> None:
+    """The ceiling row: one-time codes sealed by `floor_verification.prepare`, verified by the floor
+    app with the least work any online verification does (sized for 4,000 verifications/s)."""
+    from .floor_verification import prepare
+    s = runner.settings
+    codes = prepare(redis_url, int(4000 * (s.warmup + s.duration)) + 1000)
+    warm_n = int(4000 * s.warmup)
+    bodies = [json_line({"code": code}) for code in codes]
+    warm = write_lines(data_dir / "floor_verify_warm.txt", bodies[:warm_n])
+    main = write_lines(data_dir / "floor_verify_main.txt", bodies[warm_n:])
+    threads, expect = str(s.wrk_threads), '"valid"%s*:%s*true'
+    runner.measure("verification_floor", "POST /verifications {code} (bare Flask: Redis read, AES-GCM, "
+                   "2 x ES256, digests, Lua consume + journal)", floor.url("/verifications"),
+                   script="onetime.lua", script_args=[str(main), threads, expect],
+                   warm_args=[str(warm), threads, expect], server=floor,
+                   notes=["no token, rate limit, metrics, access log, schemas or database writer: the least any "
+                          "implementation of the online verification does per request in this stack"])
+
+
 def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
     """How far the journal writer (the access log, inbox and audit entries of each verification,
     written behind the answers by `flask worker`) was behind when the load stopped."""
@@ -502,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     load_selected = [n for n in LOAD_TARGETS if n in selected]
     if load_selected:
         selected.add("floor")  # the ratio column needs the floor of the same run
+    if "verification" in selected:
+        selected.add("verification_floor")  # its ceiling in the same run
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = RESULTS_DIR / stamp
@@ -535,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
                 _guard(results, name, lambda f=func: results["micro"].__setitem__(name, f(settings)))
 
         app_names = [n for n in APP_ORDER if n in selected]
-        need_services = app_names or "search_300k" in selected or "micro_tokens" in selected
+        need_services = (app_names or "search_300k" in selected or "micro_tokens" in selected
+                         or "verification_floor" in selected)
         if need_services:
             services = Services().start()
             runner.services = services
@@ -544,10 +567,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if "floor" in selected:
             log("== floor (benchmarks/floor_app.py)")
-            with GunicornServer("benchmarks.floor_app:app", server_settings(settings),
-                                run_dir / "gunicorn-floor.log") as floor:
+            floor_env = server_settings(settings)
+            if services is not None:
+                floor_env["FLOOR_REDIS_URL"] = services.redis_url(3)
+            with GunicornServer("benchmarks.floor_app:app", floor_env, run_dir / "gunicorn-floor.log") as floor:
                 _guard(results, "floor", lambda: runner.measure("floor", "GET /healthz (bare Flask, jsonify)",
                                                                  floor.url("/healthz"), server=floor), runner)
+                if "verification_floor" in selected:
+                    log("-- verification_floor")
+                    _guard(results, "verification_floor",
+                           lambda: verification_floor(runner, floor, floor_env["FLOOR_REDIS_URL"], data_dir), runner)
 
         if app_names or "micro_tokens" in selected:
             dep = Deployment("seeded", services.create_database("bench_seeded"), services.redis_url(1), free_port())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import jsonify, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from schemas.applications import (ApplicationCreateSchema, ApplicationListArgsSchema, ApplicationPageSchema,
                                   ApplicationSchema, BundleApplicationCreateSchema, BundleFormArgsSchema,
@@ -11,10 +10,11 @@ from schemas.applications import (ApplicationCreateSchema, ApplicationListArgsSc
                                   ServiceFormSchema, TransitionSchema)
 from schemas.common import ProblemSchema, paged
 
+from ..extensions import ApiBlueprint
 from ..security.rbac import auth_required, current_principal
 from . import idempotency, service
 
-blp = Blueprint("applications", __name__, description="办件：表单预填、免证办、告知承诺、容缺、秒批、一件事、办理流程")
+blp = ApiBlueprint("applications", __name__, description="办件：表单预填、免证办、告知承诺、容缺、秒批、一件事、办理流程")
 
 BEARER = [{"bearerAuth": []}]
 IDEMPOTENCY_PARAM = {"in": "header", "name": idempotency.HEADER, "required": True,

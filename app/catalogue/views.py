@@ -11,10 +11,9 @@ import hashlib
 
 from flask import current_app, g, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.wrappers import Response
 
-from ..extensions import limiter
+from ..extensions import ApiBlueprint, limiter
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import signed_client
 from ..store import StoreUnavailable
@@ -26,7 +25,7 @@ from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSche
                                TopicListSchema)
 from schemas.common import ProblemSchema
 
-blp = Blueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
+blp = ApiBlueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
 
 BEARER = [{"bearerAuth": []}]
 OPTIONAL_BEARER = [{"bearerAuth": []}, {}]

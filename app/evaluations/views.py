@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from schemas.common import ProblemSchema, paged
 from schemas.evaluations import (CloseTicketSchema, EvaluationCreateSchema, EvaluationSchema, FollowUpCreateSchema,
                                  RectificationArgsSchema, RectificationPageSchema, RectificationSchema,
                                  SummaryArgsSchema, SummarySchema)
 
+from ..extensions import ApiBlueprint
 from ..security.rbac import auth_required, current_principal
 from . import service
 
-blp = Blueprint("evaluations", __name__, description="好差评：办件评价、满意度统计与差评整改")
+blp = ApiBlueprint("evaluations", __name__, description="好差评：办件评价、满意度统计与差评整改")
 
 BEARER = [{"bearerAuth": []}]
 

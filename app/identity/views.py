@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from ..errors import Unauthorized
-from ..extensions import limiter
+from ..extensions import ApiBlueprint, limiter
 from ..security.rbac import auth_required, current_principal
 from . import service, sms
 from schemas.common import ProblemSchema
@@ -15,7 +14,7 @@ from schemas.identity import (ActAsSchema, AgentCreateSchema, AgentListSchema, A
                               MeArgsSchema, MeSchema, PersonSchema, RegisterSchema, SmsCodeRequestSchema,
                               SmsCodeSentSchema, TokenPairSchema, TokenRequestSchema)
 
-blp = Blueprint("identity", __name__, description="统一身份认证（一号通行）：注册、登录、令牌、企业与经办人")
+blp = ApiBlueprint("identity", __name__, description="统一身份认证（一号通行）：注册、登录、令牌、企业与经办人")
 
 BEARER = [{"bearerAuth": []}]
 OPTIONAL_BEARER = [{"bearerAuth": []}, {}]

@@ -1,14 +1,14 @@
 """GET /inbox: the caller's notifications."""
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from schemas.common import PageArgsSchema, paged
 from schemas.notifications import InboxPageSchema
 
+from ..extensions import ApiBlueprint
 from ..security.rbac import current_principal
 from .service import inbox_page
 
-blp = Blueprint("notifications", __name__, description="消息中心")
+blp = ApiBlueprint("notifications", __name__, description="消息中心")
 
 
 @blp.route("/inbox")

@@ -6,16 +6,15 @@ import logging
 
 from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from ..errors import NotFound
-from ..extensions import db, store
+from ..extensions import ApiBlueprint, db, store
 from ..observability import metrics_payload
 from ..security.keys import published_jwks
 from schemas.ops import HealthSchema, JwksSchema, ReadinessSchema
 
-blp = Blueprint("ops", __name__, description="运维：健康检查、就绪检查、指标与公钥")
+blp = ApiBlueprint("ops", __name__, description="运维：健康检查、就绪检查、指标与公钥")
 logger = logging.getLogger("app.ops")
 
 

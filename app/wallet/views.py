@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from ..extensions import ApiBlueprint
 from ..errors import NotFound, ValidationFailed
 from ..security.rbac import auth_required, current_principal
 from . import service
@@ -17,7 +17,7 @@ from schemas.wallet import (AccessLogPageSchema, IssuedLicenseSchema, LicenseDet
                             PresentationSchema, VerificationRequestSchema, VerificationResultSchema,
                             WalletArgsSchema, WalletLicenseDetailSchema, WalletLicensePageSchema)
 
-blp = Blueprint("wallet", __name__, description="电子证照：证照目录、签发、证照夹、亮证、核验、状态列表")
+blp = ApiBlueprint("wallet", __name__, description="电子证照：证照目录、签发、证照夹、亮证、核验、状态列表")
 
 BEARER = [{"bearerAuth": []}]
 OPTIONAL_BEARER = [{"bearerAuth": []}, {}]
