@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
-from limits import parse
+from limits import parse as parse_limit
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -11,6 +12,9 @@ from redis.exceptions import RedisError
 
 from .errors import TooManyRequests
 from .store import SharedStore, StoreUnavailable
+
+
+parse = lru_cache(maxsize=128)(parse_limit)  # "600/minute" is parsed once per worker
 
 
 class RateLimiter:

@@ -86,6 +86,26 @@ def test_tampered_payload_fails(algorithm):
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_only_canonical_unpadded_base64url_is_read(algorithm):
+    cipher = make_cipher(algorithm)
+    for plaintext in ("张", "张三", "张三丰", "370102199003078819"):  # every length mod 3
+        token = cipher.encrypt(plaintext)
+        head, _, body = token.rpartition(".")
+        assert cipher.decrypt(f"{head}.{body}") == plaintext
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        padded = base64.urlsafe_b64encode(raw).decode()
+        standard = base64.b64encode(raw).decode().rstrip("=")
+        variants = [padded] if padded != body else []
+        variants += [standard] if standard != body else []
+        if len(body) % 4:  # a last character whose unused low bits are set decodes to the same bytes
+            alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            variants.append(body[:-1] + alphabet[alphabet.index(body[-1]) | 1])
+        for variant in variants:
+            with pytest.raises(PiiDecryptError):
+                cipher.decrypt(f"{head}.{variant}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_truncated_or_extended_token_fails(algorithm):
     cipher = make_cipher(algorithm)
     token = cipher.encrypt("张三")

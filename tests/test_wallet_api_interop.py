@@ -12,6 +12,7 @@ import jwt as pyjwt
 import pytest
 from jwcrypto.jwk import JWK
 from sd_jwt.verifier import SDJWTVerifier
+from sqlalchemy import select
 
 from app.extensions import db
 from app.security import keys
@@ -134,9 +135,25 @@ def test_tampered_truncated_and_foreign_presentations(app, client, alice, card):
     from app.security.jose import es256_sign_jws, generate_es256_key
     rogue = es256_sign_jws(b64json(head), b64json(body), generate_es256_key())
     assert verify(client, sd_jwt=_swap(sd_jwt, 0, rogue))["reason"] == "bad_signature"
+    # signed by keys we publish, but not this issuer's (the access-token key, another issuer's key),
+    # with a key binding that holds: only the check of whose key signed can refuse these
+    from app.wallet.models import License
+    from app.wallet.sdjwt import present as bind
+    with app.app_context():
+        signers = [keys.active_key("access"), keys.active_key("issuer:c_another_issuer")]
+        holder_key = db.session.scalar(select(License).where(License.license_id == card["license_id"])).holder_key
+        db.session.commit()
+    for kid, private in signers:
+        shown = fresh()
+        kb = b64json(shown.rsplit("~", 1)[1].split(".")[1])
+        unbound = _swap(shown.rsplit("~", 1)[0] + "~", 0, es256_sign_jws({**b64json(head), "kid": kid},
+                                                                      b64json(body), private))
+        foreign = bind(sd_jwt_with_selected=unbound, holder_key=holder_key, aud=kb["aud"], nonce=kb["nonce"],
+                       iat=kb["iat"], exp=kb.get("exp"))
+        assert verify(client, sd_jwt=foreign)["reason"] == "bad_signature", kid
     results = [e["result"] for e in access_log(client, alice["headers"], card["license_id"],
                                                 page_size=100)["items"]]
-    assert results == ["bad_signature"] * (len(cases) + 1)
+    assert results == ["bad_signature"] * (len(cases) + 3)
 
 
 def test_status_list_token_with_pyjwt_and_the_spec_encoding(app, client, alice, card, police):

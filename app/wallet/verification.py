@@ -12,8 +12,9 @@ else receives validity, type, issuer and the holder's masked name.
 """
 from __future__ import annotations
 
-import re
 import functools
+import re
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
 
 from flask import request
@@ -107,13 +108,13 @@ def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
         return _code_gone(code, principal)
     shown = presentations.unseal(code, sealed)
     now = _clock()
-    issuer_keys, purpose = _issuer_keys(shown["sd_jwt"])
     try:
-        verified = verify_presentation(shown["sd_jwt"], issuer_keys=issuer_keys,
+        verified = verify_presentation(shown["sd_jwt"], issuer_keys=ISSUER_KEYS,
                                        expected_aud=presentations.audience(), now=now)
     except SdJwtError as exc:
         return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature", consume=key)
-    if (verified.payload.get("identifier") != shown["identifier"] or purpose != f"issuer:{shown['issuer_client_id']}"
+    if (verified.payload.get("identifier") != shown["identifier"]
+            or _signed_by(verified) != f"issuer:{shown['issuer_client_id']}"
             or (verified.kb or {}).get("nonce") != shown["nonce"]):
         return _answer(principal, shown, "bad_signature", consume=key)
     status = status_lists.status_at(shown["status_list_id"], shown["status_idx"], status_version)
@@ -169,18 +170,29 @@ def _kb_nonce(text: str) -> str | None:
 # ---- shared
 
 
-def _issuer_keys(text: str) -> tuple[dict, str | None]:
-    """{kid: public key} when the header names a published issuer key, and that key's purpose."""
-    try:
-        kid = decode_jws(text.split("~", 1)[0]).header.get("kid")
-    except JoseError:
-        return {}, None
-    if not isinstance(kid, str) or not TOKEN_RE.fullmatch(kid):
-        return {}, None
-    published = keys.published_key(kid)
-    if published is None or not published[0].startswith("issuer:"):
-        return {}, None
-    return {kid: published[1]}, published[0]
+class _PublishedIssuerKeys(Mapping):
+    """Issuer keys still published, by kid, looked up as a presentation names one."""
+
+    def __getitem__(self, kid):
+        published = keys.published_key(kid) if isinstance(kid, str) and TOKEN_RE.fullmatch(kid) else None
+        if published is None or not published[0].startswith("issuer:"):
+            raise KeyError(kid)
+        return published[1]
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+
+ISSUER_KEYS = _PublishedIssuerKeys()
+
+
+def _signed_by(verified: VerifiedPresentation) -> str:
+    """The purpose (`issuer:<client id>`) of the key that signed a verified presentation."""
+    published = keys.published_key(verified.kid)
+    return published[0] if published is not None else None
 
 
 def _now_datetime() -> datetime:
@@ -189,17 +201,16 @@ def _now_datetime() -> datetime:
 
 def _check(text: str, principal: Principal | None, license: License | None,
            presentation: Presentation | None, *, claim_nonce: bool) -> dict:
-    issuer_keys, purpose = _issuer_keys(text)
     now = _clock()
     shown = presentations.card(license, presentation) if license is not None else None
     try:
-        verified = verify_presentation(text, issuer_keys=issuer_keys, expected_aud=presentations.audience(),
+        verified = verify_presentation(text, issuer_keys=ISSUER_KEYS, expected_aud=presentations.audience(),
                                        now=now)
     except SdJwtError as exc:
         return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature")
     if license is None or verified.payload.get("identifier") != license.identifier:
         return _answer(principal, None, "unknown")
-    if purpose != f"issuer:{license.issuer_client_id}":
+    if _signed_by(verified) != f"issuer:{license.issuer_client_id}":
         return _answer(principal, shown, "bad_signature")
     nonce = (verified.kb or {}).get("nonce")
     if presentation is None or nonce != presentation.nonce:
