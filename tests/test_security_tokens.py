@@ -182,3 +182,29 @@ def test_client_tokens_have_no_refresh_token_and_cannot_be_refreshed(client, app
     wrong = client.post(f"{API}/auth/token", json={"grant_type": "client_credentials", "client_id": client_id,
                                                    "client_secret": secret[:-1] + ("a" if secret[-1] != "a" else "b")})
     assert wrong.status_code == 401 and is_problem(wrong, 401)
+
+
+
+def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_read_it(app, monkeypatch):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.security.models import SigningKey
+    from app.timeutil import utcnow
+
+    def end_publication(kid, after_seconds):  # what a rotation in another process does
+        db.session.get(SigningKey, kid).publish_until = utcnow() + timedelta(seconds=after_seconds)
+        db.session.commit()
+
+    with app.app_context():
+        monkeypatch.setattr(keys, "ACTIVE_CACHE_SECONDS", 0)  # the worker reads keys again at once
+        kid, _ = keys.active_key(ACCESS_PURPOSE)
+        assert keys.published_key(kid)[0] == ACCESS_PURPOSE
+        end_publication(kid, -1)
+        assert keys.published_key(kid) is None and keys.public_key(kid) is None
+        monkeypatch.setattr(keys, "ACTIVE_CACHE_SECONDS", 3600)  # read once, kept for an hour
+        kid, _ = keys.active_key("issuer:c_test")
+        end_publication(kid, 1)
+        assert keys.published_key(kid) is not None
+        time.sleep(1.1)
+        assert keys.published_key(kid) is None  # the end is checked on every call

@@ -71,16 +71,21 @@ def public_key(kid: str):
 
 
 def published_key(kid: str):
-    """(purpose, public key) of a kid still published, or None; cached per worker once found."""
+    """(purpose, public key) of a kid still published, or None. A worker reads a key again after
+    ACTIVE_CACHE_SECONDS (a rotation elsewhere may have set its publication end) and checks that
+    end on every call."""
     cache = _cache()["public"]
     hit = cache.get(kid)
-    if hit is None:
+    if hit is None or hit[3] <= time.monotonic():
         row = db.session.get(SigningKey, kid)
-        until = as_aware(row.publish_until) if row is not None else None
-        if row is None or (until is not None and until <= utcnow()):
+        if row is None:
             return None
-        hit = cache[kid] = (row.purpose, load_public_jwk(row.public_jwk))
-    return hit
+        until = as_aware(row.publish_until) if row.publish_until is not None else None
+        public = hit[1] if hit is not None else load_public_jwk(row.public_jwk)
+        hit = cache[kid] = (row.purpose, public, until, time.monotonic() + ACTIVE_CACHE_SECONDS)
+    if hit[2] is not None and hit[2] <= utcnow():
+        return None
+    return hit[0], hit[1]
 
 
 def published_jwks() -> list[dict]:
