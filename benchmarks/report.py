@@ -250,6 +250,13 @@ def render(results: dict[str, Any]) -> str:
         "- The floor is `benchmarks/floor_app.py`: Flask with one route returning `jsonify(status=\"ok\")`. "
         "No API route can be cheaper on this server, so *vs floor* is the fraction of the framework's ceiling "
         "that a route keeps.",
+        "- The ceiling row `verification_floor` is served by the same floor app (`benchmarks/floor_verification.py`): "
+        "the least work any online verification does in this stack, on the same Flask, redis-py and "
+        "`cryptography` libraries: one Redis round trip for the code's sealed entry, AES-GCM, the issuer "
+        "signature and the key-binding JWT (two ES256 verifications), the disclosure digests, and one Lua call "
+        "that consumes the code and journals the answer; no token, rate limit, metrics, access log, schema or "
+        "database writer. The real `verification` row cannot pass it; what lies between them is what the API "
+        "adds.",
         "- The app runs with `APP_ENV=production` (fresh random secrets), `DATABASE_URL` on PostgreSQL and "
         "`REDIS_URL` on Redis, both from `scripts/services.sh` (throwaway, loopback; PostgreSQL runs with "
         "`fsync=off`, `synchronous_commit=off`, so writes are cheaper than on durable storage), "
