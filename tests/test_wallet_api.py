@@ -173,6 +173,10 @@ def test_wallet_list_filters_and_pages(app, client, alice, police):
     assert valid["total"] == 2
     page = client.get(url, headers=alice["headers"], query_string={"page": 2, "page_size": 2}).get_json()
     assert page["total"] == 3 and [i["license_id"] for i in page["items"]] == [first["license_id"]]
+    beyond = client.get(url, headers=alice["headers"], query_string={"page": 3, "page_size": 2}).get_json()
+    assert beyond["total"] == 3 and beyond["items"] == []
+    revoked = client.get(url, headers=alice["headers"], query_string={"status": "revoked"}).get_json()
+    assert revoked["total"] == 0 and revoked["items"] == []
     _problem(client.get(url, headers=alice["headers"], query_string={"page_size": 101}), 422)
     _problem(client.get(url, headers=alice["headers"], query_string={"status": "lost"}), 422)
     _problem(client.get(url), 401)

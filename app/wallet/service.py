@@ -13,6 +13,7 @@ The work is split by concern: `issuance` (issue, status changes), `presentations
 from __future__ import annotations
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.orm import load_only
 
 from .. import journal
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -73,6 +74,10 @@ def _status_filter(status: str):
     return License.status == status
 
 
+LIST_COLUMNS = (License.id, License.license_id, License.license_type_code, License.identifier, License.issuer_name,
+                License.holder_type, License.valid_from, License.valid_until, License.status, License.issued_at)
+
+
 def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_type: str | None = None,
                     status: str | None = None, holder_id_number: str | None = None) -> tuple[list[License], int]:
     """The caller's licenses (or their company's, or with `holder_id_number` their minor
@@ -86,10 +91,13 @@ def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_
         if status not in WALLET_STATUSES:
             raise ValidationFailed.field("status", "状态应为 valid、suspended、revoked 或 expired")
         query = query.where(_status_filter(status))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.order_by(License.issued_at.desc(), License.id.desc())
-                              .offset((page - 1) * page_size).limit(page_size)).all()
-    return list(rows), total
+    counted = db.session.execute(query.add_columns(func.count().over()).options(load_only(*LIST_COLUMNS))
+                                 .order_by(License.issued_at.desc(), License.id.desc())
+                                 .offset((page - 1) * page_size).limit(page_size)).all()
+    if counted:
+        return [license for license, _ in counted], counted[0][1]
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) if page > 1 else 0
+    return [], total
 
 
 def _visible_license(principal: Principal, license_id: str, need: str = holders.READ):
