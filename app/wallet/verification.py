@@ -62,8 +62,8 @@ def verify_request(*, code: str | None, sd_jwt: str | None, limit: str) -> dict:
         limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), [], detail=TOO_MANY)  # bad tokens count too
         raise
     revocation = tokens.revocation_key(claims) if claims is not None else None
-    keys = ([revocation] if revocation else []) + (_code_reads(code) if _is_code(code) else [])
-    reads = limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), keys, detail=TOO_MANY)
+    wanted = ([revocation] if revocation else []) + (_code_reads(code) if _is_code(code) else [])
+    reads = limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), wanted, detail=TOO_MANY)
     principal = current_principal(optional=True, revoked=bool(reads[revocation]) if revocation else None)
     return verify(principal=principal, code=code, sd_jwt=sd_jwt, reads=reads)
 
@@ -101,9 +101,10 @@ def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
     code is checked without the database; consuming it and journalling the answer are one step."""
     if not _is_code(code):
         raise BadRequest("code 不是有效的亮证码")
-    keys = _code_reads(code)
-    key = keys[0]
-    sealed, status_version = [reads[k] for k in keys] if all(k in reads for k in keys) else store.get_many(*keys)
+    wanted = _code_reads(code)
+    key = wanted[0]
+    sealed, status_version = ([reads[k] for k in wanted] if all(k in reads for k in wanted)
+                              else store.get_many(*wanted))
     if sealed is None:
         return _code_gone(code, principal)
     shown = presentations.unseal(code, sealed)
