@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from flask import current_app
 
 from alembic import context
+from sqlalchemy import create_engine, event
+from sqlalchemy.pool import NullPool
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -16,12 +18,20 @@ logger = logging.getLogger('alembic.env')
 
 
 def get_engine():
-    try:
-        # this works with Flask-SQLAlchemy<3 and Alchemical
-        return current_app.extensions['migrate'].db.get_engine()
-    except (TypeError, AttributeError):
-        # this works with Flask-SQLAlchemy>=3
-        return current_app.extensions['migrate'].db.engine
+    return current_app.extensions['migrate'].db.engine
+
+
+def migration_engine():
+    """The app's engine, but on SQLite a separate one whose transactions hold DDL too: pysqlite
+    commits every CREATE on its own, so a first `flask db upgrade` interrupted half-way left
+    tables without a revision and every later upgrade failed. Each migration is atomic now."""
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        return engine
+    sqlite = create_engine(engine.url, poolclass=NullPool)
+    event.listen(sqlite, "connect", lambda dbapi_connection, _record: setattr(dbapi_connection, "isolation_level", None))
+    event.listen(sqlite, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+    return sqlite
 
 
 def get_engine_url():
@@ -94,7 +104,7 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
-    connectable = get_engine()
+    connectable = migration_engine()
 
     with connectable.connect() as connection:
         context.configure(

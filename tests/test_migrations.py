@@ -1,6 +1,8 @@
 """The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 
@@ -20,3 +22,25 @@ def test_database_is_at_the_latest_revision(app):
         head = ScriptDirectory.from_config(config).get_current_head()
     with app.app_context(), db.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head
+
+
+def test_an_interrupted_first_upgrade_on_sqlite_leaves_nothing_and_the_next_one_succeeds(app_factory, tmp_path):
+    from flask_migrate import upgrade
+    from sqlalchemy import create_engine, inspect, text
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    blocker = create_engine(url)
+    with blocker.begin() as connection:  # a name a late table of the first migration needs
+        connection.execute(text("CREATE VIEW rectification_follow_ups AS SELECT 1 AS x"))
+    fresh = app_factory(DATABASE_URL=url)
+    with fresh.app_context(), pytest.raises(OperationalError, match="already exists"):
+        upgrade()
+    assert set(inspect(blocker).get_table_names()) == set()  # no half-built schema, no revision
+    with blocker.begin() as connection:
+        connection.execute(text("DROP VIEW rectification_follow_ups"))
+    with fresh.app_context():
+        upgrade()
+        with db.engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() is not None
+            assert "persons" in inspect(connection).get_table_names()
+        db.engine.dispose()
+    blocker.dispose()
