@@ -106,7 +106,7 @@ def _init_extensions(app: Flask) -> None:
     _release_sessions_safely(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"))
-    app.extensions["rate_limiter"] = RateLimiter(app.config.get("REDIS_URL"), app.extensions["shared_store"])
+    app.extensions["rate_limiter"] = RateLimiter(app.extensions["shared_store"])
     init_ciphers(app)
     api.init_app(app)
 

@@ -160,12 +160,26 @@ def _descendants(roots: Iterable[int]) -> set[int]:
     return seen
 
 
-def _ticks(pid: int) -> int:
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """(command name, the fields after it) of /proc/<pid>/stat; None once the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
+        head, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+        return head.split("(", 1)[1], rest.split()
+    except (OSError, IndexError):
+        return None
+
+
+def _tick_sum(fields: list[str], *, reaped: bool = False) -> int:
+    """utime + stime from /proc/<pid>/stat's fields (plus the children it reaped with `reaped`)."""
+    try:
+        return sum(int(v) for v in fields[11:15 if reaped else 13])
+    except ValueError:
         return 0
+
+
+def _ticks(pid: int) -> int:
+    stat = _stat(pid)
+    return _tick_sum(stat[1]) if stat else 0
 
 
 def background_cpu(own_roots: Iterable[int] = (), seconds: float = 0.5) -> float:
@@ -193,14 +207,9 @@ def _all_process_ticks() -> dict[int, tuple[str, int]]:
     """{pid: (command name, CPU ticks including reaped children)} for every process on the machine."""
     out: dict[int, tuple[str, int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            head, _, rest = (entry / "stat").read_text().rpartition(")")
-            fields = rest.split()
-            out[int(entry.name)] = (head.split("(", 1)[1], sum(int(v) for v in fields[11:15]))
-        except (OSError, IndexError, ValueError):
-            continue
+        stat = _stat(entry.name) if entry.name.isdigit() else None
+        if stat is not None:
+            out[int(entry.name)] = (stat[0], _tick_sum(stat[1], reaped=True))
     return out
 
 

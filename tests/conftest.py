@@ -63,7 +63,7 @@ def app():
 
 @pytest.fixture(autouse=True)
 def _clean_state(request):
-    """Empty every table but the reference ones, the shared store and rate counters after each test."""
+    """Empty every table but the reference ones and the shared store (rate counters included) after each test."""
     yield
     if "app" not in request.fixturenames:
         return
@@ -79,7 +79,6 @@ def _clean_state(request):
                 db.session.execute(table.delete())
         db.session.commit()
         application.extensions["shared_store"].flush()
-        application.extensions["rate_limiter"].reset()
         application.extensions.pop("signing_key_cache", None)
 
 

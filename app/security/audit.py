@@ -60,11 +60,15 @@ def canonical_bytes(*, seq: int, at: datetime, event: str, subject_id: str | Non
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def chain_hash(**values) -> str:
+    """The hash a row with these values (`canonical_bytes`' arguments) carries."""
+    return hashlib.sha256(canonical_bytes(**values)).hexdigest()
+
+
 def row_hash(row: AuditEvent) -> str:
     """Recompute the hash a row should carry."""
-    return hashlib.sha256(canonical_bytes(
-        seq=row.seq, at=row.at, event=row.event, subject_id=row.subject_id, actor=row.actor,
-        ip=row.ip, details=row.details, prev_hash=row.prev_hash)).hexdigest()
+    return chain_hash(seq=row.seq, at=row.at, event=row.event, subject_id=row.subject_id, actor=row.actor,
+                      ip=row.ip, details=row.details, prev_hash=row.prev_hash)
 
 
 def _lock_chain(session) -> None:
@@ -109,7 +113,7 @@ def record_many(events: list[dict]) -> list[dict]:
         row = {"seq": seq, "at": at, "event": item["event"], "subject_id": item.get("subject_id"),
                "actor": item.get("actor"), "ip": item.get("ip"), "details": _clean(item.get("details") or {}),
                "prev_hash": prev_hash}
-        row["hash"] = prev_hash = hashlib.sha256(canonical_bytes(**row)).hexdigest()
+        row["hash"] = prev_hash = chain_hash(**row)
         rows.append(row)
     insert_rows(AuditEvent.__table__, rows)
     if head is None:

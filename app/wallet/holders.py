@@ -126,10 +126,7 @@ def actor_for(principal: Principal, license: License | None, *, need: str = READ
 def holder_subject_id(license: License) -> str | None:
     """The registered subject that holds the license (person or company), or None when the
     holder has not registered (yet)."""
-    if license.holder_type == "legal":
-        enterprise = identity.enterprise_for(license.holder_ref)
-        return enterprise.subject_id if enterprise else None
-    return db.session.scalar(select(Person.subject_id).where(Person.id_number_index == license.holder_index))
+    return holder_subject_ids([license])[license.id]
 
 
 def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
@@ -139,5 +136,8 @@ def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
         select(Person.id_number_index, Person.subject_id).where(
             Person.id_number_index.in_({license.holder_index for license in persons})))} if persons else {}
     subjects = {license.id: registered.get(license.holder_index) for license in persons}
-    subjects.update({license.id: holder_subject_id(license) for license in licenses if license.holder_type == "legal"})
+    for license in licenses:
+        if license.holder_type == "legal":
+            enterprise = identity.enterprise_for(license.holder_ref)
+            subjects[license.id] = enterprise.subject_id if enterprise else None
     return subjects
