@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.catalogue import seed_data, service as catalogue
-from app.catalogue.index import LIST_KEYS, catalogue_index
-from app.catalogue.models import Hall, Service, ServiceRevision
+from app.catalogue.index import LIST_KEYS, _published_rows, catalogue_index
+from app.catalogue.models import STATE_ID, CatalogueState, Hall, Service, ServiceRevision
 from app.catalogue.seed import seed_catalogue
 from app.extensions import db
 from app.security.models import AuditEvent
@@ -404,3 +404,11 @@ def test_seed_can_be_limited_to_some_halls(app_factory, tmp_path):
 def test_bad_token_on_a_read_is_401(client):
     response = client.get(f"{API}/services", headers={"Authorization": "Bearer not-a-token"})
     assert problem(response, 401)["status"] == 401
+
+
+def test_reading_the_catalogue_for_the_index_leaves_the_session_able_to_write(app):
+    with app.app_context():
+        assert sum(1 for _ in _published_rows()) > 0  # streamed in batches
+        before = db.session.scalar(select(CatalogueState.version).where(CatalogueState.id == STATE_ID))
+        assert catalogue.next_catalogue_version() == before + 1  # UPDATE ... RETURNING, same transaction
+        db.session.rollback()

@@ -337,7 +337,8 @@ def _published_rows():
     connection = db.session.connection()
     query = select(*DOC_COLUMNS).where(_T.status == "published")
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    return connection.execution_options(yield_per=5000).exec_driver_sql(sql)
+    # per statement: Connection.execution_options() would stream every later statement of the session
+    return connection.exec_driver_sql(sql, execution_options={"yield_per": 5000})
 
 
 _managers_lock = threading.Lock()
