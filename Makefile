@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PORT ?= 5000
+export PORT
 FLASK := $(VENV)/bin/flask --app wsgi
 
-.PHONY: run test bench venv venv-dev migrate seed clean
+.PHONY: run fakes test bench venv venv-dev migrate seed clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +26,15 @@ migrate: venv
 seed: migrate
 	$(FLASK) seed
 
+# PUBLIC_BASE_URL follows PORT unless set (app/config.py); the announcer prints the URL and the
+# "try it" block once /healthz answers.
 run: seed
-	@echo "serving on http://127.0.0.1:$(PORT)  (API docs: http://127.0.0.1:$(PORT)/docs)"
-	WEB_CONCURRENCY=1 GUNICORN_THREADS=8 PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+	@$(VENV)/bin/python scripts/announce.py --port $(PORT) --pid $$$$ & \
+	WEB_CONCURRENCY=1 GUNICORN_THREADS=8 exec $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+# Local WeChat and Alipay servers for the mini-program logins; prints what to export for make run.
+fakes: venv
+	$(FLASK) fakes all
 
 test: venv-dev
 	scripts/test.sh $(PYTEST_ARGS)

@@ -10,9 +10,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import config_for_env, ensure_secrets, refuse_development_secrets
+from .db_routing import engine_options, init_app as init_db_routing
 from .errors import register_error_handlers
 from .extensions import api, db, migrate
 from .guards import init_input_guards
+from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
 from .ratelimit import RateLimiter
 from .sessions import LazyCookieSessionInterface
@@ -22,12 +24,20 @@ from .store import build_store
 BLUEPRINTS = (
     ("app.ops.views", None),
     ("app.identity.views", "/api/v1"),
+    ("app.identity.account_views", "/api/v1"),
     ("app.catalogue.views", "/api/v1"),
     ("app.wallet.views", "/api/v1"),
     ("app.applications.views", "/api/v1"),
+    ("app.applications.desk_views", "/api/v1"),
     ("app.evaluations.views", "/api/v1"),
     ("app.notifications.views", "/api/v1"),
+    ("app.files.views", "/api/v1"),
+    ("app.results.views", "/api/v1"),
+    ("app.appointments.views", "/api/v1"),
+    ("app.complaints.views", "/api/v1"),
+    ("app.catalogue.points.views", "/api/v1"),
     ("miniprograms.views", "/api/v1"),
+    ("app.oidc.views", "/api/v1"),
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +67,7 @@ def create_app(config=None) -> Flask:
     ensure_secrets(app.config, app.instance_path)
     refuse_development_secrets(app.config, app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
     app.session_interface = LazyCookieSessionInterface()
     app.json.sort_keys = False
@@ -66,7 +76,7 @@ def create_app(config=None) -> Flask:
     _init_extensions(app)
     init_request_hooks(app)
     init_input_guards(app)
-    init_signed_requests(app)
+    init_signed_requests(app, find_client=signing_credentials)
     _register_blueprints(app)
     register_error_handlers(app)
     _register_swagger_assets(app)
@@ -83,13 +93,6 @@ def _database_url(app: Flask) -> str:
     return "sqlite:///" + os.path.join(app.instance_path, "ishandong.db")
 
 
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_recycle": 1800,
-            "connect_args": {"connect_timeout": 3}}
-
-
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record):
     if dbapi_connection.__class__.__module__.startswith("sqlite3"):
@@ -103,9 +106,10 @@ def _sqlite_pragmas(dbapi_connection, _record):
 def _init_extensions(app: Flask) -> None:
     from .security.ciphers import init_ciphers
     db.init_app(app)
+    init_db_routing(app)
     _release_sessions_safely(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
-    app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"))
+    app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"), app.config)
     app.extensions["rate_limiter"] = RateLimiter(app.extensions["shared_store"])
     init_ciphers(app)
     api.init_app(app)
@@ -137,6 +141,8 @@ def _register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp, **options)
     pages = importlib.import_module("app.web.views")
     app.register_blueprint(pages.pages)
+    importlib.import_module("app.oidc.endpoints").register_oidc(app)
+    app.register_blueprint(importlib.import_module("app.web.landing").landing)
 
 
 def _register_swagger_assets(app: Flask) -> None:

@@ -7,6 +7,7 @@ import psycopg
 from sqlalchemy import JSON, Table, insert
 from sqlalchemy.exc import DBAPIError
 
+from .db_routing import begin_transaction
 from .extensions import db
 
 
@@ -23,6 +24,7 @@ def insert_rows(table: Table, rows: list[dict]) -> None:
     names = ", ".join(f'"{column.name}"' for column in columns)
     statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     connection = session.connection().connection.driver_connection
+    begin_transaction(connection)  # COPY bypasses the statement events that begin lazily
     try:
         with connection.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:

@@ -7,17 +7,28 @@ import json
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from .extensions import db
+from .jobs import QUEUE_NAME, use_app
+from .security import keys
+from .security.models import SigningKey
 
-COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli", "app.catalogue.cli", "app.applications.cli")
+COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli", "app.catalogue.cli", "app.applications.cli", "app.devtools.cli",
+                                   "app.appointments.cli", "app.complaints.cli",
+                                   "app.files.cli", "app.results.cli", "app.wallet.cli", "app.partitions")
 SEEDERS: tuple[tuple[str, str], ...] = (
     ("identity registries", "app.identity.registries:seed_demo"),
+    ("access-token key", "app.security.keys:ensure_access_key"),
     ("license types", "app.wallet.seed:seed_license_types"),
     ("catalogue", "app.catalogue.seed:seed_catalogue"),
+    ("service points", "app.catalogue.points.seed:seed_service_points"),
+    ("demo accounts", "app.devtools.accounts:seed_demo_accounts"),
+    ("demo licenses", "app.wallet.demo_licenses:seed_demo_licenses"),
 )
 # Tables `seed` fills with reference data; the test suite seeds them once per session and keeps them.
-REFERENCE_TABLES: tuple[str, ...] = ("license_types", "halls", "services", "topics", "bundles", "catalogue_state")
+REFERENCE_TABLES: tuple[str, ...] = ("license_types", "halls", "services", "topics", "bundles", "catalogue_state",
+                                  "service_points", "service_situations")
 
 keys_cli = AppGroup("keys", help="签名密钥管理")
 
@@ -25,15 +36,12 @@ keys_cli = AppGroup("keys", help="签名密钥管理")
 @keys_cli.command("rotate")
 def rotate_keys():
     """New signing keys; old public keys stay in JWKS until what they signed expires."""
-    from .security import keys
     ttl = current_app.config["ACCESS_TOKEN_TTL"] + 60
     new = keys.rotate(["access"] + _other_purposes(), keep_for={"access": ttl})
     click.echo(json.dumps({"rotated": new}, ensure_ascii=False))
 
 
 def _other_purposes() -> list[str]:
-    from sqlalchemy import select
-    from .security.models import SigningKey
     purposes = db.session.scalars(select(SigningKey.purpose).distinct()).all()
     return [p for p in purposes if p != "access"]
 
@@ -41,8 +49,30 @@ def _other_purposes() -> list[str]:
 @click.command("seed")
 def seed():
     """Halls, catalogue, license types, topics, bundles and demo registries (idempotent)."""
+    ensure_migrated()
     run_seeders(click.echo)
     click.echo("seed: done")
+
+
+def ensure_migrated() -> None:
+    """Bring a database that is behind the migrations up to date first (outside production: there,
+    say in one line what to run)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from flask_migrate import upgrade
+    config = current_app.extensions["migrate"].migrate.get_config()
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == set(ScriptDirectory.from_config(config).get_heads()):
+        return
+    line = "数据库尚未迁移到最新版本，请先运行：flask --app wsgi db upgrade"
+    if current_app.config.get("APP_ENV") == "production":
+        raise click.ClickException(line)
+    click.echo("数据库尚未迁移到最新版本：先执行迁移（flask --app wsgi db upgrade）")
+    try:
+        upgrade()
+    except Exception as exc:  # noqa: BLE001 - tables made without Alembic, a broken URL...
+        raise click.ClickException(f"{line}（自动迁移失败：{exc.__class__.__name__}）") from exc
 
 
 def run_seeders(report=lambda line: None) -> None:
@@ -56,14 +86,13 @@ def run_seeders(report=lambda line: None) -> None:
 @click.command("worker")
 def worker():
     """Run the RQ worker for the job queue (needs REDIS_URL)."""
-    from redis import Redis
-    from rq import Worker
-    from .jobs import QUEUE_NAME, use_app
+    from rq import Worker  # only this command needs rq; every other command and app start skip its import
     url = current_app.config.get("REDIS_URL")
     if not url:
         raise click.ClickException("没有配置 REDIS_URL：任务将在请求进程内直接执行，无需 worker")
+    from .redis_topology import queue_connection
     use_app(current_app._get_current_object())
-    Worker([QUEUE_NAME], connection=Redis.from_url(url)).work(with_scheduler=True)
+    Worker([QUEUE_NAME], connection=queue_connection()).work(with_scheduler=True)
 
 
 def register_cli(app: Flask) -> None:

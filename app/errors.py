@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, has_app_context, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as SAOperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -82,6 +82,14 @@ class Conflict(ApiError):
     status = 409
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
 class ValidationFailed(ApiError):
     status = 422
 
@@ -127,7 +135,7 @@ def problem_response(status: int, *, title: str | None = None, detail: str | Non
                      slug: str | None = None, extra: dict | None = None):
     """Build one application/problem+json response."""
     body = {
-        "type": TYPE_BASE + (slug or HTTP_SLUGS.get(status, "error")),
+        "type": _type_base() + (slug or HTTP_SLUGS.get(status, "error")),
         "title": title or HTTP_TITLES.get(status, "错误"),
         "status": status,
         "detail": detail or title or HTTP_TITLES.get(status, "错误"),
@@ -145,6 +153,13 @@ def problem_response(status: int, *, title: str | None = None, detail: str | Non
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def _type_base() -> str:
+    """Problem types resolve to the page that explains them (/problems/<slug>) on this deployment."""
+    if has_app_context():
+        return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/problems/"
+    return TYPE_BASE
 
 
 def _has_request() -> bool:

@@ -1,6 +1,8 @@
 """Unbound extensions, bound to an app inside create_app: db, migrate, api, shared store, limiter."""
 from __future__ import annotations
 
+import threading
+
 from flask import current_app
 from flask_migrate import Migrate
 from apispec import BasePlugin
@@ -9,6 +11,8 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
+
+from .db_routing import RoutingSession
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -27,6 +31,9 @@ class Base(DeclarativeBase):
 
 PROBLEM_MIME = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
+BEARER_SCHEME = "bearerAuth"
+BEARER = [{BEARER_SCHEME: []}]  # an operation's `security`: a bearer access token
+OPTIONAL_BEARER = [{BEARER_SCHEME: []}, {}]  # a token is optional
 
 
 class ProblemContentPlugin(BasePlugin):
@@ -69,7 +76,30 @@ class ProblemApi(Api):
         spec_kwargs.setdefault("extra_plugins", [ProblemContentPlugin()])
         super().init_app(app, spec_kwargs=spec_kwargs)
         self.spec.components.security_scheme(
-            "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+            BEARER_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+
+    # The OpenAPI document is written when first read (/openapi.json, /docs, `flask openapi`), not
+    # while the app is built: every `flask` command and worker start skipped most of a second.
+    _spec_lock = threading.Lock()
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._pending_docs.append((self._app, blp, name, parameters))
+
+    @property
+    def spec(self):
+        with self._spec_lock:
+            pending, self._pending_docs = self._pending_docs, []
+            for app, blp, name, parameters in pending:
+                blp.register_views_in_doc(self, app, self._spec, name=name, parameters=parameters)
+                self._spec.tag({"name": name, "description": blp.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value):
+        self._spec, self._pending_docs = value, []
 
 
 class ApiBlueprint(Blueprint):
@@ -77,10 +107,14 @@ class ApiBlueprint(Blueprint):
     given as a class on every request, as flask-smorest already avoids for response schemas)."""
 
     def arguments(self, schema, *args, **kwargs):
+        if kwargs.get("location") in ("query", "querystring"):
+            # the schema decides (RAISE unless it says otherwise): an unknown query parameter is a
+            # 422 naming it instead of being silently ignored, as webargs does for query strings
+            kwargs.setdefault("unknown", None)
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})  # app/db_routing.py
 migrate = Migrate()
 api = ProblemApi()
 

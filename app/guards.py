@@ -1,7 +1,11 @@
-"""Input no view can handle, refused app-wide before any view runs."""
+"""Input no view can handle, refused before any view runs: app-wide (U+0000, JSON nested too
+deeply) or on a blueprint whose ids and query values are never free text (control characters).
+Free text in bodies is checked field by field (`schemas.common.printable`)."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Blueprint, Flask, request
+
+from schemas.common import CONTROL_CHARACTERS, CONTROL_MESSAGE
 
 from .errors import BadRequest, NotFound, ValidationFailed
 
@@ -61,3 +65,20 @@ def _body_nul_fields() -> list[str]:
     if request.mimetype == "application/x-www-form-urlencoded":
         return sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
     return []
+
+
+def _has_control_characters(value) -> bool:
+    return isinstance(value, str) and CONTROL_CHARACTERS.search(value) is not None
+
+
+def refuse_control_characters(blueprint: Blueprint) -> None:
+    """On `blueprint`, ids in the path and query values never hold control characters (C0 or
+    DEL): such a path names nothing (404), such a query value is invalid (422)."""
+
+    @blueprint.before_request
+    def _refuse_control_characters() -> None:
+        if any(_has_control_characters(value) for value in (request.view_args or {}).values()):
+            raise NotFound("请求的地址或资源不存在")
+        bad = sorted({key for key, value in request.args.items(multi=True) if _has_control_characters(value)})
+        if bad:
+            raise ValidationFailed("查询参数包含不允许的控制字符", errors={key: [CONTROL_MESSAGE] for key in bad})

@@ -47,14 +47,14 @@ def runs_inline() -> bool:
 
 def enqueue(path: str, *args, retries: int = 3, delay: int | None = None, **kwargs) -> str | None:
     """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis."""
-    url = current_app.config.get("REDIS_URL")
     if runs_inline():
         if delay is None:
             _resolve(path)(*args, **kwargs)
         return None
-    from redis import Redis
     from rq import Queue, Retry
-    queue = Queue(QUEUE_NAME, connection=Redis.from_url(url))
+
+    from .redis_topology import queue_connection
+    queue = Queue(QUEUE_NAME, connection=queue_connection())
     retry = Retry(max=retries, interval=[5, 30, 120])
     if delay:
         job = queue.enqueue_in(timedelta(seconds=delay), run_job, path, *args, retry=retry, **kwargs)

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 
+import click
 import redis
 
 from .errors import ServiceUnavailable
@@ -274,17 +275,22 @@ return {sequence, consumed, wake}
 """
 
 
+CLIENT_OPTIONS = dict(socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
+# a server, a Sentinel's master or a cluster's slot owner that cannot answer now
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+               redis.exceptions.RedisClusterException, OSError)
+
+
 class RedisStore(SharedStore):
     """Redis-backed store shared by every worker; connection errors become StoreUnavailable."""
 
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "ias:"):
+    def __init__(self, url: str, prefix: str = "ias:", *, client=None):
         self.url = url
         self.prefix = prefix
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True,
-            retry_on_timeout=False, health_check_interval=30)
+        self.client = client if client is not None else redis.Redis.from_url(
+            url, **CLIENT_OPTIONS, health_check_interval=30)
         self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
         self._journal_push = self.client.register_script(JOURNAL_PUSH)
         self._count_and_get = self.client.register_script(COUNT_AND_GET)
@@ -295,7 +301,7 @@ class RedisStore(SharedStore):
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except UNREACHABLE as exc:
             logger.warning("redis unavailable: %s", exc.__class__.__name__)
             raise StoreUnavailable() from exc
 
@@ -360,7 +366,7 @@ class RedisStore(SharedStore):
     def ping(self):
         try:
             return bool(self.client.ping())
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except UNREACHABLE:
             return False
 
     def flush(self):
@@ -373,9 +379,14 @@ class RedisStore(SharedStore):
                 break
 
 
-def build_store(redis_url: str | None) -> SharedStore:
-    """Redis when configured, otherwise the in-process store with a warning."""
+def build_store(redis_url: str | None, config=None) -> SharedStore:
+    """Redis when configured (one server, a Sentinel's master or a cluster: `app.redis_topology`),
+    otherwise the in-process store, with a warning when the app is built to serve (a `flask` command
+    is one process, where the in-process store is correct)."""
     if redis_url:
-        return RedisStore(redis_url)
-    logger.warning("REDIS_URL is not set: using the in-process store, which serves one process only")
+        from .redis_topology import queue_url, redis_store
+        queue_url({"REDIS_URL": redis_url, **(config or {})})  # a cluster without RQ_REDIS_URL fails here, at start
+        return redis_store(redis_url, config or {})
+    if click.get_current_context(silent=True) is None:
+        logger.warning("REDIS_URL is not set: using the in-process store, which serves one process only")
     return MemoryStore()

@@ -11,7 +11,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "verification_floor",
-              "verification", "refresh")
+              "verification", "device_verification", "refresh", "appointment_slots", "appointment_booking")
 CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
              ("postgres", "PostgreSQL"), ("other", "wrk + harness"))
 
@@ -275,7 +275,7 @@ def render(results: dict[str, Any]) -> str:
         "- Data comes through the API where a user or an issuer would act (registration, login, license "
         "issuance with an issuer client, presentations by the holder, verifier client token); the population "
         "registry entry and API clients are created with the functions behind `flask registry` and "
-        "`flask clients`; the refresh-token pool is minted in-process (`identity.service`), because minting it "
+        "`flask clients`; the refresh-token pool is minted in-process (`identity.sessions`), because minting it "
         "through the password grant would cost one Argon2 hash per token.",
         "- One-time requests never repeat: verification codes and refresh tokens are pre-created, split into a "
         "warm-up pool and a measured pool, and `benchmarks/lua/onetime.lua` sends each body once; a response "

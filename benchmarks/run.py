@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from . import report
+from . import bench_device, bench_hall_services, report
 from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
                       free_port, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
@@ -74,9 +74,13 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "wallet": ("wallet list", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
+    "device_verification": ("offline verification of a device presentation (phone key)", "app"),
     "refresh": ("token refresh", "app"),
+    "appointment_slots": ("appointment slot listing", "app"),
+    "appointment_booking": ("appointment booking", "app"),
 }
-APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "refresh", "verification")
+APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "refresh", "verification", "device_verification",
+             "appointment_slots", "appointment_booking")
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
 
@@ -264,7 +268,8 @@ def _ms(value: float | None) -> str:
 
 def server_settings(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"WEB_CONCURRENCY": str(settings.workers), "GUNICORN_THREADS": str(settings.threads)})
+    env.update({"WEB_CONCURRENCY": str(settings.workers), "GUNICORN_THREADS": str(settings.threads),
+                "APPOINTMENT_RATE_LIMIT": "1000000/hour"})  # the booking row books thousands as one person
     for name in ("GUNICORN_PRELOAD", "GUNICORN_MAX_REQUESTS", "BIND"):
         env.pop(name, None)
     return env
@@ -419,6 +424,14 @@ class AppTargets:
         if row is not None:
             row["notes"].append(journal_backlog(self.dep))
 
+    def t_device_verification(self) -> None:
+        bench_device.device_verification(self)
+
+    def t_appointment_slots(self) -> None:
+        bench_hall_services.slot_listing(self)
+
+    def t_appointment_booking(self) -> None:
+        bench_hall_services.booking(self)
 
     def close(self) -> None:
         self.api.close()

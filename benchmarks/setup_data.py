@@ -4,7 +4,7 @@ measured requests need (a holder with licenses, clients, pools of one-time codes
 Operator actions (population registry entries, API clients) use the same service functions as the
 `flask registry ...` / `flask clients create` commands; everything a user or an issuer does goes
 through the HTTP API of the running server. Only the refresh-token pool is minted in-process
-(`identity.service`), because minting tens of thousands through the password grant would mean as many
+(`app.identity.sessions`), because minting tens of thousands through the password grant would mean as many
 Argon2 hashes.
 """
 from __future__ import annotations
@@ -247,8 +247,14 @@ def create_holder(dep: Deployment, api: HttpClient, seed: int, name: str = "李�
     with dep.app().app_context():
         registries.add_person(id_number=id_number, name=name, phone=phone)
         db.session.commit()
-    status, body = api.request("POST", f"{API}/auth/register",
-                               {"id_number": id_number, "name": name, "phone": phone, "password": PASSWORD})
+    status, body = api.request("POST", f"{API}/auth/sms-codes", {"phone": phone, "purpose": "register"})
+    if status != 202:
+        raise LoadgenError(f"register code: {status} {body}")
+    from app.identity import sms
+    with dep.app().app_context():
+        code = sms.last_outbox_code(phone)
+    status, body = api.request("POST", f"{API}/auth/register", {"id_number": id_number, "name": name, "phone": phone,
+                                                                "sms_code": code, "password": PASSWORD})
     if status != 201:
         raise LoadgenError(f"register holder: {status} {body}")
     return Holder(id_number, name, phone, body["subject_id"])
@@ -264,9 +270,9 @@ def login(api: HttpClient, username: str) -> dict:
 
 def client_token(dep: Deployment, api: HttpClient, kind: str, license_types=()) -> str:
     """An API client (as `flask clients create` makes it) and its client_credentials token."""
-    from app.identity import service
+    from app.identity import clients
     with dep.app().app_context():
-        client, secret = service.create_client(kind=kind, name=f"压测{kind}", license_types=list(license_types))
+        client, secret = clients.create_client(kind=kind, name=f"压测{kind}", license_types=list(license_types))
         client_id = client.client_id
     status, body = api.request("POST", f"{API}/auth/token", {"grant_type": "client_credentials",
                                                               "client_id": client_id, "client_secret": secret})
@@ -284,14 +290,13 @@ def bearer(token: str) -> dict[str, str]:
 def mint_refresh_tokens(dep: Deployment, holder: Holder, count: int, batch: int = 500) -> list[str]:
     """`count` independent refresh tokens (each its own family) for the holder."""
     from app.extensions import db
-    from app.identity import service
+    from app.identity import persons, sessions
     tokens: list[str] = []
     with dep.app().app_context():
-        person = service.find_person_by_id_number(holder.id_number)
-        pair = getattr(service, "_person_pair", None)
+        person = persons.find_person_by_id_number(holder.id_number)
         for start in range(0, count, batch):
             for _ in range(min(batch, count - start)):
-                body = pair(person, "app") if pair else service.issue_token_pair(person)
+                body = sessions.issue_person_pair(person, "app")
                 tokens.append(body["refresh_token"])
             db.session.commit()
     return tokens
@@ -335,7 +340,8 @@ def _field_value(spec: dict, holder: Holder, today: date) -> Any:
         return (today - timedelta(days=365)).isoformat()
     if kind == "number":
         return 1
-    return {"gender": "男", "sex": "男", "ethnicity": "汉族", "nationality": "中国",
+    gender = "男" if int(holder.id_number[16]) % 2 else "女"  # what the ID number states (issuance checks it)
+    return {"gender": gender, "sex": gender, "ethnicity": "汉族", "nationality": "中国",
             "address": "山东省济南市历下区经十路1号", "issuing_authority": "济南市公安局历下分局",
             "phone": holder.phone}.get(name, "测试")
 

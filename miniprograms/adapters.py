@@ -2,7 +2,9 @@
 
 `adapter_for("wechat" | "alipay")` is what the core (notifications, the mini-program views,
 content checks) calls; it answers None when the channel is not configured. The WeChat
-access token is cached in the shared store, so every worker uses the same one.
+access token is cached in the shared store, so every worker uses the same one. WeChat's
+content check runs when WECHAT_MSG_SEC_CHECK is on; its session_key is kept for
+WECHAT_SESSION_KEY_TTL seconds to decrypt open data up to WECHAT_OPEN_DATA_MAX_AGE old.
 
 Notices: the core names a template ("application_status") and hands a flat payload
 ({"title","body", ...data}). `WECHAT_NOTICE_TEMPLATES` / `ALIPAY_NOTICE_TEMPLATES` (a dict,
@@ -27,11 +29,14 @@ from flask import current_app
 from .alipay.client import AlipayClient
 from .base import ChannelAdapter, ChannelIdentity
 from .wechat.client import WeChatClient
+from .wechat.crypto import decrypt_encrypted_data
 
 logger = logging.getLogger("miniprograms.adapters")
 
 CACHE_KEY = "miniprogram_adapters"
 DEFAULT_TIMEOUT = (2.0, 5.0)
+SESSION_KEY_TTL = 3 * 24 * 3600  # WECHAT_SESSION_KEY_TTL overrides
+OPEN_DATA_MAX_AGE = 300          # seconds an encryptedData watermark is accepted; WECHAT_OPEN_DATA_MAX_AGE overrides
 # WeChat subscribe-message keyword types and their length limits (characters).
 KEYWORD_LIMITS = (("character_string", 32), ("thing", 20), ("phrase", 5), ("name", 10),
                   ("number", 32), ("letter", 32), ("symbol", 5), ("car_number", 8))
@@ -47,7 +52,7 @@ def adapter_for(channel: str) -> ChannelAdapter | None:
     return cache[channel]
 
 
-class _ClientAdapter:
+class _ClientAdapter(ChannelAdapter):
     """What both adapters share: the platform client and the notice templates."""
 
     def __init__(self, client, templates: Mapping[str, Any]):
@@ -65,6 +70,13 @@ class WeChatAdapter(_ClientAdapter):
     channel = "wechat"
     client: WeChatClient
 
+    def __init__(self, client: WeChatClient, templates: Mapping[str, Any], *, text_check: bool = False,
+                 session_key_ttl: int = SESSION_KEY_TTL, open_data_max_age: int = OPEN_DATA_MAX_AGE):
+        super().__init__(client, templates)
+        self.text_check = text_check
+        self.session_secret_ttl = session_key_ttl
+        self.open_data_max_age = open_data_max_age
+
     def login(self, code: str) -> ChannelIdentity:
         return self.client.code2session(code)
 
@@ -76,8 +88,13 @@ class WeChatAdapter(_ClientAdapter):
         self.client.send_subscribe_message(open_id, template_id, values, page=page)
 
     def check_text(self, open_id: str, text: str) -> bool:
-        """WeChat msgSecCheck v2 (scene: comment); True when the text may be published."""
-        return self.client.msg_sec_check(open_id, text)
+        """WeChat msgSecCheck v2 (scene: comment) when switched on; True when the text may be published."""
+        return self.client.msg_sec_check(open_id, text) if self.text_check else True
+
+    def decrypt_open_data(self, session_secret: str, encrypted_data: str, iv: str) -> dict:
+        """encryptedData decrypted with the session_key (watermark app and age checked)."""
+        return decrypt_encrypted_data(session_secret, encrypted_data, iv, app_id=self.app_id,
+                                      max_age_seconds=self.open_data_max_age)
 
 
 class AlipayAdapter(_ClientAdapter):
@@ -95,6 +112,10 @@ class AlipayAdapter(_ClientAdapter):
     def send_notice(self, open_id: str, template: str, data: Mapping[str, Any]) -> None:
         template_id, page, values = notice_for(self.templates, template, data)
         self.client.send_template_message(open_id, template_id, values, page=page)
+
+    def check_text(self, open_id: str, text: str) -> bool:
+        """Not checked: this platform calls no Alipay content check."""
+        return True
 
 
 def notice_for(templates: Mapping[str, Any], template: str,
@@ -149,7 +170,10 @@ def _wechat(app) -> WeChatAdapter | None:
         return None
     client = WeChatClient(app_id, secret, app.config.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
                           app.extensions["shared_store"], timeout=_timeout(app))
-    return WeChatAdapter(client, _templates(app, "WECHAT_NOTICE_TEMPLATES"))
+    return WeChatAdapter(client, _templates(app, "WECHAT_NOTICE_TEMPLATES"),
+                         text_check=bool(app.config.get("WECHAT_MSG_SEC_CHECK")),
+                         session_key_ttl=int(app.config.get("WECHAT_SESSION_KEY_TTL", SESSION_KEY_TTL)),
+                         open_data_max_age=int(app.config.get("WECHAT_OPEN_DATA_MAX_AGE", OPEN_DATA_MAX_AGE)))
 
 
 def _alipay(app) -> AlipayAdapter | None:

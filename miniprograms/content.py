@@ -1,7 +1,6 @@
-"""Content security for text users publish (rating comments): WeChat msgSecCheck v2."""
+"""Content security for text users publish (rating comments), through the channel adapters."""
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
@@ -11,21 +10,23 @@ from .adapters import adapter_for
 
 
 def check_published_text(subject_id: str, text: str) -> bool:
-    """False when WeChat's text check (scene: comment) judges `text` unfit to publish.
+    """False when a channel the author is bound to judges `text` unfit to publish (WeChat's
+    msgSecCheck v2, scene: comment, when WECHAT_MSG_SEC_CHECK is on); True otherwise.
 
-    Runs only when WECHAT_MSG_SEC_CHECK is on, WeChat is configured and the subject has a
-    binding to this WeChat mini-program (the check needs the author's openid); True otherwise.
-    When WeChat cannot answer, the 502/503 ApiError propagates, so nothing is published
-    unchecked; callers that prefer to publish anyway may catch it.
+    Each configured channel checks once, with the author's first binding to its app (the check
+    needs the author's openid). When a channel cannot answer, the 502/503 ApiError propagates,
+    so nothing is published unchecked; callers that prefer to publish anyway may catch it.
     """
-    if not current_app.config.get("WECHAT_MSG_SEC_CHECK") or not (text or "").strip():
+    if not (text or "").strip():
         return True
-    adapter = adapter_for("wechat")
-    if adapter is None:
-        return True
-    open_id = db.session.scalar(select(ChannelBinding.open_id).where(
-        ChannelBinding.subject_id == subject_id, ChannelBinding.channel == "wechat",
-        ChannelBinding.app_id == adapter.app_id).order_by(ChannelBinding.id).limit(1))
-    if open_id is None:
-        return True
-    return adapter.check_text(open_id, text)
+    checked = set()
+    for channel, app_id, open_id in db.session.execute(
+            select(ChannelBinding.channel, ChannelBinding.app_id, ChannelBinding.open_id)
+            .where(ChannelBinding.subject_id == subject_id).order_by(ChannelBinding.id)):
+        adapter = adapter_for(channel)
+        if channel in checked or adapter is None or adapter.app_id != app_id:
+            continue
+        checked.add(channel)
+        if adapter.check_text(open_id, text) is False:
+            return False
+    return True

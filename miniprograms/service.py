@@ -24,7 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import (ApiError, Conflict, Forbidden, ServiceUnavailable, Unauthorized,
                         ValidationFailed)
 from app.extensions import db, store
-from app.identity import service as identity
+from app.identity.channels import register_or_link_person
+from app.identity.common import REGISTRY_MISMATCH
+from app.identity.persons import person_by_subject_id, set_phone
+from app.identity.sessions import issue_token_pair
 from app.identity.models import ChannelBinding, Person
 from app.security import audit
 from app.security.ciphers import pii_cipher
@@ -34,17 +37,13 @@ from app.timeutil import utcnow
 
 from .adapters import adapter_for
 from .base import ChannelAdapter, ChannelIdentity
-from .wechat.crypto import decrypt_encrypted_data
 
 logger = logging.getLogger("miniprograms.service")
 
 CHANNEL_NAMES = {"wechat": "微信", "alipay": "支付宝"}
 BIND_TICKET_TTL = 600          # MINIPROGRAM_BIND_TICKET_TTL overrides
 MAX_BIND_ATTEMPTS = 5          # wrong SMS codes / registry answers before a ticket dies
-SESSION_KEY_TTL = 3 * 24 * 3600
-OPEN_DATA_MAX_AGE = 300        # seconds an encryptedData watermark stays acceptable
 TICKET_INVALID = "绑定凭证无效、已使用或已过期，请重新进入小程序登录"
-SMS_CODE_INVALID = "短信验证码错误或已失效，请重新获取"
 
 
 # ---- adapters
@@ -54,7 +53,9 @@ def channel_adapter(channel: str) -> ChannelAdapter:
     """The configured adapter of `channel`; 503 when the deployment has not enabled it."""
     adapter = adapter_for(channel)
     if adapter is None:
-        raise ServiceUnavailable(f"{CHANNEL_NAMES.get(channel, channel)}小程序服务未开通")
+        raise ServiceUnavailable(f"{CHANNEL_NAMES.get(channel, channel)}小程序服务未开通：需设置环境变量 " + (
+            "WECHAT_APP_ID 和 WECHAT_APP_SECRET" if channel == "wechat" else
+            "ALIPAY_APP_ID、ALIPAY_APP_PRIVATE_KEY 和 ALIPAY_PUBLIC_KEY") + "（本地开发可先运行 make fakes）")
     return adapter
 
 
@@ -67,10 +68,10 @@ def start_session(*, channel: str, code: str) -> dict:
     who = adapter.login(code)
     person = _recognise(who)
     if person is None:
-        ticket, ttl = _issue_ticket(who)
+        ticket, ttl = _issue_ticket(who, keep_secret=adapter.session_secret_ttl > 0)
         return {"bind_required": True, "bind_ticket": ticket, "bind_ticket_expires_in": ttl}
-    tokens = identity.issue_token_pair(person, channel=channel)
-    _remember_session_key(who, person.subject_id)
+    tokens = issue_token_pair(person, channel=channel)
+    _remember_session_secret(adapter, who, person.subject_id)
     return tokens
 
 
@@ -85,13 +86,13 @@ def _recognise(who: ChannelIdentity) -> Person | None:
     if binding is not None:
         if who.union_id and binding.union_id != who.union_id:
             binding.union_id = who.union_id  # committed with the login
-        return identity.person_by_subject_id(binding.subject_id)
+        return person_by_subject_id(binding.subject_id)
     if not who.union_id:
         return None
     sibling = db.session.scalar(select(ChannelBinding).where(
         ChannelBinding.channel == who.channel, ChannelBinding.union_id == who.union_id)
         .order_by(ChannelBinding.created_at, ChannelBinding.id).limit(1))
-    person = identity.person_by_subject_id(sibling.subject_id) if sibling else None
+    person = person_by_subject_id(sibling.subject_id) if sibling else None
     if person is None:
         return None
     db.session.add(ChannelBinding(subject_id=person.subject_id, channel=who.channel, app_id=who.app_id,
@@ -101,7 +102,7 @@ def _recognise(who: ChannelIdentity) -> Person | None:
     except IntegrityError:  # a concurrent login of the same account bound it first
         db.session.rollback()
         binding = _binding(who.channel, who.app_id, who.open_id)
-        return identity.person_by_subject_id(binding.subject_id) if binding else None
+        return person_by_subject_id(binding.subject_id) if binding else None
     audit.record("channel.bound", subject_id=person.subject_id, actor=person.subject_id,
                  details={"channel": who.channel, "app_id": who.app_id, "via": "union_id"})
     return person
@@ -119,11 +120,11 @@ def _ticket_key(ticket: str) -> tuple[str, str]:
     return f"miniprogram:bind-ticket:{digest}", f"bind-ticket:{digest}"
 
 
-def _issue_ticket(who: ChannelIdentity) -> tuple[str, int]:
+def _issue_ticket(who: ChannelIdentity, *, keep_secret: bool) -> tuple[str, int]:
     ticket, ttl = "bt_" + secrets.token_urlsafe(32), _ticket_ttl()
     payload = {"channel": who.channel, "app_id": who.app_id, "open_id": who.open_id,
                "union_id": who.union_id, "expires_at": int(time.time()) + ttl, "attempts": 0,
-               "session_key": who.session_secret if who.channel == "wechat" else None}
+               "session_key": who.session_secret if keep_secret else None}
     _put_ticket(ticket, payload, ttl)
     return ticket, ttl
 
@@ -160,8 +161,10 @@ def _give_back(ticket: str, payload: dict) -> None:
 
 def _failure_reason(exc: ApiError) -> str:
     if isinstance(exc, ValidationFailed):
-        if exc.detail == identity.REGISTRY_MISMATCH:
+        if exc.detail == REGISTRY_MISMATCH:
             return "registry_mismatch"
+        if exc.errors and "sms_code" in exc.errors:
+            return "sms_code"
         if exc.errors and "phone" in exc.errors:
             return "phone_mismatch"
         return "invalid_input"
@@ -179,41 +182,38 @@ def _bind_failed(payload: dict, reason: str, id_number: str) -> None:
 
 def bind(*, channel: str, bind_ticket: str, id_number: str, name: str, phone: str, sms_code: str) -> dict:
     """Bind the ticket's account to the person (linked, or created when the registry matches)."""
-    channel_adapter(channel)
+    adapter = channel_adapter(channel)
     payload = _take_ticket(bind_ticket, channel)
-    if not identity.verify_sms_code(phone, "bind", sms_code):
-        _bind_failed(payload, "sms_code", id_number)
-        _give_back(bind_ticket, payload)
-        raise ValidationFailed(SMS_CODE_INVALID, errors={"sms_code": [SMS_CODE_INVALID]})
-    try:
-        person = identity.register_or_link_person(
-            id_number=id_number, name=name, phone=phone, channel=channel, app_id=payload["app_id"],
-            open_id=payload["open_id"], union_id=payload.get("union_id"))
+    try:  # the code is checked first and used up only by a binding that succeeds
+        person = register_or_link_person(
+            id_number=id_number, name=name, phone=phone, sms_code=sms_code, channel=channel,
+            app_id=payload["app_id"], open_id=payload["open_id"], union_id=payload.get("union_id"))
     except ApiError as exc:
         db.session.rollback()
         _bind_failed(payload, _failure_reason(exc), id_number)
         _give_back(bind_ticket, payload)
         raise
-    tokens = identity.issue_token_pair(person, channel=channel)
+    tokens = issue_token_pair(person, channel=channel)
     who = ChannelIdentity(channel=channel, app_id=payload["app_id"], open_id=payload["open_id"],
                           union_id=payload.get("union_id"), session_secret=payload.get("session_key"))
-    _remember_session_key(who, person.subject_id)
+    _remember_session_secret(adapter, who, person.subject_id)
     return tokens
 
 
 # ---- signed-in mini-program users
 
 
-def _session_key_ref(app_id: str, subject_id: str) -> tuple[str, str]:
-    return f"miniprogram:wechat-session-key:{app_id}:{subject_id}", f"wechat-session-key:{app_id}:{subject_id}"
+def _session_secret_ref(channel: str, app_id: str, subject_id: str) -> tuple[str, str]:
+    ref = f"{channel}-session-key:{app_id}:{subject_id}"
+    return f"miniprogram:{ref}", ref
 
 
-def _remember_session_key(who: ChannelIdentity, subject_id: str) -> None:
-    if who.channel != "wechat" or not who.session_secret:
+def _remember_session_secret(adapter: ChannelAdapter, who: ChannelIdentity, subject_id: str) -> None:
+    """Keep the platform session credential (encrypted) when the channel needs it later."""
+    if adapter.session_secret_ttl <= 0 or not who.session_secret:
         return
-    key, context = _session_key_ref(who.app_id, subject_id)
-    ttl = int(current_app.config.get("WECHAT_SESSION_KEY_TTL", SESSION_KEY_TTL))
-    store.set(key, pii_cipher().encrypt(who.session_secret, context=context), ttl)
+    key, context = _session_secret_ref(who.channel, who.app_id, subject_id)
+    store.set(key, pii_cipher().encrypt(who.session_secret, context=context), adapter.session_secret_ttl)
 
 
 def _bound_caller(channel: str, principal: Principal, app_id: str) -> str:
@@ -234,24 +234,24 @@ def store_phone(*, channel: str, principal: Principal, proof) -> Person:
     adapter = channel_adapter(channel)
     subject_id = _bound_caller(channel, principal, adapter.app_id)
     phone = adapter.phone_number(proof)
-    return identity.set_phone(subject_id=subject_id, phone=phone)
+    return set_phone(subject_id=subject_id, phone=phone)
 
 
-def decrypt_open_data(*, principal: Principal, encrypted_data: str, iv: str) -> dict:
-    """Decrypt WeChat encryptedData with the caller's session_key (watermark app and age checked)."""
-    adapter = channel_adapter("wechat")
-    subject_id = _bound_caller("wechat", principal, adapter.app_id)
-    key, context = _session_key_ref(adapter.app_id, subject_id)
+def decrypt_open_data(*, channel: str, principal: Principal, encrypted_data: str, iv: str) -> dict:
+    """The channel's open data (WeChat encryptedData), decrypted by the adapter with the caller's
+    kept session credential."""
+    adapter = channel_adapter(channel)
+    subject_id = _bound_caller(channel, principal, adapter.app_id)
+    key, context = _session_secret_ref(channel, adapter.app_id, subject_id)
+    expired = f"{CHANNEL_NAMES[channel]}会话已过期，请重新登录小程序后再试"
     sealed = store.get(key)
     if not sealed:
-        raise Unauthorized("微信会话已过期，请重新登录小程序后再试")
+        raise Unauthorized(expired)
     try:
-        session_key = pii_cipher().decrypt(sealed, context=context)
+        session_secret = pii_cipher().decrypt(sealed, context=context)
     except PiiDecryptError:
         store.delete(key)
-        raise Unauthorized("微信会话已过期，请重新登录小程序后再试") from None
-    max_age = int(current_app.config.get("WECHAT_OPEN_DATA_MAX_AGE", OPEN_DATA_MAX_AGE))
-    data = decrypt_encrypted_data(session_key, encrypted_data, iv, app_id=adapter.app_id,
-                                  max_age_seconds=max_age)
+        raise Unauthorized(expired) from None
+    data = adapter.decrypt_open_data(session_secret, encrypted_data, iv)
     data.pop("watermark", None)
     return data

@@ -5,7 +5,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.extensions import limiter
+from app.extensions import BEARER, limiter
 from app.security.rbac import auth_required, current_principal
 from app.security.signed_requests import SECURITY as SIGNED, signed_scope_required
 from schemas.common import ProblemSchema
@@ -17,7 +17,6 @@ from . import service
 
 blp = Blueprint("miniprograms", __name__, description="微信、支付宝小程序登录与绑定；第三方平台签名开放接口")
 
-BEARER = [{"bearerAuth": []}]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 OPEN_API_TAG = ["开放平台"]
 TOKEN_EXAMPLE = {"access_token": "eyJhbGciOiJFUzI1NiIsImtpZCI6ImFjY2Vzcy0yMDI1MDEwMS0xYTJiM2M0ZCIsInR5cCI6ImF0K2p3dCJ9...",
@@ -119,7 +118,8 @@ class WeChatDecrypt(MethodView):
 
         使用最近一次登录时保存在服务端的 session_key；校验水印中的 appid 与时间，手机号脱敏返回。
         """
-        return {"data": service.decrypt_open_data(principal=current_principal(), **data)}, 200, NO_STORE
+        data = service.decrypt_open_data(channel="wechat", principal=current_principal(), **data)
+        return {"data": data}, 200, NO_STORE
 
 
 # ---- Alipay

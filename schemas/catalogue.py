@@ -7,10 +7,11 @@ derived here from `high_frequency_rank`; list items are the index's docs in the 
 """
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, validate, validates_schema
 
+from app.catalogue.seed_data import license_type_name
 from app.timeutil import isoformat_z
-from schemas.common import PageArgsSchema, PageSchema
+from schemas.common import PageArgsSchema, PageSchema, StrictSchema, labelled
 
 ITEM_TYPES = ("行政许可", "行政给付", "行政确认", "行政奖励", "行政裁决", "其他行政权力", "行政备案", "公共服务")
 ONLINE_DEPTHS = ("全程网办", "网上预审", "只跑一次", "到现场办理")
@@ -24,7 +25,7 @@ LABELS = {
     "statutory_limit_days": "法定办结时限", "promised_limit_days": "承诺办结时限", "fee": "收费标准",
     "online_depth": "网办深度", "audience": "服务对象", "topics": "主题", "channels": "服务渠道",
     "instant_approval": "即办件", "produces_license": "办理结果证照类型", "address": "办理地点", "form": "表单",
-    "status": "状态", "q": "搜索词", "hall": "大厅", "topic": "主题", "channel": "渠道",
+    "status": "状态", "q": "搜索词", "hall": "大厅", "topic": "主题", "channel": "渠道", "city": "城市",
     "high_frequency": "高频事项",
 }
 
@@ -38,9 +39,7 @@ MATERIAL_EXAMPLE = {"name": "居民户口簿", "required": True, "license_type_c
                     "commitment_allowed": False}
 
 
-def _messages(name: str, **extra) -> dict:
-    label = LABELS.get(name, name)
-    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空", "invalid": f"{label}格式不正确", **extra}
+_messages = labelled(LABELS)
 
 
 def _one_of(choices, label):
@@ -49,12 +48,6 @@ def _one_of(choices, label):
 
 def _length(label, *, min=1, max=200):  # noqa: A002 - marshmallow's own names
     return validate.Length(min=min, max=max, error=f"{label}长度应为 {{min}} 至 {{max}} 个字符")
-
-
-class StrictSchema(Schema):
-    """Unknown fields are rejected with a Chinese message."""
-
-    error_messages = {"unknown": "不允许的字段", "type": "请求体应为 JSON 对象"}
 
 
 # ---------------------------------------------------------------------------------------------- halls
@@ -113,6 +106,9 @@ class MaterialSchema(StrictSchema):
     license_type_code = fields.String(load_default=None, allow_none=True, validate=_length("证照类型编码", max=40))
     commitment_allowed = fields.Boolean(metadata={
         "description": "可以告知承诺代替；不填时沿用基本目录的设定"})
+    license_type_name = fields.Function(lambda m: license_type_name(m.get("license_type_code")), dump_only=True,
+                                        metadata={"description": "可代替该材料的电子证照（授权调用后免交纸质材料）",
+                                                  "example": "居民户口簿"})
 
 
 class ServiceFormFieldSchema(StrictSchema):
@@ -150,6 +146,8 @@ class ServiceSchema(Schema):
     topics = fields.List(fields.String(), metadata={"example": ["person-household"]})
     promised_limit_days = fields.Integer(metadata={"example": 5})
     instant_approval = fields.Boolean()
+    hall_count = fields.Integer(allow_none=True, metadata={
+        "description": "不指定大厅检索时：提供该事项的大厅数（每个事项只出现一次）；指定大厅时为 null", "example": 153})
 
 
 class FacetValueSchema(Schema):
@@ -172,6 +170,26 @@ class ServiceListSchema(PageSchema):
     facets = fields.Nested(FacetsSchema)
 
 
+class SituationSchema(Schema):
+    """A handling situation (办理项) of the item with its own materials."""
+
+    code = fields.String(metadata={"example": "expiry"})
+    name = fields.String(metadata={"example": "有效期满换领"})
+    description = fields.String(allow_none=True)
+    materials = fields.List(fields.Nested(MaterialSchema))
+
+
+class ProcessStepSchema(Schema):
+    step = fields.Integer(metadata={"example": 1})
+    name = fields.String(metadata={"example": "网上申请"})
+    description = fields.String()
+
+
+class FormTemplatesSchema(Schema):
+    blank = fields.String(metadata={"example": "/api/v1/services/370102-000705012000/form-templates/blank"})
+    sample = fields.String(metadata={"example": "/api/v1/services/370102-000705012000/form-templates/sample"})
+
+
 class ServiceDetailSchema(Schema):
     """A service in full (办事指南)."""
 
@@ -184,7 +202,8 @@ class ServiceDetailSchema(Schema):
     hall_code = fields.String(metadata={"example": "370102"})
     hall_name = fields.String(metadata={"example": "济南市历下区"})
     level = fields.String(metadata={"enum": list(HALL_LEVELS), "description": "实施大厅的层级"})
-    legal_basis = fields.List(fields.String(), metadata={"example": ["《中华人民共和国户口登记条例》"]})
+    legal_basis = fields.List(fields.String(), allow_none=True, metadata={
+        "example": ["《中华人民共和国户口登记条例》"], "description": "设定依据；来源未载明时为 null（见 legal_basis_note）"})
     materials = fields.List(fields.Nested(MaterialSchema), metadata={"example": [MATERIAL_EXAMPLE]})
     statutory_limit_days = fields.Integer(metadata={"description": "法定办结时限（工作日）", "example": 20})
     promised_limit_days = fields.Integer(metadata={"description": "承诺办结时限（工作日）", "example": 5})
@@ -197,10 +216,38 @@ class ServiceDetailSchema(Schema):
     high_frequency_rank = fields.Integer(allow_none=True, metadata={"example": 7})
     instant_approval = fields.Boolean()
     produces_license = fields.String(allow_none=True, metadata={"description": "办理结果的电子证照类型编码"})
+    cross_region = fields.Boolean(metadata={"description": "全省通办：可在省内任一大厅窗口受理，转交本大厅办理"})
     address = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": ["published", "withdrawn"]})
     version = fields.Integer(metadata={"description": "修改时可放入 If-Match 头", "example": 1})
     updated_at = fields.Function(lambda service: isoformat_z(service.updated_at))
+    conditions = fields.List(fields.String(), metadata={"description": "办理条件"})
+    process = fields.List(fields.Nested(ProcessStepSchema), metadata={"description": "办理流程"})
+    situations = fields.List(fields.Nested(SituationSchema), metadata={
+        "description": "办理项（情形），各有自己的申请材料；没有时为空"})
+    phone = fields.String(metadata={"description": "咨询电话", "example": "12345"})
+    phone_note = fields.String()
+    legal_basis_note = fields.String(allow_none=True, metadata={
+        "description": "没有设定依据时的说明（legal_basis 为 null）", "example": "来源目录未载明设定依据"})
+    limit_note = fields.String(allow_none=True, metadata={"description": "办结时限的依据或说明"})
+    guide_note = fields.String(metadata={"description": "办事指南各部分的来源"})
+    parent_item = fields.String(allow_none=True, metadata={"description": "来源目录中的主项名称"})
+    source_ref = fields.String(allow_none=True, metadata={"description": "导入事项的来源（仓库#事项编码）"})
+    form_templates = fields.Method("_form_templates", allow_none=True, metadata={
+        "description": "高频事项的空白申请表与填写样例（PDF）"})
+
+    @staticmethod
+    def _form_templates(service):
+        if getattr(service, "high_frequency_rank", None) is None:
+            return None
+        base = f"/api/v1/services/{service.code}/form-templates"
+        return {"blank": f"{base}/blank", "sample": f"{base}/sample"}
+
+    @post_dump
+    def _no_legal_basis_is_null(self, data, **kwargs):
+        if "legal_basis" in data and not data["legal_basis"]:
+            data["legal_basis"] = None
+        return data
 
 
 class _ServiceWriteFields(StrictSchema):
@@ -267,6 +314,10 @@ class ServiceQueryArgsSchema(PageArgsSchema):
     channel = fields.String(validate=_one_of(CHANNELS, "渠道"),
                             metadata={"description": "只看开放到该渠道的事项（小程序与第三方客户端始终只看到本渠道的事项）"})
     high_frequency = fields.Boolean(error_messages={"invalid": "high_frequency 应为 true 或 false"})
+    instant_approval = fields.Boolean(error_messages={"invalid": "instant_approval 应为 true 或 false"},
+                                      metadata={"description": "true：只看秒批（即办）事项"})
+    city = fields.String(validate=validate.Regexp(r"^37\d{2}00$", error="city 应为山东省的市级行政区划代码（如 370100）"),
+                         metadata={"description": "不指定 hall 时，每个事项取该市（或其县区）大厅的事项", "example": "370100"})
 
 
 class RevisionSchema(Schema):

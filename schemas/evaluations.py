@@ -3,24 +3,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .applications import _printable
-
 from app.evaluations.models import DIMENSIONS, RATING_LABELS
 from app.timeutil import isoformat_z
 
-from .common import PageArgsSchema, PageSchema
+from .common import PageArgsSchema, PageSchema, StrictSchema, messages, printable
 
 _LEVEL = validate.Range(min=1, max=5, error="评分应为 1（非常不满意）至 5（非常满意）")
-
-
-class StrictSchema(Schema):
-    """Unknown fields are rejected with a Chinese message."""
-
-    error_messages = {"unknown": "不允许的字段", "type": "请求体应为 JSON 对象"}
-
-
-def _messages(label: str, **extra) -> dict:
-    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空", "invalid": f"{label}格式不正确", **extra}
 
 
 class DimensionsSchema(StrictSchema):
@@ -31,11 +19,11 @@ class DimensionsSchema(StrictSchema):
 
 
 class EvaluationCreateSchema(StrictSchema):
-    rating = fields.Integer(required=True, strict=True, validate=_LEVEL, error_messages=_messages("评分"),
+    rating = fields.Integer(required=True, strict=True, validate=_LEVEL, error_messages=messages("评分"),
                             metadata={"description": "1 非常不满意 … 5 非常满意", "example": 5})
-    dimensions = fields.Nested(DimensionsSchema, load_default=dict, error_messages=_messages("分项评价"))
+    dimensions = fields.Nested(DimensionsSchema, load_default=dict, error_messages=messages("分项评价"))
     comment = fields.String(allow_none=True,
-                            validate=[validate.Length(max=500, error="评价内容最多 {max} 个字符"), _printable],
+                            validate=[validate.Length(max=500, error="评价内容最多 {max} 个字符"), printable],
                             metadata={"example": "办理很快，指南清楚"})
 
 
@@ -68,7 +56,7 @@ class ServiceSummarySchema(Schema):
 
 
 class SummaryArgsSchema(StrictSchema):
-    service_code = fields.String(validate=[validate.Length(min=1, max=60), _printable])
+    service_code = fields.String(validate=[validate.Length(min=1, max=60), printable])
 
 
 class SummarySchema(Schema):
@@ -88,15 +76,15 @@ class RectificationArgsSchema(PageArgsSchema):
 
 class FollowUpCreateSchema(StrictSchema):
     note = fields.String(required=True, validate=[validate.Length(min=1, max=1000, error="内容长度应为 {min} 至 {max} 个字符"),
-                                                  _printable],
-                         error_messages=_messages("跟进情况"))
+                                                  printable],
+                         error_messages=messages("跟进情况"))
 
 
 class CloseTicketSchema(StrictSchema):
     resolution = fields.String(required=True,
                                validate=[validate.Length(min=1, max=1000, error="内容长度应为 {min} 至 {max} 个字符"),
-                                         _printable],
-                               error_messages=_messages("整改结果"))
+                                         printable],
+                               error_messages=messages("整改结果"))
 
 
 class FollowUpSchema(Schema):

@@ -9,10 +9,13 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
 from app.identity.identifiers import IdentifierError, normalize_credit_code, normalize_id_number, normalize_phone
-from app.identity.service import AGENT_SCOPES
+from app.identity.models import AGENT_SCOPES, CHANNELS
+from app.identity.sms import PURPOSES
 from app.security.passwords import PasswordPolicyError, check_policy
 from app.security.pii import mask_id_number, mask_phone
 from app.timeutil import BEIJING, as_aware, isoformat_z, utcnow
+
+from .common import StrictSchema, labelled
 
 GRANT_TYPES = ("password", "sms", "refresh_token", "client_credentials")
 GRANT_FIELDS = {
@@ -26,20 +29,13 @@ LABELS = {
     "purpose": "用途", "grant_type": "授权方式", "username": "用户名", "code": "验证码",
     "refresh_token": "刷新令牌", "client_id": "客户端标识", "client_secret": "客户端密钥",
     "credit_code": "统一社会信用代码", "scopes": "授权范围", "expires_at": "授权截止时间",
-    "reveal": "是否显示完整信息",
+    "reveal": "是否显示完整信息", "subject_id": "授权人标识",
+    "sms_code": "短信验证码", "new_password": "新密码", "old_password": "原密码", "old_sms_code": "原手机号的短信验证码",
 }
 
 
-def _messages(name: str, **extra) -> dict:
-    label = LABELS.get(name, name)
-    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空",
-            "invalid": f"{label}格式不正确", **extra}
-
-
-class StrictSchema(Schema):
-    """Unknown fields are rejected with a Chinese message."""
-
-    error_messages = {"unknown": "不允许的字段", "type": "请求体应为 JSON 对象"}
+_messages = labelled(LABELS)
+REAL_NAME_LEVELS = "实名等级：1 = 手机号已验证；2 = 姓名与身份证号码经户籍库核验；3 = 通过人脸识别核验"
 
 
 class _Normalized(fields.String):
@@ -100,22 +96,64 @@ def _password_policy(value: str) -> None:
 # ---- requests
 
 
+def _sms_code(name: str = "sms_code", *, required: bool = True, description: str | None = None):
+    return fields.String(required=required, load_only=True, error_messages=_messages(name),
+                         validate=validate.Regexp(r"^[0-9]{6}$", error="验证码应为6位数字"),
+                         metadata={"description": description or "短信验证码（6位数字）", "example": "123456"})
+
+
+def _new_password(name: str = "password"):
+    return fields.String(required=True, load_only=True, validate=_password_policy, error_messages=_messages(name),
+                         metadata={"description": "至少8位，须同时包含字母和数字", "example": "Shandong2025"})
+
+
 class RegisterSchema(StrictSchema):
     id_number = IdNumber(required=True, error_messages=_messages("id_number"),
                          metadata={"description": "居民身份证号码（GB 11643）", "example": "11010519491231002X"})
     name = PersonName(required=True, error_messages=_messages("name"), metadata={"example": "张三"})
     phone = Phone(required=True, error_messages=_messages("phone"), metadata={"example": "13800138000"})
-    password = fields.String(required=True, load_only=True, validate=_password_policy,
-                             error_messages=_messages("password"),
-                             metadata={"description": "至少8位，须同时包含字母和数字", "example": "Shandong2025"})
+    sms_code = _sms_code(description="发送到 phone、用途为 register 的短信验证码")
+    password = _new_password()
 
 
 class SmsCodeRequestSchema(StrictSchema):
     phone = Phone(required=True, error_messages=_messages("phone"), metadata={"example": "13800138000"})
     purpose = fields.String(required=True, error_messages=_messages("purpose"),
-                            validate=validate.OneOf(["login", "register", "bind"],
-                                                    error="用途应为 login、register 或 bind"),
-                            metadata={"enum": ["login", "register", "bind"]})
+                            validate=validate.OneOf(PURPOSES, error="用途应为 " + "、".join(PURPOSES)),
+                            metadata={"enum": list(PURPOSES)})
+
+
+class PasswordResetSchema(StrictSchema):
+    phone = Phone(required=True, error_messages=_messages("phone"), metadata={"example": "13800138000"})
+    sms_code = _sms_code(description="发送到 phone、用途为 reset_password 的短信验证码")
+    new_password = _new_password("new_password")
+
+
+class PasswordChangeSchema(StrictSchema):
+    """`old_password`, or for an account that has no password yet, `sms_code`."""
+
+    old_password = fields.String(load_only=True, error_messages=_messages("old_password"),
+                                 validate=validate.Length(min=1, max=128, error="原密码长度不正确"),
+                                 metadata={"description": "原密码（已设置密码的账号必填）"})
+    sms_code = _sms_code(required=False, description="尚未设置密码的账号（经小程序注册）：发送到本人手机号、"
+                                                     "用途为 reset_password 的短信验证码")
+    new_password = _new_password("new_password")
+
+    @validates_schema
+    def _one_proof(self, data, **kwargs):
+        if "old_password" in data and "sms_code" in data:
+            raise ValidationError({"sms_code": ["请只提供原密码或短信验证码之一"]})
+
+
+class PhoneChangeSchema(StrictSchema):
+    old_sms_code = _sms_code("old_sms_code", required=False,
+                             description="发送到当前手机号、用途为 change_phone 的短信验证码（账号已登记手机号时必填）")
+    phone = Phone(required=True, error_messages=_messages("phone"),
+                  metadata={"description": "新手机号", "example": "13912345678"})
+    sms_code = _sms_code(description="发送到新手机号、用途为 change_phone 的短信验证码")
+    password = fields.String(load_only=True, error_messages=_messages("password"),
+                             validate=validate.Length(min=1, max=128, error="密码长度不正确"),
+                             metadata={"description": "仅账号未登记手机号时使用：登录密码"})
 
 
 class TokenRequestSchema(StrictSchema):
@@ -155,8 +193,9 @@ class TokenRequestSchema(StrictSchema):
 
 
 class LogoutSchema(StrictSchema):
-    refresh_token = fields.String(required=True, load_only=True, error_messages=_messages("refresh_token"),
-                                  validate=validate.Length(min=1, max=200, error="刷新令牌格式不正确"))
+    refresh_token = fields.String(load_only=True, error_messages=_messages("refresh_token"),
+                                  validate=validate.Length(min=1, max=200, error="刷新令牌格式不正确"),
+                                  metadata={"description": "可选：带访问令牌时可省略"})
 
 
 class MeArgsSchema(StrictSchema):
@@ -185,8 +224,18 @@ class AgentCreateSchema(StrictSchema):
 
 
 class ActAsSchema(StrictSchema):
-    credit_code = CreditCode(required=True, error_messages=_messages("credit_code"),
-                             metadata={"example": "91110000600037341L"})
+    """Exactly one of `credit_code` (act for a company) and `subject_id` (act for a person who
+    made the caller their family proxy, 亲友代办)."""
+
+    credit_code = CreditCode(error_messages=_messages("credit_code"), metadata={"example": "91110000600037341L"})
+    subject_id = fields.String(error_messages=_messages("subject_id"), validate=validate.Regexp(
+        r"^p_[0-9a-f]{20}$", error="授权人标识应为 p_ 开头的用户标识"), metadata={"example": "p_3f9c2a7b1e4d5c6a8b90"})
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if ("credit_code" in data) == ("subject_id" in data):
+            message = "credit_code 与 subject_id 须且只能提供其一"
+            raise ValidationError({"credit_code": [message], "subject_id": [message]})
 
 
 # ---- responses
@@ -200,8 +249,7 @@ class PersonSchema(Schema):
     id_number_masked = fields.Function(lambda person: mask_id_number(person.id_number),
                                        metadata={"example": "110105********002X"})
     name = fields.String(metadata={"example": "张三"})
-    real_name_level = fields.Integer(metadata={"description": "实名等级：2 = 姓名与身份证号码经户籍库核验",
-                                               "example": 2})
+    real_name_level = fields.Integer(metadata={"description": REAL_NAME_LEVELS, "example": 2})
 
 
 class SmsCodeSentSchema(Schema):
@@ -225,7 +273,7 @@ class ActingForSchema(Schema):
     subject_id = fields.String()
     credit_code = fields.String()
     name = fields.String()
-    role = fields.String(metadata={"enum": ["representative", "agent"]})
+    role = fields.String(metadata={"enum": ["representative", "agent", "proxy"]})
     scopes = fields.List(fields.String())
 
 
@@ -240,7 +288,7 @@ class MeSchema(Schema):
     phone_masked = fields.Function(lambda me: mask_phone(me.get("phone")), metadata={"example": "138****8000"})
     id_number = fields.String(metadata={"description": "仅在 reveal=true 时返回"})
     phone = fields.String(metadata={"description": "仅在 reveal=true 时返回"})
-    real_name_level = fields.Integer(allow_none=True)
+    real_name_level = fields.Integer(allow_none=True, metadata={"description": REAL_NAME_LEVELS})
     roles = fields.List(fields.String())
     halls = fields.Dict(keys=fields.String(), values=fields.String())
     bindings = fields.List(fields.Nested(BindingSchema))
@@ -294,4 +342,36 @@ def _grant_status(grant) -> str:
     if grant.revoked_at is not None:
         return "revoked"
     return "active" if as_aware(grant.expires_at) > utcnow() else "expired"
+
+
+class SessionSchema(Schema):
+    """One sign-in (a refresh-token family)."""
+
+    session_id = fields.String(metadata={"example": "9f3c2a7b1e4d5c6a8b90a1b2c3d4e5f6"})
+    created_at = UtcDateTime()
+    last_used_at = UtcDateTime(metadata={"description": "最近一次登录或刷新令牌的时间"})
+    channel = fields.String(metadata={"enum": list(CHANNELS)})
+    current = fields.Boolean(metadata={"description": "是否为本次请求所用的会话"})
+    acting_for = fields.String(allow_none=True, metadata={"description": "以企业或被代办人身份办事的会话：其主体标识"})
+
+
+class SessionListSchema(Schema):
+    items = fields.List(fields.Nested(SessionSchema))
+
+
+class PhoneChangedSchema(Schema):
+    phone_masked = fields.Function(lambda body: mask_phone(body["phone"]), metadata={"example": "139****5678"})
+
+
+class FaceVerificationSchema(Schema):
+    """A face check (real-name level 3) at the face-check provider."""
+
+    verification_id = fields.String(metadata={"example": "fv_0c1d2e3f4a5b6c7d8e9f"})
+    status = fields.String(metadata={"enum": ["pending", "passed", "failed", "expired"]})
+    url = fields.String(allow_none=True, metadata={
+        "description": "待核验时：在手机浏览器中打开的人脸核验页面地址（由核验服务商提供）"})
+    expires_at = UtcDateTime()
+    completed_at = UtcDateTime(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "未通过时服务商给出的原因"})
+    real_name_level = fields.Integer(metadata={"description": REAL_NAME_LEVELS})
 

@@ -10,7 +10,8 @@ import time
 from marshmallow import Schema, fields, post_dump, validate
 
 from app.security.pii import mask_phone
-from schemas.identity import IdNumber, PersonName, Phone, StrictSchema
+from schemas.common import StrictSchema, labelled
+from schemas.identity import IdNumber, PersonName, Phone
 
 LABELS = {"code": "登录凭证 code", "auth_code": "授权码 auth_code", "bind_ticket": "绑定凭证",
           "id_number": "身份证号码", "name": "姓名", "phone": "手机号码", "sms_code": "短信验证码",
@@ -20,9 +21,7 @@ LABELS = {"code": "登录凭证 code", "auth_code": "授权码 auth_code", "bind
 PHONE_FIELDS = ("phoneNumber", "purePhoneNumber")
 
 
-def _messages(name: str) -> dict:
-    label = LABELS.get(name, name)
-    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空", "invalid": f"{label}格式不正确"}
+_messages = labelled(LABELS)
 
 
 def _text(name: str, max_length: int, **kw) -> fields.String:

@@ -9,31 +9,24 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.security.pii import mask_credit_code, mask_id_number, mask_phone
-from app.wallet.presentations import DEFAULT_TTL, MAX_TTL, MIN_TTL, MODES, effective_status
-from app.wallet.service import WALLET_STATUSES
+from app.wallet.models import (DEFAULT_TTL, LICENSE_STATUSES, MAX_TTL, MIN_TTL, MODES, WALLET_STATUSES,
+                               effective_status)
 
-from .common import PageArgsSchema, PageSchema
-from .identity import CreditCode, IdNumber, StrictSchema, UtcDateTime, _messages
+from .common import PageArgsSchema, PageSchema, StrictSchema, labelled, printable
+from .identity import CreditCode, IdNumber, UtcDateTime, _messages
 
 LICENSE_ID_EXAMPLE = "lic_9f2c4e1a7b3d5f60a1b2c3d4e5f60718"
 IDENTIFIER_EXAMPLE = "1.2.156.3005.2.11100000000013100M001.11370100MB2856017X.2025123456789.001.K"
-STATUS_CHOICES = ("valid", "suspended", "revoked")
 LABELS = {"license_type": "证照类型", "holder_id_number": "持证人身份证号码",
           "holder_credit_code": "持证主体统一社会信用代码", "fields": "证照字段", "valid_from": "有效期起始日期",
           "valid_until": "有效期截止日期", "status": "状态", "reason": "原因", "disclose": "亮证字段",
-          "purpose": "用途", "mode": "亮证方式", "ttl_seconds": "有效时长", "code": "亮证码", "sd_jwt": "SD-JWT"}
+          "purpose": "用途", "mode": "亮证方式", "ttl_seconds": "有效时长", "code": "亮证码", "sd_jwt": "SD-JWT",
+          "require_device_binding": "是否要求设备绑定", "name": "名称", "jwk": "设备公钥", "device_id": "设备",
+          "license_id": "证照"}
+REASONS = ("expired", "used", "revoked", "suspended", "bad_signature", "unknown", "cancelled", "device_removed",
+           "device_binding_required", "wrong_nonce", "wrong_audience", "wrong_type")
 
-
-def _msg(name: str, **extra) -> dict:
-    label = LABELS.get(name, name)
-    return {"required": f"缺少必填字段：{label}", "null": f"{label}不能为空", "invalid": f"{label}格式不正确",
-            **extra}
-
-
-def _printable(value: str) -> None:
-    """No control characters (PostgreSQL text cannot even hold NUL)."""
-    if any(ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 127 for ch in value):
-        raise ValidationError("包含不允许的控制字符")
+_msg = labelled(LABELS)
 
 
 def mask_text(value: str) -> str:
@@ -90,7 +83,7 @@ class LicenseTypeListSchema(Schema):
 
 class LicenseIssueSchema(StrictSchema):
     license_type = fields.String(required=True, validate=[validate.Length(min=1, max=32, error="证照类型编码不正确"),
-                                                          _printable],
+                                                          printable],
                                  error_messages=_msg("license_type"),
                                  metadata={"example": "11100000000013100M001"})
     holder_id_number = IdNumber(error_messages=_messages("id_number"),
@@ -116,7 +109,7 @@ class IssuedLicenseSchema(Schema):
     license_id = fields.String(metadata={"example": LICENSE_ID_EXAMPLE})
     identifier = fields.String(metadata={"example": IDENTIFIER_EXAMPLE,
                                          "description": "GB/T 36904 证照标识（不含持证人信息）"})
-    status = fields.String(metadata={"enum": list(STATUS_CHOICES)})
+    status = fields.String(metadata={"enum": list(LICENSE_STATUSES)})
     license_type = fields.String(attribute="license_type_code")
     valid_from = fields.Date()
     valid_until = fields.Date()
@@ -126,16 +119,16 @@ class IssuedLicenseSchema(Schema):
 
 class LicenseStatusChangeSchema(StrictSchema):
     status = fields.String(required=True, error_messages=_msg("status"),
-                           validate=validate.OneOf(STATUS_CHOICES, error="状态应为 valid、suspended 或 revoked"),
-                           metadata={"enum": list(STATUS_CHOICES)})
+                           validate=validate.OneOf(LICENSE_STATUSES, error="状态应为 valid、suspended 或 revoked"),
+                           metadata={"enum": list(LICENSE_STATUSES)})
     reason = fields.String(load_default=None, allow_none=True, error_messages=_msg("reason"),
-                           validate=[validate.Length(max=200, error="原因不能超过200个字符"), _printable])
+                           validate=[validate.Length(max=200, error="原因不能超过200个字符"), printable])
 
 
 class LicenseStatusSchema(Schema):
     license_id = fields.String()
     identifier = fields.String()
-    status = fields.String(metadata={"enum": list(STATUS_CHOICES)})
+    status = fields.String(metadata={"enum": list(LICENSE_STATUSES)})
     reason = fields.String(attribute="status_reason", allow_none=True)
     changed_at = UtcDateTime(attribute="status_changed_at", allow_none=True)
 
@@ -214,7 +207,7 @@ class WalletLicenseDetailSchema(Schema):
     issued_at = fields.Function(lambda item: UtcDateTime()._serialize(item["license"].issued_at, None, None))
     default_disclose = fields.Function(lambda item: list(item["license"].license_type.default_disclose))
     field_values = fields.Function(_detail_fields, data_key="fields", metadata={"description": "字段及其值（敏感字段默认脱敏）"})
-    viewer_role = fields.String(metadata={"enum": ["holder", "guardian", "representative", "agent"]})
+    viewer_role = fields.String(metadata={"enum": ["holder", "guardian", "representative", "agent", "proxy"]})
     reveal = fields.Boolean()
 
 
@@ -222,13 +215,13 @@ class WalletLicenseDetailSchema(Schema):
 
 
 class PresentationCreateSchema(StrictSchema):
-    disclose = fields.List(fields.String(validate=[validate.Length(min=1, max=64, error="字段名不正确"), _printable]),
+    disclose = fields.List(fields.String(validate=[validate.Length(min=1, max=64, error="字段名不正确"), printable]),
                            load_default=None, validate=validate.Length(max=64, error="字段过多"),
                            error_messages=_msg("disclose"),
                            metadata={"description": "要披露的字段名；省略时使用该证照类型的默认最少字段",
                                      "example": ["name", "valid_until"]})
     purpose = fields.String(required=True, error_messages=_msg("purpose"),
-                            validate=[validate.Length(min=1, max=100, error="用途应为1至100个字符"), _printable],
+                            validate=[validate.Length(min=1, max=100, error="用途应为1至100个字符"), printable],
                             metadata={"example": "酒店入住登记"})
     mode = fields.String(load_default="online", error_messages=_msg("mode"),
                          validate=validate.OneOf(MODES, error="亮证方式应为 online 或 offline"),
@@ -255,6 +248,9 @@ class PresentationSchema(Schema):
 class VerificationRequestSchema(StrictSchema):
     code = fields.String(error_messages=_msg("code"), validate=validate.Length(max=200, error="亮证码格式不正确"))
     sd_jwt = fields.String(error_messages=_msg("sd_jwt"))
+    require_device_binding = fields.Boolean(
+        load_default=False, error_messages=_msg("require_device_binding"),
+        metadata={"description": "为 true 时只接受持证人手机设备密钥生成的亮证（holder_binding 为 device）"})
 
     @validates_schema
     def _one_of(self, data, **kwargs):
@@ -265,8 +261,7 @@ class VerificationRequestSchema(StrictSchema):
 
 class VerificationResultSchema(Schema):
     valid = fields.Boolean()
-    reason = fields.String(metadata={"enum": ["expired", "used", "revoked", "suspended", "bad_signature",
-                                              "unknown"]})
+    reason = fields.String(metadata={"enum": list(REASONS)})
     detail = fields.String()
     license_type = fields.String()
     license_name = fields.String()
@@ -282,6 +277,10 @@ class VerificationResultSchema(Schema):
     disclosure = fields.String(metadata={"enum": ["full", "basic"],
                                          "description": "full：已登记且获该证照类型授权的核验方；basic：其他"})
     disclosed = fields.Dict(metadata={"description": "full 时为持证人选择披露的字段；basic 时仅脱敏姓名"})
+    holder_binding = fields.String(metadata={"enum": ["device", "platform"],
+                                             "description": "持有人密钥：device 为持证人手机设备密钥，platform 为平台托管密钥"})
+    request_status = fields.String(metadata={"enum": ["pending", "answered"],
+                                             "description": "答复核验请求时：该请求是否已被本次答复"})
 
 
 class AccessLogEntrySchema(Schema):
@@ -289,8 +288,7 @@ class AccessLogEntrySchema(Schema):
     verifier = fields.String(metadata={"example": "匿名"})
     purpose = fields.String(allow_none=True)
     disclosed = fields.List(fields.String())
-    result = fields.String(metadata={"enum": ["valid", "expired", "used", "revoked", "suspended",
-                                              "bad_signature", "unknown"]})
+    result = fields.String(metadata={"enum": ["valid", *REASONS]})
     shown_by = fields.Dict(allow_none=True)
     kind = fields.String(metadata={"enum": ["verification", "material"]})
     presentation_id = fields.String(allow_none=True)
@@ -298,3 +296,99 @@ class AccessLogEntrySchema(Schema):
 
 class AccessLogPageSchema(PageSchema):
     items = fields.List(fields.Nested(AccessLogEntrySchema))
+
+
+# ---- device keys and binding
+
+
+class DeviceCreateSchema(StrictSchema):
+    name = fields.String(required=True, error_messages=_msg("name"),
+                         validate=[validate.Length(min=1, max=100, error="名称应为1至100个字符"), printable],
+                         metadata={"example": "我的手机"})
+    jwk = fields.Dict(required=True, error_messages=_msg("jwk", invalid="设备公钥应为 JWK 对象"),
+                      metadata={"description": "手机生成的 EC P-256 公钥（JWK：kty、crv、x、y），不能含私钥"})
+
+
+class DeviceSchema(Schema):
+    device_id = fields.String(metadata={"example": "dev_0a1b2c3d4e5f60718293a4b5"})
+    name = fields.String()
+    status = fields.String(metadata={"enum": ["active", "removed", "lost"]})
+    jwk = fields.Dict(attribute="public_jwk")
+    jkt = fields.String(metadata={"description": "公钥的 RFC 7638 指纹"})
+    created_at = UtcDateTime()
+    removed_at = UtcDateTime(allow_none=True)
+
+
+class DevicePageSchema(PageSchema):
+    items = fields.List(fields.Nested(DeviceSchema))
+
+
+class DeviceRemoveArgsSchema(StrictSchema):
+    reason = fields.String(load_default="removed", validate=validate.OneOf(("removed", "lost"),
+                                                                           error="原因应为 removed 或 lost"),
+                           metadata={"enum": ["removed", "lost"], "description": "lost：挂失"})
+
+
+class LicenseBindingCreateSchema(StrictSchema):
+    device_id = fields.String(required=True, error_messages=_msg("device_id"),
+                              validate=validate.Length(min=1, max=40, error="设备不存在"))
+
+
+class LicenseBindingSchema(Schema):
+    license_id = fields.String()
+    device_id = fields.String()
+    sd_jwt = fields.String(metadata={"description": "cnf.jwk 为设备公钥、holder_binding 为 device 的 SD-JWT VC，含全部披露"})
+
+
+# ---- verifier-initiated requests
+
+
+class VerifierRequestCreateSchema(StrictSchema):
+    license_type = fields.String(required=True, error_messages=_msg("license_type"),
+                                 validate=[validate.Length(min=1, max=32, error="证照类型编码不正确"), printable])
+    field_names = fields.List(fields.String(validate=[validate.Length(min=1, max=64, error="字段名不正确"), printable]),
+                              required=True, data_key="fields", error_messages=_msg("fields"),
+                              validate=validate.Length(max=64, error="字段过多"),
+                              metadata={"example": ["name", "id_number"]})
+    purpose = fields.String(required=True, error_messages=_msg("purpose"),
+                            validate=[validate.Length(min=1, max=100, error="用途应为1至100个字符"), printable])
+    require_device_binding = fields.Boolean(load_default=False, error_messages=_msg("require_device_binding"))
+
+
+class VerifierRequestCreatedSchema(Schema):
+    request_id = fields.String(metadata={"example": "vr_0a1b2c3d4e5f60718293a4b5"})
+    nonce = fields.String()
+    aud = fields.String(metadata={"description": "KB-JWT 的 aud：核验方的 client_id"})
+    expires_at = UtcDateTime()
+    qr_svg = fields.String(metadata={"description": "openid4vp://?client_id=...&request_uri=... 的二维码"})
+    qr_text = fields.String()
+    request_uri = fields.String()
+    response_uri = fields.String()
+    request = fields.Dict(metadata={"description": "OpenID4VP 授权请求（DCQL 查询、direct_post）"})
+
+
+class VerifierResponseSchema(StrictSchema):
+    sd_jwt = fields.String(error_messages=_msg("sd_jwt"),
+                           metadata={"description": "手机用设备密钥生成的亮证（nonce、aud 取自核验请求）"})
+    license_id = fields.String(error_messages=_msg("license_id"), validate=validate.Length(max=40, error="证照不存在"))
+    disclose = fields.List(fields.String(validate=[validate.Length(min=1, max=64, error="字段名不正确"), printable]),
+                           load_default=None, error_messages=_msg("disclose"))
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if ("sd_jwt" in data) == ("license_id" in data):
+            message = "sd_jwt 与 license_id 须且仅须提供一个"
+            raise ValidationError({"sd_jwt": [message], "license_id": [message]})
+        if "sd_jwt" in data and data.get("disclose") is not None:
+            raise ValidationError({"disclose": ["使用 sd_jwt 答复时披露内容由亮证本身决定"]})
+
+
+class VerifierRequestStatusSchema(Schema):
+    request_id = fields.String()
+    status = fields.String(metadata={"enum": ["pending", "answered", "expired"]})
+    result = fields.Dict(allow_none=True, metadata={"description": "核验结果（valid、license_type、disclosed 等）"})
+    license_type = fields.String()
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields")
+    purpose = fields.String()
+    expires_at = UtcDateTime()
+    answered_at = UtcDateTime(allow_none=True)

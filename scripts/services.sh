@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL and Redis on loopback for the test suite: `services.sh start DIR` / `stop DIR`.
+# `start` also starts a three-master Redis Cluster (TEST_REDIS_CLUSTER_URL); `start-replica DIR` adds a
+# streaming replica of the PostgreSQL (pg_basebackup -R) and appends TEST_DATABASE_REPLICA_URL to DIR/env.
 set -euo pipefail
 
 action=${1:?start|stop}
@@ -22,6 +24,8 @@ ensure_packages() {
   [ -n "$(pg_bin)" ] || apt_install postgresql
   dpkg -s libzbar0 >/dev/null 2>&1 || apt_install libzbar0  # zbar for pyzbar (wallet QR tests)
   [ -x /usr/bin/chromium ] || apt_install chromium           # headless browser for the page tests
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install fonts-wqy-microhei  # CJK font for decision PDFs
+  command -v pdftotext >/dev/null || apt_install poppler-utils  # pdftotext reads the decision PDFs in the tests
 }
 
 ensure_pg_user() {
@@ -47,6 +51,7 @@ start() {
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
   for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local cluster_port; cluster_port=$(start_cluster)
   cat >"$dir/env" <<ENV
 export TEST_DATABASE_URL=postgresql+psycopg://ias@127.0.0.1:$pg_port/ias_test
 export TEST_REDIS_URL=redis://127.0.0.1:$redis_port/0
@@ -55,19 +60,63 @@ export TEST_REDIS_PORT=$redis_port
 export TEST_PG_DATA=$dir/pg/data
 export TEST_PG_BIN=$bin
 export TEST_SERVICES_DIR=$dir
+export TEST_REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:$cluster_port/0
 ENV
-  echo "services: PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port"
+  echo "services: PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port, Redis Cluster from 127.0.0.1:$cluster_port"
+}
+
+# Three masters (no replicas) on loopback, slots spread by redis-cli; prints the first node's port.
+start_cluster() {
+  local ports=() port bus
+  mkdir -p "$dir/cluster"
+  for _ in 1 2 3; do
+    port=$(free_port); bus=$(free_port)
+    mkdir -p "$dir/cluster/$port"
+    redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file "$dir/cluster/$port/nodes.conf" --cluster-node-timeout 5000 --save "" \
+      --appendonly no --daemonize yes --pidfile "$dir/cluster/$port/redis.pid" \
+      --logfile "$dir/cluster/$port/redis.log" --dir "$dir/cluster/$port"
+    ports+=("$port")
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$dir/cluster/create.log" 2>&1
+  for port in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break; sleep 0.1
+    done
+  done
+  echo "${ports[0]}"
+}
+
+# A hot standby streaming from the test PostgreSQL (read-only, `primary_conninfo` written by -R).
+start_replica() {
+  # shellcheck disable=SC1091
+  . "$dir/env"
+  local bin; bin=$(pg_bin)
+  local port; port=$(free_port)
+  run_pg "$bin/pg_basebackup -h 127.0.0.1 -p $TEST_PG_PORT -U ias -D $dir/pg/replica -R -X stream >$dir/pg/basebackup.log 2>&1"
+  run_pg "$bin/pg_ctl -D $dir/pg/replica -l $dir/pg/replica.log -w -t 30 start -o '-p $port -k $dir/pg -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=200' >/dev/null"
+  cat >>"$dir/env" <<ENV
+export TEST_DATABASE_REPLICA_URL=postgresql+psycopg://ias@127.0.0.1:$port/ias_test
+export TEST_PG_REPLICA_PORT=$port
+ENV
+  echo "services: PostgreSQL replica on 127.0.0.1:$port"
 }
 
 stop() {
   [ -d "$dir" ] || return 0
   if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
+  for pidfile in "$dir"/cluster/*/redis.pid; do [ -f "$pidfile" ] && { kill "$(cat "$pidfile")" 2>/dev/null || true; }; done
+  if [ -d "$dir/pg/replica" ]; then run_pg "$(pg_bin)/pg_ctl -D $dir/pg/replica -m immediate stop >/dev/null 2>&1" || true; fi
   if [ -d "$dir/pg/data" ]; then run_pg "$(pg_bin)/pg_ctl -D $dir/pg/data -m immediate stop >/dev/null 2>&1" || true; fi
   rm -rf "$dir"
 }
 
 case "$action" in
   start) start ;;
+  start-replica) start_replica ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|start-replica|stop DIR" >&2; exit 2 ;;
 esac

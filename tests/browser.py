@@ -16,7 +16,11 @@ from pathlib import Path
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from app.applications.models import Application
+from app.catalogue.models import Service
+from app.evaluations.models import Evaluation, RectificationTicket
 from app.extensions import db
+from app.identity import persons
 from tests.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_id_number
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +86,7 @@ class ConsoleWatch:
 
 def id_card_fields(name: str, id_number: str) -> dict:
     today = date.today()
-    return {"name": name, "gender": "男", "ethnicity": "汉",
+    return {"name": name, "gender": "男" if int(id_number[16]) % 2 else "女", "ethnicity": "汉",
             "birth_date": f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}",
             "address": "山东省济南市历下区泉城路188号", "issuing_authority": ISSUER_NAME,
             "valid_from": (today - timedelta(days=30)).isoformat(),
@@ -119,11 +123,10 @@ def verifier_client(app) -> tuple[str, str]:
 
 def hall_admin(app, hall_code: str, *, name: str = "王管理") -> dict:
     """A hall admin of `hall_code` who signs in with ID number + password."""
-    from app.identity import service as identity
     id_number = valid_id_number()
     with app.app_context():
-        identity.create_staff(role="hall_admin", hall_code=hall_code, id_number=id_number, name=name,
-                              password=DEFAULT_PASSWORD)
+        persons.create_staff(role="hall_admin", hall_code=hall_code, id_number=id_number, name=name,
+                             password=DEFAULT_PASSWORD)
     return {"id_number": id_number, "password": DEFAULT_PASSWORD, "name": name}
 
 
@@ -138,10 +141,6 @@ def login_form(client, hall_code: str, username: str, password: str):
 def seed_hall_activity(app, hall_code: str) -> dict:
     """Applications in every status (two overdue), ratings over the last months for three
     services and two open rectification tickets, written straight to the models."""
-    from app.applications.models import Application
-    from app.catalogue.models import Service
-    from app.evaluations.models import Evaluation, RectificationTicket
-
     today = date.today()
     now = datetime.now(timezone.utc)
     with app.app_context():

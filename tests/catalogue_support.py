@@ -15,7 +15,7 @@ from app.catalogue import seed_data
 from app.catalogue.index import catalogue_index
 from app.catalogue.models import CatalogueState, Service
 from app.catalogue.seed import service_row
-from app.catalogue.service import next_catalogue_version
+from app.catalogue.publishing import next_catalogue_version
 from app.extensions import db
 from app.security.tokens import issue_access_token
 

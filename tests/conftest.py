@@ -30,6 +30,7 @@ def make_test_config(**overrides) -> dict:
         "DATABASE_URL": os.environ.get("TEST_DATABASE_URL") or _SQLITE_URL,
         "REDIS_URL": os.environ.get("TEST_REDIS_URL") or None,
         "PUBLIC_BASE_URL": "http://localhost",
+        "FILE_STORAGE_DIR": os.path.join(_TMP, "files"),  # stored uploads never land in the repo's instance/
         **_SECRETS,
     }
     config.update(overrides)

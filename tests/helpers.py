@@ -13,7 +13,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from app.identity import registries, service
+from app import create_app
+from app.identity import clients, persons, registries
 from app.identity.identifiers import CREDIT_ALPHABET, credit_check_char, id_check_char
 from app.extensions import db
 
@@ -21,8 +22,10 @@ API = "/api/v1"
 
 
 def needs_redis(why: str):
-    """Skip (with the reason shown) in the SQLite pass: what `why` says only Redis shares."""
-    return pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason=f"{why}; runs with TEST_REDIS_URL")
+    """Skip (with the reason shown) in the SQLite pass: what `why` says only Redis shares. Marked
+    `redis`: scripts/test.sh runs these once more on a Redis Cluster (`-m redis`)."""
+    skip = pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason=f"{why}; runs with TEST_REDIS_URL")
+    return lambda test: pytest.mark.redis(skip(test))
 DEFAULT_PASSWORD = "Passw0rd2025"
 SHANDONG_REGIONS = ("370102", "370103", "370202", "370203", "370302", "370602", "370702", "371002")
 _rng = random.SystemRandom()
@@ -71,7 +74,6 @@ def another_worker(app, **overrides):
     """A second app instance sharing the test app's database, Redis and secrets, as a second
     gunicorn worker would (only Redis-backed state is really shared; without Redis each
     instance has its own in-process store). Disposed of on exit."""
-    from app import create_app
     config = {key: app.config[key] for key in WORKER_CONFIG_KEYS if key in app.config}
     worker = create_app({**config, **overrides})
     try:
@@ -111,6 +113,15 @@ def login(client, username: str, password: str = DEFAULT_PASSWORD) -> dict:
     return response.get_json()
 
 
+def issue_sms_code(app, phone: str, purpose: str) -> str:
+    """A fresh one-time code for (phone, purpose), made as `POST /auth/sms-codes` makes it but
+    without its sending limits (set-up of tests that are not about SMS)."""
+    from app.identity import sms
+    from app.identity.identifiers import normalize_phone
+    with app.app_context():
+        return sms.new_code(normalize_phone(phone), purpose)
+
+
 def register_person(client, app, name: str = "张三", id_number: str | None = None, phone: str | None = None,
                     password: str = DEFAULT_PASSWORD) -> dict:
     """Add the person to the dev registry, register and log in.
@@ -121,6 +132,7 @@ def register_person(client, app, name: str = "张三", id_number: str | None = N
     phone = phone or valid_phone()
     add_registry_person(app, id_number=id_number, name=name)
     response = client.post(f"{API}/auth/register", json={"id_number": id_number, "name": name, "phone": phone,
+                                                         "sms_code": issue_sms_code(app, phone, "register"),
                                                          "password": password})
     assert response.status_code == 201, response.get_json()
     tokens = login(client, id_number, password)
@@ -134,7 +146,7 @@ def create_staff(app, hall_code: str | None, role: str = "hall_staff", *, id_num
     """A new staff member (hall_admin / hall_staff of `hall_code`, or platform_admin); returns auth headers."""
     id_number = id_number or valid_id_number()
     with app.app_context():
-        service.create_staff(role=role, hall_code=hall_code, id_number=id_number, name=name, password=password)
+        persons.create_staff(role=role, hall_code=hall_code, id_number=id_number, name=name, password=password)
     tokens = login(app.test_client(), id_number, password)
     return auth_headers(tokens["access_token"])
 
@@ -143,7 +155,7 @@ def create_client(app, kind: str, license_types=(), scopes=(), *, name: str | No
                   channel: str = "app", credit_code: str | None = None) -> tuple[str, str]:
     """A new issuer / verifier / third_party client; returns (client_id, client_secret)."""
     with app.app_context():
-        client, secret = service.create_client(kind=kind, name=name or f"测试{kind}", license_types=license_types,
+        client, secret = clients.create_client(kind=kind, name=name or f"测试{kind}", license_types=license_types,
                                                scopes=scopes, channel=channel, credit_code=credit_code)
         return client.client_id, secret
 

@@ -435,7 +435,7 @@ def make_wsgi_app():
     from flask import request
 
     from app import create_app
-    from app.applications import service as applications_service
+    from app.applications import materials
 
     application = create_app(json.loads(os.environ.get("IAS_TEST_APP_OVERRIDES") or "{}"))
 
@@ -453,13 +453,13 @@ def make_wsgi_app():
         return response
 
     markers = os.environ.get("IAS_TEST_MARKERS")
-    original = applications_service._attach_materials
+    original = materials.add_rows
 
-    def slow_attach(app_row, child):
+    def slow_add_rows(app_row, plan, **kwargs):
         """`X-Test-Slow-Submit: seconds`: pause between the idempotency-key insert and the commit, with
         the application and its materials flushed into the open transaction (a half-written
         application), after leaving a marker file so that the test knows when to kill."""
-        original(app_row, child)
+        original(app_row, plan, **kwargs)
         pause = float(request.headers.get("X-Test-Slow-Submit") or 0)
         if pause and markers:
             from app.extensions import db
@@ -467,7 +467,7 @@ def make_wsgi_app():
             Path(markers, f"{os.getpid()}-{uuid.uuid4().hex}").touch()
             time.sleep(min(pause, 5.0))
 
-    applications_service._attach_materials = slow_attach
+    materials.add_rows = slow_add_rows
     return application
 
 

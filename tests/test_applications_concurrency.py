@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from app.applications import idempotency
-from app.applications import service as applications_service
+from app.applications import submission
 from app.applications.models import Application, IdempotencyKey
 from app.store import StoreUnavailable
 from tests.helpers import API, another_worker
@@ -44,7 +44,7 @@ def _assert_exactly_one(app, results):
 def test_fifty_concurrent_submissions_with_one_key_create_one_application(client, app):
     alice = person_in(client, app)
     clients = [app.test_client() for _ in range(THREADS)]
-    results = _storm(clients, alice["headers"], hukou_body(alice), new_key())
+    results = _storm(clients, alice["headers"], hukou_body(alice, app), new_key())
     _assert_exactly_one(app, results)
 
 
@@ -52,22 +52,22 @@ def test_two_app_instances_share_the_key(client, app):
     alice = person_in(client, app)
     with another_worker(app) as worker:
         clients = [app.test_client() for _ in range(THREADS // 2)] + [worker.test_client() for _ in range(THREADS // 2)]
-        results = _storm(clients, alice["headers"], hukou_body(alice), new_key())
+        results = _storm(clients, alice["headers"], hukou_body(alice, app), new_key())
     _assert_exactly_one(app, results)
 
 
 def test_a_duplicate_arriving_in_flight_waits_then_409(client, app, monkeypatch):
     alice = person_in(client, app)
-    body, key = hukou_body(alice), new_key()
+    body, key = hukou_body(alice, app), new_key()
     entered, release = threading.Event(), threading.Event()
-    original = applications_service.service_spec
+    original = submission.service_spec
 
     def slow_spec(code):
         entered.set()
         release.wait(10)
         return original(code)
 
-    monkeypatch.setattr(applications_service, "service_spec", slow_spec)
+    monkeypatch.setattr(submission, "service_spec", slow_spec)
     monkeypatch.setitem(app.config, "IDEMPOTENCY_WAIT_SECONDS", 0.3)
     first = {}
     thread = threading.Thread(target=lambda: first.update(r=apply(app.test_client(), alice["headers"], body, key=key)))
@@ -75,12 +75,12 @@ def test_a_duplicate_arriving_in_flight_waits_then_409(client, app, monkeypatch)
     assert entered.wait(10)
     busy = apply(client, alice["headers"], body, key=key)
     assert busy.status_code == 409 and busy.headers["Retry-After"] == "1"
-    other = apply(client, alice["headers"], hukou_body(alice, move_to_address="别处"), key=key)
+    other = apply(client, alice["headers"], hukou_body(alice, app, move_to_address="别处"), key=key)
     assert other.status_code == 422
     release.set()
     thread.join(10)
     assert first["r"].status_code == 201
-    monkeypatch.setattr(applications_service, "service_spec", original)
+    monkeypatch.setattr(submission, "service_spec", original)
     replay = apply(client, alice["headers"], body, key=key)
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.get_json() == first["r"].get_json()
@@ -89,16 +89,16 @@ def test_a_duplicate_arriving_in_flight_waits_then_409(client, app, monkeypatch)
 
 def test_waiting_duplicates_get_the_answer(client, app, monkeypatch):
     alice = person_in(client, app)
-    body, key = hukou_body(alice), new_key()
+    body, key = hukou_body(alice, app), new_key()
     entered = threading.Event()
-    original = applications_service.service_spec
+    original = submission.service_spec
 
     def slow_spec(code):
         entered.set()
         threading.Event().wait(0.5)
         return original(code)
 
-    monkeypatch.setattr(applications_service, "service_spec", slow_spec)
+    monkeypatch.setattr(submission, "service_spec", slow_spec)
     with ThreadPoolExecutor(max_workers=2) as pool:
         first = pool.submit(lambda: apply(app.test_client(), alice["headers"], body, key=key))
         assert entered.wait(10)
@@ -119,12 +119,14 @@ def test_without_the_shared_store_the_database_still_guards(client, app, monkeyp
             return down
 
     monkeypatch.setattr(idempotency, "store", DownStore())
-    body, key = hukou_body(alice), new_key()
+    body, key = hukou_body(alice, app), new_key()
     first = apply(client, alice["headers"], body, key=key)
     assert first.status_code == 201, first.get_json()
     again = apply(client, alice["headers"], body, key=key)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
-    assert apply(client, alice["headers"], hukou_body(alice, move_to_address="别处"), key=key).status_code == 422
+    assert apply(client, alice["headers"], hukou_body(alice, app, move_to_address="别处"), key=key).status_code == 422
+    withdrawn = client.post(f"{API}/applications/{first.get_json()['application_id']}/withdraw", headers=alice["headers"])
+    assert withdrawn.status_code == 200  # one open 户口迁移 at a time
     clients = [app.test_client() for _ in range(10)]
     barrier = threading.Barrier(10)
     fresh_key = new_key()

@@ -56,7 +56,7 @@ def test_masked_prefill_sent_back_is_replaced_by_the_full_value(client, app):
     alice = person_in(client, app)
     fields = _fields(client.get(f"{API}/services/{code(JINAN_LIXIA, HUKOU_MOVE)}/form",
                                 headers=alice["headers"]).get_json())
-    body = hukou_body(alice, id_number=fields["id_number"]["prefill"], phone=fields["phone"]["prefill"])
+    body = hukou_body(alice, app, id_number=fields["id_number"]["prefill"], phone=fields["phone"]["prefill"])
     response = apply(client, alice["headers"], body)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["form"]["id_number"] == fields["id_number"]["prefill"]
@@ -64,14 +64,14 @@ def test_masked_prefill_sent_back_is_replaced_by_the_full_value(client, app):
                         headers=alice["headers"]).get_json()
     assert detail["form"]["id_number"] == alice["id_number"] and detail["form"]["phone"] == alice["phone"]
     # a masked value that is not the prefilled one is no ID number at all
-    wrong = hukou_body(alice, id_number="110105********002X")
+    wrong = hukou_body(alice, app, id_number="110105********002X")
     bad = apply(client, alice["headers"], wrong)
     assert bad.status_code == 422 and "form.id_number" in bad.get_json()["errors"]
 
 
 def test_pii_of_forms_is_stored_encrypted(client, app):
     alice = person_in(client, app)
-    response = apply(client, alice["headers"], hukou_body(alice))
+    response = apply(client, alice["headers"], hukou_body(alice, app))
     assert response.status_code == 201
     with app.app_context():
         row = db.session.scalar(db.select(Application))
@@ -83,7 +83,7 @@ def test_pii_of_forms_is_stored_encrypted(client, app):
 def test_earlier_applications_prefill_the_same_field_name(client, app):
     alice = person_in(client, app)
     id_card(app, alice, address="山东省济南市历下区泺源大街2号")
-    first = apply(client, alice["headers"], hukou_body(alice, move_to_address="济南市市中区经七路9号"))
+    first = apply(client, alice["headers"], hukou_body(alice, app, move_to_address="济南市市中区经七路9号"))
     assert first.status_code == 201, first.get_json()
     later = _fields(client.get(f"{API}/services/{code(JINAN, TALENT_SETTLEMENT)}/form",
                                headers=alice["headers"]).get_json())
@@ -159,7 +159,7 @@ def test_number_fields(client, app, company):
 def test_applying_in_someone_elses_name_is_422(client, app):
     alice = person_in(client, app)
     bob = person_in(client, app, name="李四")
-    response = apply(client, alice["headers"], hukou_body(alice, id_number=bob["id_number"]))
+    response = apply(client, alice["headers"], hukou_body(alice, app, id_number=bob["id_number"]))
     assert response.status_code == 422
     assert response.get_json()["errors"]["form.id_number"] == ["公民身份号码须为申请人（经办人）本人的公民身份号码"]
 
@@ -179,7 +179,7 @@ def test_oversize_forms_are_rejected(client, app):
     assert response.status_code == 413
     assert response.headers["Content-Type"].startswith("application/problem+json")
     too_many_materials = residence_body(alice, license_id)
-    too_many_materials["materials"] = [{"name": f"材料{i}", "attachment": "f"} for i in range(51)]
+    too_many_materials["materials"] = [{"name": f"材料{i}", "commitment": True} for i in range(51)]
     assert apply(client, alice["headers"], too_many_materials).status_code == 422
     assert count_rows(app, Application) == 0
 
@@ -194,11 +194,11 @@ def test_request_shape(client, app):
     assert apply(client, alice["headers"], {**body, "status": "approved"}).get_json()["errors"] == {
         "status": ["不允许的字段"]}
     unknown_material = residence_body(alice, license_id)
-    unknown_material["materials"].append({"name": "营业执照", "attachment": "f"})
+    unknown_material["materials"].append({"name": "营业执照", "file_id": "f_" + "0" * 20})
     response = apply(client, alice["headers"], unknown_material)
     assert response.status_code == 422 and "materials[2].name" in response.get_json()["errors"]
     two_ways = residence_body(alice, license_id)
-    two_ways["materials"][1] = {"name": "居住证明", "commitment": True, "attachment": "f"}
+    two_ways["materials"][1] = {"name": "居住证明", "commitment": True, "file_id": "f_" + "0" * 20}
     assert apply(client, alice["headers"], two_ways).status_code == 422
     assert client.post(f"{API}/applications", json=body, headers={"Idempotency-Key": new_key()}).status_code == 401
     assert count_rows(app, Application) == 0
@@ -210,5 +210,5 @@ def test_audience_mismatch_is_422(client, app, company):
     response = apply(client, alice["headers"], seal)
     assert response.status_code == 422 and "service_code" in response.get_json()["errors"]
     _rep, _code, headers = company
-    response = apply(client, headers, hukou_body(alice))
+    response = apply(client, headers, hukou_body(alice, app))
     assert response.status_code == 422 and "service_code" in response.get_json()["errors"]

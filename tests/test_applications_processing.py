@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from app.applications import service as applications_service
+from app.applications import processing
 from app.applications.deadlines import add_working_days
 from app.applications.models import Application
 from app.extensions import db
+from app.identity import persons
+from app.identity.models import ChannelBinding
+from app.notifications.models import OutboxMessage
 from app.timeutil import beijing_today
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, QINGDAO_SHINAN, apply, hukou_body,
-                                             id_card, person_in)
+from tests.helpers import API, auth_headers, create_staff, login
+from tests.test_applications_support import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, QINGDAO_SHINAN, accept_files, apply,
+                                             hukou_body, id_card, person_in, upload)
 
 
 def _act(client, headers, application_id, action, comment=None, **extra):
@@ -22,7 +25,7 @@ def _act(client, headers, application_id, action, comment=None, **extra):
 
 def _submit(client, app, person=None, **form):
     person = person or person_in(client, app)
-    response = apply(client, person["headers"], hukou_body(person, **form))
+    response = apply(client, person["headers"], hukou_body(person, app, **form))
     assert response.status_code == 201, response.get_json()
     return person, response.get_json()["application_id"]
 
@@ -30,7 +33,7 @@ def _submit(client, app, person=None, **form):
 def test_full_staff_cycle_with_supplement_and_a_repeated_approval(client, app):
     alice = person_in(client, app)
     card = id_card(app, alice)
-    body = hukou_body(alice)
+    body = hukou_body(alice, app)
     body["materials"][0] = {"name": "居民身份证", "license_id": card}
     created = apply(client, alice["headers"], body)
     assert created.status_code == 201, created.get_json()
@@ -48,22 +51,26 @@ def test_full_staff_cycle_with_supplement_and_a_repeated_approval(client, app):
     accepted = _act(client, staff, application_id, "accept", "材料齐全，予以受理")
     assert accepted.status_code == 200 and accepted.get_json()["status"] == "accepted"
     assert _act(client, staff, application_id, "request_more").status_code == 422  # a reason is required
-    more = _act(client, staff, application_id, "request_more", "请补充合法稳定住所证明")
+    assert _act(client, staff, application_id, "request_more", "请补充材料").status_code == 422  # and materials
+    more = _act(client, staff, application_id, "request_more", "请补充合法稳定住所证明", materials=["合法稳定住所证明"])
     assert more.status_code == 200 and more.get_json()["status"] == "request_more"
-    # the applicant supplements the material that was missing (容缺) and corrects a field
-    resubmitted = client.post(f"{API}/applications/{application_id}/resubmit", headers=alice["headers"], json={
+    # the applicant hands in the material that was missing (容缺) and corrects a field
+    proof_file = upload(client, alice["headers"])
+    resubmitted = client.post(f"{API}/applications/{application_id}/resubmissions", headers=alice["headers"], json={
         "form": {"move_to_address": "济南市历下区泉城路2号"},
-        "materials": [{"name": "合法稳定住所证明", "attachment": "upload-42"}]})
+        "materials": [{"name": "合法稳定住所证明", "file_id": proof_file}]})
     assert resubmitted.status_code == 200, resubmitted.get_json()
     data = resubmitted.get_json()
     assert data["status"] == "submitted" and data["form"]["move_to_address"] == "济南市历下区泉城路2号"
     proof = next(m for m in data["materials"] if m["name"] == "合法稳定住所证明")
-    assert proof["missing"] is False and proof["attachment"] == "upload-42"
+    assert proof["missing"] is False and proof["file_id"] == proof_file and proof["round"] == 2
     assert next(m for m in data["materials"] if m["name"] == "居民身份证")["satisfied_by"] == {"license_id": card}
-    again = client.post(f"{API}/applications/{application_id}/resubmit", headers=alice["headers"], json={})
-    assert again.status_code == 409
+    again = client.post(f"{API}/applications/{application_id}/resubmissions", headers=alice["headers"], json={})
+    assert again.status_code == 422  # submitted: only 容缺 materials may be handed in, and there are none
 
     assert _act(client, staff, application_id, "accept").status_code == 200
+    assert _act(client, staff, application_id, "approve", "准予迁移").status_code == 409  # files not reviewed
+    accept_files(client, staff, application_id)
     approved = _act(client, staff, application_id, "approve", "准予迁移")
     assert approved.status_code == 200 and approved.get_json()["status"] == "approved"
     repeated = _act(client, staff, application_id, "approve", "准予迁移")
@@ -73,7 +80,7 @@ def test_full_staff_cycle_with_supplement_and_a_repeated_approval(client, app):
 
     detail = client.get(f"{API}/applications/{application_id}", headers=alice["headers"]).get_json()
     assert detail["status"] == "approved" and detail["completed_at"]
-    assert [(e["action"], e["to_status"]) for e in detail["timeline"]] == [
+    assert [(e["action"], e["to_status"]) for e in detail["timeline"] if e["action"] != "review"] == [
         ("submit", "submitted"), ("accept", "accepted"), ("request_more", "request_more"),
         ("resubmit", "submitted"), ("accept", "accepted"), ("approve", "approved")]
     assert detail["timeline"][2]["comment"] == "请补充合法稳定住所证明"
@@ -89,6 +96,7 @@ def test_concurrent_approvals_one_wins_the_other_gets_409(client, app):
     for _ in range(3):
         _person, application_id = _submit(client, app)
         assert _act(client, staff_a, application_id, "accept").status_code == 200
+        accept_files(client, staff_a, application_id)
         barrier, results = threading.Barrier(2), []
 
         def approve(headers):
@@ -111,7 +119,8 @@ def test_optimistic_lock_between_read_and_write(client, app, monkeypatch):
     _person, application_id = _submit(client, app)
     staff = create_staff(app, JINAN_LIXIA, "hall_staff")
     assert _act(client, staff, application_id, "accept").status_code == 200
-    original = applications_service._load
+    accept_files(client, staff, application_id)
+    original = processing.load_application
 
     def load_then_someone_else_approves(application_id_, fresh=False):
         row = original(application_id_, fresh=fresh)
@@ -121,17 +130,18 @@ def test_optimistic_lock_between_read_and_write(client, app, monkeypatch):
             db.session.commit()
         return row
 
-    monkeypatch.setattr(applications_service, "_load", load_then_someone_else_approves)
+    monkeypatch.setattr(processing, "load_application", load_then_someone_else_approves)
     response = _act(client, staff, application_id, "approve")
     assert response.status_code == 409
-    monkeypatch.setattr(applications_service, "_load", original)
+    monkeypatch.setattr(processing, "load_application", original)
     detail = client.get(f"{API}/applications/{application_id}", headers=staff).get_json()
-    assert [e["action"] for e in detail["timeline"]] == ["submit", "accept"]
+    assert [e["action"] for e in detail["timeline"] if e["action"] != "review"] == ["submit", "accept"]
 
 
 def test_stale_version_in_the_request_is_409(client, app):
     _person, application_id = _submit(client, app)
     staff = create_staff(app, JINAN_LIXIA, "hall_staff")
+    accept_files(client, staff, application_id)
     version = client.get(f"{API}/applications/{application_id}", headers=staff).get_json()["version"]
     assert _act(client, staff, application_id, "accept", version=version).status_code == 200
     assert _act(client, staff, application_id, "approve", version=version).status_code == 409
@@ -163,12 +173,15 @@ def test_who_may_act(client, app):
 
 def test_withdraw_before_acceptance_only(client, app):
     alice, first = _submit(client, app)
-    _alice, second = _submit(client, app, alice)
+    second_body = hukou_body(alice, app)
+    refused = apply(client, alice["headers"], second_body)  # one open 户口迁移 at a time
+    assert refused.status_code == 409 and refused.get_json()["application_id"] == first
     staff = create_staff(app, JINAN_LIXIA, "hall_staff")
     withdrawn = client.post(f"{API}/applications/{first}/withdraw", headers=alice["headers"])
     assert withdrawn.status_code == 200 and withdrawn.get_json()["status"] == "withdrawn"
     assert client.post(f"{API}/applications/{first}/withdraw", headers=alice["headers"]).status_code == 409
     assert _act(client, staff, first, "accept").status_code == 409
+    second = apply(client, alice["headers"], second_body).get_json()["application_id"]
     assert _act(client, staff, second, "accept").status_code == 200
     assert client.post(f"{API}/applications/{second}/withdraw", headers=alice["headers"]).status_code == 409
     assert client.post(f"{API}/applications/{second}/withdraw", headers=staff).status_code == 404
@@ -195,15 +208,13 @@ def test_hall_work_lists_overdue_and_due_soon(client, app):
     paged = client.get(url + "?page=2&page_size=3", headers=staff).get_json()
     assert paged["total"] == 4 and len(paged["items"]) == 1 and paged["page"] == 2
     # 补正 stops the clock: an overdue application waiting for the applicant is not overdue
-    assert _act(client, staff, ids[0], "request_more", "请补充材料").status_code == 200
+    assert _act(client, staff, ids[0], "request_more", "请补充材料", materials=["户口簿"]).status_code == 200
     assert client.get(url + "?overdue=true", headers=staff).get_json()["total"] == 0
     assert client.get(url + "?status=request_more", headers=staff).get_json()["total"] == 1
     assert client.get(url + "?status=bogus", headers=staff).status_code == 422
 
 
 def test_channel_notices_go_through_the_outbox(client, app):
-    from app.identity.models import ChannelBinding
-    from app.notifications.models import OutboxMessage
     alice = person_in(client, app)
     with app.app_context():
         db.session.add(ChannelBinding(subject_id=alice["subject_id"], channel="wechat", app_id="wx-test",
@@ -223,11 +234,9 @@ def test_channel_notices_go_through_the_outbox(client, app):
 def test_staff_cannot_process_their_own_application(client, app):
     staff_person = person_in(client, app, name="王员工")
     with app.app_context():
-        from app.identity import service as identity
-        identity.create_staff(role="hall_staff", hall_code=JINAN_LIXIA, id_number=staff_person["id_number"],
-                              name=staff_person["name"], password="unused-Passw0rd")
-    from tests.helpers import auth_headers, login
+        persons.create_staff(role="hall_staff", hall_code=JINAN_LIXIA, id_number=staff_person["id_number"],
+                             name=staff_person["name"], password="unused-Passw0rd")
     headers = auth_headers(login(client, staff_person["id_number"], staff_person["password"])["access_token"])
-    response = apply(client, headers, hukou_body(staff_person))
+    response = apply(client, headers, hukou_body(staff_person, app))
     assert response.status_code == 201
     assert _act(client, headers, response.get_json()["application_id"], "accept").status_code == 403

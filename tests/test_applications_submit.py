@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import event
+
 from app.applications.models import Application, ApplicationEvent, IdempotencyKey
+from app.errors import ValidationFailed
 from app.extensions import db
 from app.identity import registries
+from app.security import audit
 from app.wallet.models import AccessLogEntry, License
 from tests.helpers import API, auth_headers
+from app.wallet import issuance
+from tests.helpers import create_staff
 from tests.test_applications_support import (BUSINESS_LICENSE_TYPE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT,
                                              RESIDENCE_PERMIT_TYPE, TALENT_CARD, TALENT_CARD_TYPE, apply, code,
                                              count_rows, household_book, hukou_body, id_card, issue_license,
-                                             new_key, person_in, residence_body)
+                                             new_key, person_in, residence_body, upload)
 from tests.test_applications_support import company  # noqa: F401 - a fixture
 
 
@@ -27,9 +33,13 @@ def test_residence_permit_is_approved_instantly_and_lands_in_the_wallet(client, 
     assert response.headers["Location"].endswith(f"/api/v1/applications/{body['application_id']}")
     assert [e["action"] for e in body["timeline"]] == ["submit", "instant_approve"]
     issued = body["issued_license"]["license_id"]
-    # the 居住证 is in the applicant's wallet, issued by the platform
-    wallet = client.get(f"{API}/wallet/licenses", headers=alice["headers"]).get_json()["items"]
-    permit = next(item for item in wallet if item["license_id"] == issued)
+    assert body["result"]["license_id"] == issued
+    # the 居住证 is in the applicant's wallet, issued by the department that runs the service
+    with app.app_context():
+        permit_row = db.session.scalar(db.select(License).where(License.license_id == issued))
+        assert permit_row.issuer_name == "济南市公安局历下区分局" and permit_row.issuer_client_id != "platform"
+    held = client.get(f"{API}/wallet/licenses", headers=alice["headers"]).get_json()["items"]
+    permit = next(item for item in held if item["license_id"] == issued)
     assert permit["license_type"] == RESIDENCE_PERMIT_TYPE and permit["status"] == "valid"
     detail = client.get(f"{API}/wallet/licenses/{issued}?reveal=true", headers=alice["headers"])
     assert detail.status_code == 200, detail.get_json()
@@ -51,22 +61,35 @@ def test_residence_permit_is_approved_instantly_and_lands_in_the_wallet(client, 
                and n["data"]["status"] == "approved" for n in inbox)
 
 
-def test_talent_card_is_approved_instantly_at_the_city_hall(client, app):
+def test_talent_card_needs_a_person_for_its_uploaded_proof_then_lands_in_the_wallet(client, app):
+    """秒批 never passes an uploaded file: the 人才层次认定材料 scan goes to the city hall's staff,
+    and the approval issues the card with the category and employer the form gives."""
     alice = person_in(client, app)
     id_license = id_card(app, alice)
     body = {"service_code": code(JINAN, TALENT_CARD),
             "form": {"name": alice["name"], "id_number": alice["id_number"], "phone": alice["phone"],
                      "talent_category": "C类", "employer_name": "山东大学"},
             "materials": [{"name": "居民身份证", "license_id": id_license},
-                          {"name": "人才层次认定材料", "attachment": "upload-778"}]}
+                          {"name": "人才层次认定材料", "file_id": upload(client, alice["headers"])}]}
+    form = client.get(f"{API}/services/{body['service_code']}/form", headers=alice["headers"]).get_json()
+    assert form["instant_approval"] is False
     response = apply(client, alice["headers"], body)
     assert response.status_code == 201, response.get_json()
-    assert response.get_json()["status"] == "approved"
-    issued = response.get_json()["issued_license"]["license_id"]
+    created = response.get_json()
+    assert created["status"] == "submitted" and created["issued_license"] is None
+    staff = create_staff(app, JINAN, "hall_staff")
+    url = f"{API}/applications/{created['application_id']}"
+    assert client.post(f"{url}/transitions", headers=staff, json={"action": "accept"}).status_code == 200
+    assert client.post(f"{url}/materials/人才层次认定材料/review", headers=staff,
+                       json={"decision": "accepted"}).status_code == 200
+    approved = client.post(f"{url}/transitions", headers=staff, json={"action": "approve"})
+    assert approved.status_code == 200, approved.get_json()
+    issued = approved.get_json()["issued_license"]["license_id"]
     with app.app_context():
         license = db.session.scalar(db.select(License).where(License.license_id == issued))
         assert license.license_type_code == TALENT_CARD_TYPE
         assert license.field_values["talent_category"] == "C类" and license.field_values["employer"] == "山东大学"
+        assert license.issuer_name == approved.get_json()["department"]
 
 
 def test_missing_material_blocks_instant_approval_and_gets_a_due_date(client, app):
@@ -115,8 +138,14 @@ def test_material_rules(client, app):
     response = apply(client, alice["headers"], absent)
     assert response.status_code == 422 and "居住证明" in response.get_json()["errors"]["materials"][0]
     duplicate = residence_body(alice, id_license)
-    duplicate["materials"].append({"name": "居民身份证", "attachment": "f"})
-    assert apply(client, alice["headers"], duplicate).status_code == 422
+    duplicate["materials"].append({"name": "居民身份证", "file_id": upload(client, alice["headers"])})
+    response = apply(client, alice["headers"], duplicate)
+    assert response.status_code == 422 and "重复" in response.get_json()["errors"]["materials[2].name"][0]
+    free_text = residence_body(alice, id_license)
+    free_text["materials"][1] = {"name": "居住证明", "attachment": "upload-778"}
+    response = apply(client, alice["headers"], free_text)
+    assert response.status_code == 422
+    assert "居住证明" in response.get_json()["errors"]["materials.1.attachment"][0]
     wrong_type = residence_body(alice, household_book(app, alice))
     response = apply(client, alice["headers"], wrong_type)
     assert response.status_code == 422 and "materials[0].license_id" in response.get_json()["errors"]
@@ -145,21 +174,72 @@ def test_someone_elses_license_is_404_and_nothing_is_written(client, app):
 
 def test_same_key_same_body_replays_the_first_answer(client, app):
     alice = person_in(client, app)
-    body, key = hukou_body(alice), new_key()
+    body, key = hukou_body(alice, app), new_key()
     first = apply(client, alice["headers"], body, key=key)
     assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
     again = apply(client, alice["headers"], body, key=key)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
     assert again.headers["Location"] == first.headers["Location"]
-    other = apply(client, alice["headers"], hukou_body(alice, move_to_address="济南市历城区1号"), key=key)
+    other = apply(client, alice["headers"], hukou_body(alice, app, move_to_address="济南市历城区1号"), key=key)
     assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["errors"]
     assert count_rows(app, Application) == 1
     # keys belong to the subject: another person may use the same key
     bob = person_in(client, app, name="李四")
-    assert apply(client, bob["headers"], hukou_body(bob), key=key).status_code == 201
+    assert apply(client, bob["headers"], hukou_body(bob, app), key=key).status_code == 201
     listing = client.get(f"{API}/applications", headers=alice["headers"]).get_json()
     assert listing["total"] == 1 and listing["items"][0]["application_id"] == first.get_json()["application_id"]
+
+
+def test_an_equivalent_body_replays_and_the_answer_is_the_stored_application(client, app):
+    """The fingerprint is taken of the validated request: `"missing": "true"` is `true`, and a
+    missing `form` is an empty one. The answer is the application as GET shows it (materials in
+    the service's order, whatever the order of the request)."""
+    alice = person_in(client, app)
+    body, key = hukou_body(alice, app), new_key()
+    body["materials"].reverse()
+    first = apply(client, alice["headers"], body, key=key)
+    assert first.status_code == 201, first.get_json()
+    detail = client.get(first.headers["Location"], headers=alice["headers"]).get_json()
+    assert first.get_json() == detail
+    assert [m["name"] for m in detail["materials"]] == ["居民身份证", "户口簿", "合法稳定住所证明"]
+    equivalent = {**body, "materials": [{"missing": "true", "name": "合法稳定住所证明"}, *body["materials"][1:]]}
+    again = apply(client, alice["headers"], equivalent, key=key)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert apply(client, alice["headers"], {**body, "materials": body["materials"][1:]}, key=key).status_code == 422
+    assert count_rows(app, Application) == 1
+    no_form = {"service_code": body["service_code"], "materials": body["materials"]}
+    key = new_key()
+    refused = apply(client, alice["headers"], no_form, key=key)
+    assert refused.status_code == 422 and "form.move_type" in refused.get_json()["errors"]
+    # a refused request is not remembered; an empty form is the same request as no form
+    assert apply(client, alice["headers"], {**no_form, "form": {}}, key=key).status_code == 422
+
+
+def test_a_submission_looks_up_the_person_acting_once(client, app):
+    """Applicant, prefill from the wallet (a masked value sent back) and the license used as a
+    material all work with the one person the request resolved."""
+    alice = person_in(client, app)
+    id_license = id_card(app, alice)
+    masked_id = alice["id_number"][:6] + "********" + alice["id_number"][-4:]
+    body = residence_body(alice, id_license, id_number=masked_id)
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        response = apply(client, alice["headers"], body)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["form"]["id_number"] == masked_id
+    person_reads = [s for s in statements if "FROM persons" in s and "persons.subject_id =" in s]
+    assert len(person_reads) == 1, person_reads
 
 
 def test_company_applies_for_a_legal_service_with_its_business_license(client, app, company):
@@ -177,7 +257,7 @@ def test_company_applies_for_a_legal_service_with_its_business_license(client, a
                      "agent_phone": rep["phone"], "seal_types": next(f for f in form["fields"]
                                                                      if f["name"] == "seal_types")["options"][0]},
             "materials": [{"name": "营业执照", "license_id": business_license},
-                          {"name": "法定代表人居民身份证", "attachment": "upload-1"}]}
+                          {"name": "法定代表人居民身份证", "file_id": upload(client, headers)}]}
     response = apply(client, headers, body)
     assert response.status_code == 201, response.get_json()
     data = response.get_json()
@@ -208,7 +288,7 @@ def test_agent_without_submit_scope_is_403(client, app, company):
 def test_applications_are_private(client, app):
     alice = person_in(client, app)
     bob = person_in(client, app, name="李四")
-    created = apply(client, alice["headers"], hukou_body(alice)).get_json()
+    created = apply(client, alice["headers"], hukou_body(alice, app)).get_json()
     url = f"{API}/applications/{created['application_id']}"
     assert client.get(url, headers=bob["headers"]).status_code == 404
     assert client.get(f"{API}/applications/ap_doesnotexist", headers=bob["headers"]).status_code == 404
@@ -225,8 +305,9 @@ def _a_second_ago():
 
 def test_keys_expire_after_24_hours_and_are_purged(client, app):
     alice = person_in(client, app)
-    body, key = hukou_body(alice), new_key()
+    body, key = hukou_body(alice, app), new_key()
     first = apply(client, alice["headers"], body, key=key).get_json()["application_id"]
+    assert client.post(f"{API}/applications/{first}/withdraw", headers=alice["headers"]).status_code == 200
     with app.app_context():
         row = db.session.scalar(db.select(IdempotencyKey))
         assert row.expires_at is not None and row.application_id == first
@@ -246,9 +327,7 @@ def test_keys_expire_after_24_hours_and_are_purged(client, app):
 
 
 def test_instant_approval_falls_back_to_staff_when_the_license_cannot_be_issued(client, app, monkeypatch):
-    from app.errors import ValidationFailed
-    from app.wallet import service as wallet
-    original = wallet.issue_platform_license
+    original = issuance.issue
     alice = person_in(client, app)
     card = id_card(app, alice)
 
@@ -256,16 +335,15 @@ def test_instant_approval_falls_back_to_staff_when_the_license_cannot_be_issued(
         original(**kwargs)  # writes the license, its audit entry and a notice ... then fails
         raise ValidationFailed.field("fields.name", "签发失败")
 
-    monkeypatch.setattr(wallet, "issue_platform_license", issue_then_fail)
+    monkeypatch.setattr(issuance, "issue", issue_then_fail)
     response = apply(client, alice["headers"], residence_body(alice, card))
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert body["status"] == "submitted" and body["issued_license"] is None
-    assert body["timeline"][-1]["action"] == "instant_declined"
+    assert body["timeline"][-1]["action"] == "instant_declined" and "签发失败" in body["timeline"][-1]["comment"]
     with app.app_context():  # the savepoint took the half-issued license away again
         assert db.session.scalar(db.select(db.func.count()).select_from(License)
                                  .where(License.license_type_code == RESIDENCE_PERMIT_TYPE)) == 0
-    monkeypatch.setattr(wallet, "issue_platform_license", original)
-    from app.security import audit
+    monkeypatch.setattr(issuance, "issue", original)
     with app.app_context():
         assert audit.verify().ok

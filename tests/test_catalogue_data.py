@@ -140,7 +140,7 @@ def test_topics():
 
 
 def test_base_items_shape(base_items, license_types):
-    assert len(base_items) >= 260
+    assert len(base_items) >= 1400
     base_codes = [b["base_code"] for b in base_items]
     assert len(set(base_codes)) == len(base_codes)
     names = [b["name"] for b in base_items]
@@ -152,8 +152,12 @@ def test_base_items_shape(base_items, license_types):
         assert re.fullmatch(r"\d{12}", b["base_code"]), b["base_code"]
         assert b["item_type"] in ITEM_TYPES and b["online_depth"] in DEPTHS
         assert b["level"] in ("province", "city", "county") and b["audience"] in ("person", "legal")
+        assert b["level"] in b["levels"] and set(b["levels"]) <= {"province", "city", "county", "township"}
         assert b["department_code"] in departments and b["department"]
-        assert b["legal_basis"] and all(law.startswith("《") and law.endswith("》") for law in b["legal_basis"])
+        if b["source_ref"] is None:  # ours: a legal basis, always
+            assert b["legal_basis"] and all(law.startswith("《") and law.endswith("》") for law in b["legal_basis"])
+        else:  # imported: none invented
+            assert b["legal_basis"] == [] and re.fullmatch(r"v-luobo/zwfw#\w+", b["source_ref"]), b["name"]
         assert 0 <= b["promised_limit_days"] <= b["statutory_limit_days"]
         assert b["fee"]
         assert b["topics"] and set(b["topics"]) <= topic_codes
@@ -165,6 +169,10 @@ def test_base_items_shape(base_items, license_types):
             assert material["license_type_code"] is None or material["license_type_code"] in lt_codes, material
         assert b["produces_license"] is None or b["produces_license"] in lt_codes, b["name"]
         assert 3 <= len(b["form"]) <= 8, b["name"]
+        for situation in b["situations"]:
+            assert situation["code"] and situation["name"] and situation["materials"]
+            for material in situation["materials"]:
+                assert material["license_type_code"] is None or material["license_type_code"] in lt_codes
         assert len({f["name"] for f in b["form"]}) == len(b["form"])
         for field in b["form"]:
             assert field["type"] in ("text", "number", "date", "select", "id_number", "phone")
@@ -180,7 +188,7 @@ def test_high_frequency_items_and_bundle_members(base_items):
         item = by_name[row["name"]]
         assert item["high_frequency_rank"] == int(row["rank"])
         assert item["audience"] == row["audience"]
-        assert item["level"] in ("city", "county")
+        assert item["level"] in ("city", "county") and item["source_ref"] is None
     assert sum(1 for b in base_items if b["high_frequency_rank"]) == seed_data.HIGH_FREQUENCY_COUNT
     for row in _csv("bundles.csv"):
         for name in row["member_services"].split("|"):
@@ -213,10 +221,63 @@ def test_bundles(base_items):
     for row in _csv("bundles.csv"):
         bundle = bundles[row["bundle_code"]]
         assert bundle["name"] == row["name"] and bundle["audience"] == row["audience"]
-        assert [m["name"] for m in bundle["members"]] == row["member_services"].split("|")
+        members = [m["name"] for m in bundle["members"]]
+        assert [name for name in members if name in row["member_services"].split("|")] == \
+            row["member_services"].split("|")
+    assert len(bundles) >= 15
+    for bundle in bundles.values():
+        assert len(bundle["members"]) >= 2 and bundle["name"].endswith("一件事")
+        assert bundle["audience"] in ("person", "legal")
         for member in bundle["members"]:
             base = by_code[member["base_code"]]
-            assert base["name"] == member["name"] and base["level"] == member["level"]
+            assert base["name"] == member["name"] and member["level"] in base["levels"]
+    national = {"新生儿出生一件事", "企业信息变更一件事", "开办运输企业一件事", "员工录用一件事", "开办餐饮店一件事",
+                "二手房转移登记及水电气网联合过户一件事", "社会保障卡居民服务一件事", "申请公租房一件事", "退休一件事",
+                "残疾人服务一件事", "军人退役一件事", "灵活就业参保一件事", "老年人福利补贴申请一件事"}
+    assert national <= {b["name"] for b in bundles.values()}
+
+
+def test_imported_items_are_the_published_list(base_items):
+    """Every row of the public list is one of ours (same base code) or an item of its own, none invented."""
+    from app.catalogue import importing
+    published = _csv("public_service_items.csv")
+    rows = seed_data.load_imported_rows()
+    assert rows == importing.derive_items(published, seed_data.load_own_items(), seed_data.load_departments())
+    by_code = {b["base_code"]: b for b in base_items}
+    own = {b["base_code"] for b in seed_data.load_own_items()}
+    source_names = {importing.match_key(r["name"]) for r in published}
+    for row in rows:
+        assert importing.match_key(row["name"]) in source_names
+        if row["matched"] == "1":
+            assert row["base_code"] in own
+            assert importing.match_key(by_code[row["base_code"]]["name"]) == importing.match_key(row["name"])
+        else:
+            assert row["base_code"] not in own and by_code[row["base_code"]]["name"] == row["name"]
+    imported = [b for b in base_items if b["source_ref"]]
+    assert len(imported) == sum(r["matched"] == "0" for r in rows) >= 1000
+    assert {b["base_code"] for b in base_items} == own | {b["base_code"] for b in imported}
+
+
+def test_import_rules():
+    from app.catalogue import importing
+    assert importing.match_key("发票领用(县级行使）") == "发票领用"
+    assert importing.match_key("企业投资项目备案（技术改造）（市级/县级）") == "企业投资项目备案（技术改造）"
+    assert importing.match_key("《预防接种证》办理") == importing.match_key("预防接种证办理")
+    assert importing.display_name("初步设计文件审批(据省政府令第349号,部分省级权限下放成都等８市)") == "初步设计文件审批"
+    assert importing.department_code("区行政审批局", "公共场所卫生许可新办审批（县级）") == "weijian"
+    assert importing.department_code("区行政审批局", "设立宗教活动临时地点审批") == "minzong"
+    assert importing.department_code("区公安分局", "机动车驾驶证补领") == "jiaoguan"
+    assert importing.department_code("区自然资源和规划局", "不动产抵押登记") == "budongchan"
+    assert importing.department_code("某不存在的局", "x") is None
+    assert importing.levels("危险废物经营许可申请（市级）", "行政许可", "shengtai", "legal") == ["city"]
+    assert importing.levels("社会保障卡解挂", "公共服务", "renshe", "person") == ["city", "county", "township"]
+    assert importing.levels("道路货物运输经营许可", "行政许可", "jiaotong", "legal") == ["city", "county"]
+    assert importing.audience("企业职工基本养老保险退休待遇重核申请", "公共服务") == "person"
+    assert importing.audience("分公司设立登记", "行政许可") == "legal"
+    assert importing.online_depth("社会保障卡应用状态查询") == "全程网办"
+    with pytest.raises(ValueError):
+        importing.derive_items([{"name": "x", "department": "火星局", "group": "", "item_type": "行政许可",
+                                 "source_item_code": "1"}], [], seed_data.load_departments())
 
 
 # ---------------------------------------------------------------------------------------------- per-hall expansion
@@ -295,7 +356,7 @@ def test_generate_items_unique_and_deterministic():
 
 
 def test_generate_items_reaches_township_and_village_levels(services):
-    n = len(services) + 80_000  # past all township service centres into village stations
+    n = len(services) + seed_data.township_rows() + 5_000  # past all township service centres into villages
     generated = list(seed_data.generate_items(n))
     assert len(generated) == n and len({s["code"] for s in generated}) == n
     levels = Counter(s["hall_level"] for s in generated)

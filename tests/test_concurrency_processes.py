@@ -83,7 +83,7 @@ def test_one_online_code_is_valid_exactly_once_across_workers(stack):
 def test_fifty_submissions_with_one_key_make_one_application(stack):
     app, base = stack["app"], stack["server"].url
     alice = person_in(app.test_client(), app, name="李四")
-    key, body = str(uuid.uuid4()), hukou_body(alice)
+    key, body = str(uuid.uuid4()), hukou_body(alice, app)
     responses = _storm(CONCURRENT, lambda _i: requests.post(
         f"{base}{API}/applications", json=body, timeout=TIMEOUT,
         headers={**alice["headers"], **SPREAD, "Idempotency-Key": key}))

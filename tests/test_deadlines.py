@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from app.applications import deadlines
+from app.applications import deadlines, submission
 from app.applications.deadlines import add_working_days, in_calendar_range, is_working_day, working_days_between
 from tests.helpers import API
 from tests.test_applications_support import HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, person_in
@@ -62,13 +62,12 @@ def test_a_count_crossing_into_an_unknown_year():
 
 def test_application_deadline_skips_national_day(client, app, monkeypatch):
     """Submitted on 2026-09-30 (Beijing): the deadline counts promised_limit_days working days."""
-    from app.applications import service
-    monkeypatch.setattr(service, "_today", lambda: date(2026, 9, 30))
+    monkeypatch.setattr(submission, "beijing_today", lambda: date(2026, 9, 30))
     alice = person_in(client, app)
     form = client.get(f"{API}/services/{code(JINAN_LIXIA, HUKOU_MOVE)}/form", headers=alice["headers"]).get_json()
     days = form["promised_limit_days"]
     assert days >= 5
-    response = apply(client, alice["headers"], hukou_body(alice))
+    response = apply(client, alice["headers"], hukou_body(alice, app))
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["deadline"] == AFTER_2026_09_30[days - 1]
     missing = next(m for m in response.get_json()["materials"] if m["missing"])

@@ -29,7 +29,7 @@ def _rate(client, headers, application_id, rating=5, **extra):
 
 def test_rating_once_after_completion(client, app):
     alice = person_in(client, app)
-    pending = apply(client, alice["headers"], hukou_body(alice)).get_json()["application_id"]
+    pending = apply(client, alice["headers"], hukou_body(alice, app)).get_json()["application_id"]
     assert _rate(client, alice["headers"], pending).status_code == 409  # not final yet
     _alice, done = _approved(client, app, alice)
     response = _rate(client, alice["headers"], done, 5, comment="办理很快", dimensions={
@@ -46,11 +46,11 @@ def test_rating_once_after_completion(client, app):
 def test_rejected_applications_can_be_rated_withdrawn_ones_cannot(client, app):
     alice = person_in(client, app)
     staff = create_staff(app, JINAN_LIXIA, "hall_staff")
-    rejected = apply(client, alice["headers"], hukou_body(alice)).get_json()["application_id"]
+    rejected = apply(client, alice["headers"], hukou_body(alice, app)).get_json()["application_id"]
     assert client.post(f"{API}/applications/{rejected}/transitions", headers=staff,
                        json={"action": "reject", "comment": "不符合落户条件"}).status_code == 200
     assert _rate(client, alice["headers"], rejected, 3).status_code == 201
-    withdrawn = apply(client, alice["headers"], hukou_body(alice)).get_json()["application_id"]
+    withdrawn = apply(client, alice["headers"], hukou_body(alice, app)).get_json()["application_id"]
     assert client.post(f"{API}/applications/{withdrawn}/withdraw", headers=alice["headers"]).status_code == 200
     assert _rate(client, alice["headers"], withdrawn, 3).status_code == 409
 
@@ -150,7 +150,7 @@ def test_summary_per_hall_and_service(client, app):
         person, done = _approved(client, app)
         ratings.append(_rate(client, person["headers"], done, rating).status_code)
     person = person_in(client, app)
-    other = apply(client, person["headers"], hukou_body(person)).get_json()["application_id"]
+    other = apply(client, person["headers"], hukou_body(person, app)).get_json()["application_id"]
     assert client.post(f"{API}/applications/{other}/transitions", headers=staff,
                        json={"action": "reject", "comment": "不符合条件"}).status_code == 200
     ratings.append(_rate(client, person["headers"], other, 2).status_code)

@@ -217,8 +217,8 @@ class Fuzzer:
                          examples=OTHER_ROLE_EXAMPLES)
 
 
-TAGS = ("ops", "identity", "catalogue", "wallet", "applications", "evaluations", "notifications", "miniprograms",
-        "开放平台")
+TAGS = ("ops", "identity", "accounts", "catalogue", "wallet", "applications", "evaluations", "notifications", "miniprograms",
+        "开放平台", "appointments", "complaints", "service_points", "oidc", "files", "results", "hall_desk")
 
 
 def test_every_operation_is_in_a_fuzzed_tag(api_schema):
@@ -300,7 +300,7 @@ def test_a_refused_transition_keeps_the_problem_status_numeric(client, app):
     from tests.helpers import create_staff
     from tests.test_applications_support import apply, hukou_body, person_in
     alice = person_in(client, app)
-    submitted = apply(client, alice["headers"], hukou_body(alice)).get_json()
+    submitted = apply(client, alice["headers"], hukou_body(alice, app)).get_json()
     admin = create_staff(app, "370102", "hall_admin")
     response = client.post(f"{API}/applications/{submitted['application_id']}/transitions", headers=admin,
                            json={"action": "approve", "comment": "x"})
@@ -314,7 +314,7 @@ def test_inbox_times_are_rfc3339_with_a_zone(client, app):
     not the documented date-time (RFC 3339 needs the offset)."""
     from tests.test_applications_support import apply, hukou_body, person_in
     alice = person_in(client, app)
-    assert apply(client, alice["headers"], hukou_body(alice)).status_code == 201
+    assert apply(client, alice["headers"], hukou_body(alice, app)).status_code == 201
     items = client.get(f"{API}/inbox", headers=alice["headers"]).get_json()["items"]
     assert items
     for item in items:

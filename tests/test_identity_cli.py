@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select, text
 
 from app.extensions import db
-from app.identity import registries, service
+from app.identity import persons, registries
+from app.identity.identifiers import normalize_credit_code
 from app.identity.models import RegistryCredit, RegistryEntity, RegistryGuardian, RegistryPerson
-from tests.helpers import API, auth_headers, login, minor_id_number, valid_credit_code, valid_id_number, valid_phone
+from tests.helpers import (API, auth_headers, issue_sms_code, login, minor_id_number, register_person,
+                           valid_credit_code, valid_id_number, valid_phone)
+
+ID_CARD, DRIVING = "11100000000013100M001", "11100000000013100M009"  # seeded license types
 
 
 def _run(app, *args):
@@ -22,15 +27,18 @@ def test_registry_add_person_enables_registration(client, app):
     assert result.exit_code == 0, result.output
     assert id_number not in result.output
     response = client.post(f"{API}/auth/register", json={"id_number": id_number, "name": "命令行",
-                                                         "phone": phone, "password": "Abcdef123"})
+                                                         "phone": phone, "password": "Abcdef123",
+                                                         "sms_code": issue_sms_code(app, phone, "register")})
     assert response.status_code == 201
     with app.app_context():
-        assert service.guardian_of(id_number, child)
+        assert persons.guardian_of(id_number, child)
     # the registry knows the phone: registering another phone for this person does not match
     other = valid_id_number()
     _run(app, "registry", "add-person", "--id-number", other, "--name", "另一人", "--phone", valid_phone())
+    other_phone = valid_phone()
     response = client.post(f"{API}/auth/register", json={"id_number": other, "name": "另一人",
-                                                         "phone": valid_phone(), "password": "Abcdef123"})
+                                                         "phone": other_phone, "password": "Abcdef123",
+                                                         "sms_code": issue_sms_code(app, other_phone, "register")})
     assert response.status_code == 422
 
 
@@ -46,7 +54,6 @@ def test_registry_commands_reject_bad_identifiers(app):
 
 
 def test_registry_add_entity_enables_claiming(client, app):
-    from tests.helpers import register_person
     rep = register_person(client, app, name="法人丙")
     code = valid_credit_code()
     result = _run(app, "registry", "add-entity", "--credit-code", code, "--name", "丙公司",
@@ -57,8 +64,8 @@ def test_registry_add_entity_enables_claiming(client, app):
 
 
 def test_clients_create_prints_a_secret_that_works_once_shown(client, app):
-    result = _run(app, "clients", "create", "--kind", "issuer", "--name", "省公安厅", "--license-type", "ID001",
-                  "--license-type", "DL001", "--credit-code", "91110000600037341L")
+    result = _run(app, "clients", "create", "--kind", "issuer", "--name", "省公安厅", "--license-type", ID_CARD,
+                  "--license-type", DRIVING, "--credit-code", "91110000600037341L")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["client_id"].startswith("c_") and len(body["client_secret"]) >= 32
@@ -77,10 +84,9 @@ def test_clients_create_validation(app):
     result = _run(app, "clients", "create", "--kind", "issuer", "--name", "无类型签发方")
     assert result.exit_code != 0 and "证照类型" in result.output
     result = _run(app, "clients", "create", "--kind", "robot", "--name", "x")
-    assert result.exit_code != 0
-    result = _run(app, "clients", "create", "--kind", "issuer", "--name", "默认代码", "--license-type", "X1")
+    assert result.exit_code != 0 and "客户端类型应为" in result.output
+    result = _run(app, "clients", "create", "--kind", "issuer", "--name", "默认代码", "--license-type", ID_CARD)
     assert result.exit_code == 0
-    from app.identity.identifiers import normalize_credit_code
     assert normalize_credit_code(json.loads(result.output)["credit_code"])
 
 
@@ -128,8 +134,44 @@ def test_demo_seed_is_idempotent_and_usable(client, app):
         second = registries.seed_demo()
         assert _registry_counts() == counts
         assert first.startswith("11 ") and second.startswith("0 ")
-        assert service.credit_class("440524188001010014") == "轻微失信"
-        assert service.guardian_of("37010219850315123X", "370102201506011237")
+        assert persons.credit_class("440524188001010014") == "轻微失信"
+        assert persons.guardian_of("37010219850315123X", "370102201506011237")
     response = client.post(f"{API}/auth/register", json={"id_number": "11010519491231002X", "name": "张三",
-                                                         "phone": "13800138000", "password": "Zhangsan2025"})
+                                                         "phone": "13800138000", "password": "Zhangsan2025",
+                                                         "sms_code": issue_sms_code(app, "13800138000", "register")})
     assert response.status_code == 201
+
+
+def _counts(app) -> tuple[int, ...]:
+    with app.app_context():
+        return tuple(db.session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
+                     for table in ("persons", "staff_assignments", "api_clients", "registry_persons", "audit_events"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("staff", "create", "--hall", "379999", "--role", "hall_staff", "--name", "无此大厅", "--password", "Window2025"),
+     "大厅编码 379999 不存在"),
+    (("staff", "create", "--hall", "370102", "--role", "janitor", "--name", "无此角色", "--password", "Window2025"),
+     "角色应为 hall_admin、hall_staff 或 platform_admin"),
+    (("clients", "create", "--kind", "issuer", "--name", "无此证照", "--license-type", "NOPE"),
+     "证照目录中没有这些证照类型：NOPE"),
+    (("clients", "create", "--kind", "verifier", "--name", "核验无此证照", "--license-type", ID_CARD,
+      "--license-type", "NOPE2"), "证照目录中没有这些证照类型：NOPE2"),
+])
+def test_commands_refuse_what_does_not_exist_and_write_nothing(client, app, args, message):
+    if args[0] == "staff":
+        args = args + ("--id-number", valid_id_number())
+    before = _counts(app)
+    result = _run(app, *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert _counts(app) == before
+
+
+def test_an_unknown_hall_never_shows_up_in_me(client, app):
+    id_number = valid_id_number()
+    _run(app, "staff", "create", "--hall", "379999", "--role", "hall_admin", "--id-number", id_number,
+         "--name", "幽灵管理员", "--password", "Window2025")
+    response = client.post(f"{API}/auth/token", json={"grant_type": "password", "username": id_number,
+                                                      "password": "Window2025"})
+    assert response.status_code == 401

@@ -8,50 +8,50 @@ import pytest
 
 from app.errors import Conflict, ValidationFailed
 from app.extensions import db
-from app.identity import service
+from app.identity import channels, enterprises, models, persons, sessions, sms
 from app.identity.identifiers import IdentifierError
-from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, minor_id_number,
-                           register_person, valid_credit_code, valid_id_number, valid_phone)
+from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, issue_sms_code,
+                           minor_id_number, register_person, valid_credit_code, valid_id_number, valid_phone)
 
 
 def test_person_look_ups(client, app):
     person = register_person(client, app)
     with app.app_context():
-        found = service.find_person_by_id_number(person["id_number"].lower())
+        found = persons.find_person_by_id_number(person["id_number"].lower())
         assert found is not None and found.subject_id == person["subject_id"]
         assert found.id_number == person["id_number"] and found.phone == person["phone"]
-        assert service.person_by_subject_id(person["subject_id"]).id == found.id
-        assert service.find_person_by_phone(person["phone"]).id == found.id
-        assert service.find_person_by_id_number(valid_id_number()) is None
-        assert service.find_person_by_id_number("not an id") is None
-        assert service.person_by_subject_id("e_whatever") is None
+        assert persons.person_by_subject_id(person["subject_id"]).id == found.id
+        assert persons.find_person_by_phone(person["phone"]).id == found.id
+        assert persons.find_person_by_id_number(valid_id_number()) is None
+        assert persons.find_person_by_id_number("not an id") is None
+        assert persons.person_by_subject_id("e_whatever") is None
 
 
 def test_guardian_of_needs_the_registry_relation_and_a_minor(app):
     parent, child, adult_child = valid_id_number(), minor_id_number(age=7), valid_id_number(birth=date(1990, 1, 1))
     add_registry_person(app, id_number=parent, name="家长", guardian_of=(child, adult_child))
     with app.app_context():
-        assert service.guardian_of(parent, child) is True
-        assert service.guardian_of(parent.lower(), child) is True
-        assert service.guardian_of(parent, adult_child) is False
-        assert service.guardian_of(child, parent) is False
-        assert service.guardian_of(valid_id_number(), child) is False
-        assert service.guardian_of("bogus", child) is False
+        assert persons.guardian_of(parent, child) is True
+        assert persons.guardian_of(parent.lower(), child) is True
+        assert persons.guardian_of(parent, adult_child) is False
+        assert persons.guardian_of(child, parent) is False
+        assert persons.guardian_of(valid_id_number(), child) is False
+        assert persons.guardian_of("bogus", child) is False
 
 
 def test_credit_class(app):
     person, company = valid_id_number(), valid_credit_code()
     with app.app_context():
-        assert service.credit_class(person) == "诚信守法"
+        assert persons.credit_class(person) == "诚信守法"
     result = app.test_cli_runner().invoke(args=["registry", "set-credit", "--id-or-code", person,
                                                 "--class", "严重失信"])
     assert result.exit_code == 0, result.output
     app.test_cli_runner().invoke(args=["registry", "set-credit", "--id-or-code", company, "--class", "轻微失信"])
     with app.app_context():
-        assert service.credit_class(person) == "严重失信"
-        assert service.credit_class(company.lower()) == "轻微失信"
+        assert persons.credit_class(person) == "严重失信"
+        assert persons.credit_class(company.lower()) == "轻微失信"
         with pytest.raises(IdentifierError):
-            service.credit_class("12345")
+            persons.credit_class("12345")
 
 
 def test_enterprise_for_and_agent_scopes(client, app):
@@ -65,13 +65,13 @@ def test_enterprise_for_and_agent_scopes(client, app):
                 json={"id_number": agent["id_number"], "scopes": ["licenses:read"],
                       "expires_at": (date.today() + timedelta(days=60)).isoformat()})
     with app.app_context():
-        enterprise = service.enterprise_for(code)
+        enterprise = enterprises.enterprise_for(code)
         assert enterprise.name == "测试公司"
-        assert service.enterprise_for(enterprise.subject_id).id == enterprise.id
-        assert service.enterprise_for("nonsense") is None
-        assert service.agent_scopes(rep["subject_id"], code) == set(service.AGENT_SCOPES)
-        assert service.agent_scopes(agent["subject_id"], code) == {"licenses:read"}
-        assert service.agent_scopes(stranger["subject_id"], code) is None
+        assert enterprises.enterprise_for(enterprise.subject_id).id == enterprise.id
+        assert enterprises.enterprise_for("nonsense") is None
+        assert enterprises.agent_scopes(rep["subject_id"], code) == set(models.AGENT_SCOPES)
+        assert enterprises.agent_scopes(agent["subject_id"], code) == {"licenses:read"}
+        assert enterprises.agent_scopes(stranger["subject_id"], code) is None
 
 
 def test_agent_grant_far_in_the_future_is_rejected(client, app):
@@ -89,8 +89,9 @@ def test_agent_grant_far_in_the_future_is_rejected(client, app):
 def _bind(app, **overrides):
     args = {"channel": "wechat", "app_id": "wx-app", "open_id": "o-" + valid_phone()}
     args.update(overrides)
+    args.setdefault("sms_code", issue_sms_code(app, args["phone"], "bind"))
     with app.app_context():
-        person = service.register_or_link_person(**args)
+        person = channels.register_or_link_person(**args)
         return person.subject_id
 
 
@@ -100,9 +101,9 @@ def test_register_or_link_creates_a_person_who_matches_the_registry(client, app)
     subject = _bind(app, id_number=id_number, name="小程序用户", phone=phone, open_id="o-1", union_id="u-1")
     assert _bind(app, id_number=id_number, name="小程序用户", phone=phone, open_id="o-1") == subject
     with app.app_context():
-        assert service.bound_person(channel="wechat", app_id="wx-app", open_id="o-1").subject_id == subject
-        assert service.bound_person(channel="alipay", app_id="wx-app", open_id="o-1") is None
-        pair = service.issue_token_pair(service.person_by_subject_id(subject), channel="wechat")
+        assert channels.bound_person(channel="wechat", app_id="wx-app", open_id="o-1").subject_id == subject
+        assert channels.bound_person(channel="alipay", app_id="wx-app", open_id="o-1") is None
+        pair = sessions.issue_token_pair(persons.person_by_subject_id(subject), channel="wechat")
     assert set(pair) == {"access_token", "token_type", "expires_in", "refresh_token"}
     claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
     assert claims["sub"] == subject and claims["channel"] == "wechat"
@@ -135,12 +136,11 @@ def test_register_or_link_refuses_registry_mismatch_and_taken_openids(client, ap
 def test_send_and_verify_sms_code_for_binding(app):
     phone = valid_phone()
     with app.app_context():
-        service.send_sms_code(phone=phone, purpose="bind")
-        from app.identity.sms import last_outbox_code
-        code = last_outbox_code(phone)
-        assert service.verify_sms_code(phone, "login", code) is False
-        assert service.verify_sms_code(phone, "bind", code) is True
-        assert service.verify_sms_code(phone, "bind", code) is False
+        sms.send_sms_code(phone=phone, purpose="bind")
+        code = sms.last_outbox_code(phone)
+        assert sms.verify_sms_code(phone, "login", code) is False
+        assert sms.verify_sms_code(phone, "bind", code) is True
+        assert sms.verify_sms_code(phone, "bind", code) is False
 
 
 def test_set_phone(client, app):
@@ -148,10 +148,10 @@ def test_set_phone(client, app):
     other = register_person(client, app, name="他人")
     new_phone = valid_phone()
     with app.app_context():
-        service.set_phone(subject_id=person["subject_id"], phone=new_phone)
+        persons.set_phone(subject_id=person["subject_id"], phone=new_phone)
         with pytest.raises(Conflict):
-            service.set_phone(subject_id=person["subject_id"], phone=other["phone"])
-        assert service.find_person_by_phone(new_phone).subject_id == person["subject_id"]
+            persons.set_phone(subject_id=person["subject_id"], phone=other["phone"])
+        assert persons.find_person_by_phone(new_phone).subject_id == person["subject_id"]
 
 
 def test_me_reveals_full_values_only_when_asked(client, app):
@@ -176,8 +176,30 @@ def test_openapi_documents_the_identity_operations(client):
     assert me["security"] == [{"bearerAuth": []}]
     for path in ("/api/v1/auth/register", "/api/v1/auth/sms-codes", "/api/v1/auth/logout", "/api/v1/auth/act-as",
                  "/api/v1/enterprises", "/api/v1/enterprises/{credit_code}/agents",
-                 "/api/v1/enterprises/{credit_code}/agents/{agent_id}"):
+                 "/api/v1/enterprises/{credit_code}/agents/{agent_id}", "/api/v1/auth/password-resets",
+                 "/api/v1/me/password", "/api/v1/me/phone", "/api/v1/me/sessions", "/api/v1/me/sessions/{session_id}",
+                 "/api/v1/me/bindings/{channel}", "/api/v1/me/face-verifications",
+                 "/api/v1/me/face-verifications/{verification_id}"):
         for method, operation in spec["paths"][path].items():
             if method in ("get", "post", "delete"):
                 assert operation["summary"]
                 assert {"200", "201", "202", "204"} & set(operation["responses"])
+
+
+
+def test_openapi_documents_the_account_security_operations(client):
+    spec = client.get("/openapi.json").get_json()
+    for path, method in (("/api/v1/me/password", "post"), ("/api/v1/me/phone", "post"),
+                         ("/api/v1/me/sessions", "get"), ("/api/v1/me/sessions/{session_id}", "delete"),
+                         ("/api/v1/me/bindings/{channel}", "delete"), ("/api/v1/me/face-verifications", "post"),
+                         ("/api/v1/me/face-verifications/{verification_id}", "get")):
+        operation = spec["paths"][path][method]
+        assert operation["security"] == [{"bearerAuth": []}], path
+        assert "401" in operation["responses"], path
+    register = spec["paths"]["/api/v1/auth/register"]["post"]
+    body = register["requestBody"]["content"]["application/json"]
+    assert "sms_code" in body["example"] and "422" in register["responses"]
+    reset = spec["paths"]["/api/v1/auth/password-resets"]["post"]
+    assert set(reset["requestBody"]["content"]["application/json"]["example"]) == {"phone", "sms_code", "new_password"}
+    purposes = spec["components"]["schemas"]["SmsCodeRequest"]["properties"]["purpose"]["enum"]
+    assert purposes == ["login", "register", "bind", "reset_password", "change_phone"]

@@ -9,6 +9,8 @@ from app.security import tokens
 from tests.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, create_staff, login,
                            register_person, valid_id_number)
 
+ID_CARD, DRIVING = "11100000000013100M001", "11100000000013100M009"  # seeded license types
+
 
 def _token(client, **body):
     return client.post(f"{API}/auth/token", json=body)
@@ -49,6 +51,7 @@ def test_access_token_is_es256_with_kid_and_subject_not_id_number(client, app):
     assert claims["roles"] == ["citizen"]
     assert claims["sub_type"] == "person" and claims["channel"] == "app"
     assert claims["jti"] and claims["exp"] - claims["iat"] == 900
+    assert len(claims["sid"]) == 32 and claims["ver"] == 0  # the session, the credentials version
 
 
 def test_wrong_password_is_401_problem(client, app):
@@ -119,11 +122,14 @@ def test_logout_with_only_the_refresh_token_still_ends_the_session(client, app):
     assert _refresh(client, person["refresh_token"]).status_code == 401
 
 
-def test_logout_requires_its_body(client, app):
+def test_logout_needs_an_access_or_a_refresh_token(client, app):
+    response = client.post(f"{API}/auth/logout", json={"refresh_token": "rt_not-a-real-token"})
+    assert response.status_code == 401 and response.mimetype == "application/problem+json"
     person = register_person(client, app)
     response = client.post(f"{API}/auth/logout", json={}, headers=person["headers"])
-    assert response.status_code == 422
-    assert response.get_json()["errors"]["refresh_token"] == ["缺少必填字段：刷新令牌"]
+    assert response.status_code == 204
+    assert _me(client, person["access_token"]).status_code == 401
+    assert _refresh(client, person["refresh_token"]).status_code == 401
 
 
 def test_tampered_or_missing_token_is_401(client, app):
@@ -152,7 +158,7 @@ def test_key_rotation_keeps_old_tokens_valid_and_publishes_both_keys(client, app
 
 
 def test_client_credentials_grant(client, app):
-    client_id, secret = create_client(app, "issuer", license_types=["LT001", "LT002"])
+    client_id, secret = create_client(app, "issuer", license_types=[ID_CARD, DRIVING])
     response = _token(client, grant_type="client_credentials", client_id=client_id, client_secret=secret)
     assert response.status_code == 200
     body = response.get_json()
@@ -160,7 +166,8 @@ def test_client_credentials_grant(client, app):
     _, claims = _verify_with_jwks(client, body["access_token"])
     assert claims["sub"] == client_id and claims["client_id"] == client_id
     assert claims["sub_type"] == "client" and claims["client_kind"] == "issuer"
-    assert claims["roles"] == ["issuer"] and claims["license_types"] == ["LT001", "LT002"]
+    assert claims["roles"] == ["issuer"] and claims["license_types"] == [ID_CARD, DRIVING]
+    assert "sid" not in claims and "ver" not in claims
     assert len(claims["credit_code"]) == 18
     wrong = _token(client, grant_type="client_credentials", client_id=client_id, client_secret=secret + "x")
     assert wrong.status_code == 401
@@ -174,7 +181,7 @@ def test_third_party_and_verifier_clients(client, app):
     claims = jwt.decode(client_token(client, tp_id, tp_secret), options={"verify_signature": False})
     assert claims["roles"] == ["third_party"] and claims["scopes"] == ["licenses:verify"]
     assert claims["channel"] == "wechat" and "license_types" not in claims
-    v_id, v_secret = create_client(app, "verifier", license_types=["LT001"])
+    v_id, v_secret = create_client(app, "verifier", license_types=[ID_CARD])
     me = client.get(f"{API}/me", headers=auth_headers(client_token(client, v_id, v_secret))).get_json()
     assert me["subject_type"] == "client" and me["subject_id"] == v_id and me["roles"] == ["verifier"]
 
@@ -224,3 +231,29 @@ def test_password_is_hashed_with_argon2id(client, app):
     with app.app_context():
         stored = db.session.execute(text("SELECT password_hash FROM persons")).scalar()
     assert stored.startswith("$argon2id$") and DEFAULT_PASSWORD not in stored
+
+
+def test_the_access_token_key_is_published_before_any_login(app_factory, tmp_path):
+    """A fresh database and a fresh app: the JWKS already holds the access-token key, and the first
+    token is signed with it (a relying party caching the set at start-up can verify it)."""
+    from flask_migrate import upgrade
+
+    from app.cli import SEEDERS
+    fresh = app_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        with fresh.app_context():
+            upgrade()
+            assert db.session.execute(text("SELECT COUNT(*) FROM signing_keys")).scalar() == 0
+        web = fresh.test_client()
+        keys = web.get("/.well-known/jwks.json").get_json()["keys"]
+        assert [key["kid"].split("-")[0] for key in keys] == ["access"]
+        with fresh.app_context():
+            from app.security.tokens import issue_access_token
+            token, _ = issue_access_token("p_test", roles=["citizen"])
+        assert jwt.get_unverified_header(token)["kid"] == keys[0]["kid"]
+        assert web.get("/.well-known/jwks.json").get_json()["keys"] == keys  # made once
+        assert ("access-token key", "app.security.keys:ensure_access_key") in SEEDERS
+    finally:
+        with fresh.app_context():
+            db.session.remove()
+            db.engine.dispose()

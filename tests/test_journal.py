@@ -11,7 +11,7 @@ from app import journal
 from app.extensions import db, store
 from app.security import audit
 from app.security.models import AuditEvent
-from app.wallet import access_log, status_lists
+from app.wallet import access_log, status_registry
 from app.wallet.models import AccessLogEntry, License
 from tests.helpers import API, needs_redis
 from tests.test_wallet_api_helpers import (ID_CARD, alice, id_card_fields, issue, issuer_headers, present, verifier_headers,
@@ -44,16 +44,16 @@ def _unknown_code_line(license_pk: int) -> str:
 
 @NEEDS_REDIS
 def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, shown_card):
-    from redis import Redis
     from rq import Queue, SimpleWorker
 
     from app.jobs import QUEUE_NAME, use_app
+    from app.redis_topology import queue_connection
     alice, _, card = shown_card
     hotel = verifier_headers(app, client, types=(ID_CARD,), name="泉城大酒店")
     pk = _license_pk(app, card["license_id"])
     with app.app_context():
         journal.catch_up()
-        connection = Redis.from_url(app.config["REDIS_URL"])
+        connection = queue_connection()  # RQ_REDIS_URL when the store is a cluster
         Queue(QUEUE_NAME, connection=connection).empty()
     codes = [present(client, alice["headers"], card["license_id"], purpose="入住登记")["code"] for _ in range(3)]
     assert [verify(client, hotel, code=code)["valid"] for code in codes] == [True] * 3
@@ -145,6 +145,6 @@ def test_a_worker_copy_of_a_status_list_lives_no_longer_than_the_published_ttl(a
         license.status = "suspended"
         db.session.commit()
     assert verify(client, code=second)["valid"] is True  # the copy is still trusted...
-    later = status_lists.time.monotonic() + status_lists.CACHE_SECONDS + 1
-    monkeypatch.setattr(status_lists.time, "monotonic", lambda: later)
+    later = status_registry.time.monotonic() + status_registry.CACHE_SECONDS + 1
+    monkeypatch.setattr(status_registry.time, "monotonic", lambda: later)
     assert verify(client, code=third)["reason"] == "suspended"  # ...but not past the token's ttl

@@ -18,12 +18,11 @@ from sqlalchemy import select
 
 from app.errors import ValidationFailed
 from app.extensions import db
-from app.identity import service as identity
-from app.identity.models import ApiClient
+from app.identity import clients
+from app.identity.models import ApiClient, ClientSigningSecret
 from app.security.models import AuditEvent
 from app.security.rbac import request_channel
-from app.security.signed_requests import (ClientSigningSecret, _Rejected, signed_client,
-                                          signed_scope_required, verify_current_request)
+from app.security.signed_requests import _Rejected, signed_client, signed_scope_required, verify_current_request
 from tests.helpers import API, another_worker, create_client
 
 PING = f"{API}/open/ping"
@@ -211,9 +210,9 @@ def test_secret_kept_encrypted_and_scopes_validated(app):
         row = db.session.scalar(select(ClientSigningSecret).where(ClientSigningSecret.client_id == client_id))
         assert row is not None and secret not in row.secret_enc
         with pytest.raises(ValidationFailed):
-            identity.create_client(kind="third_party", name="越权平台", scopes=["licenses:issue"])
+            clients.create_client(kind="third_party", name="越权平台", scopes=["licenses:issue"])
         db.session.rollback()
-    issuer_id, _ = create_client(app, "issuer", license_types=["110000"])
+    issuer_id, _ = create_client(app, "issuer", license_types=["11100000000013100M001"])
     with app.app_context():  # only clients that may sign keep their secret
         assert db.session.scalar(select(ClientSigningSecret).where(
             ClientSigningSecret.client_id == issuer_id)) is None

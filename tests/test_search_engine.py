@@ -9,8 +9,12 @@ from typing import Any, Iterable
 
 import pytest
 
-from app.catalogue import textproc
 from app.catalogue.search import SearchIndex
+from app.catalogue.search.analyzer import QueryAnalyzer
+from app.catalogue.search.pinyin import PinyinLexicon, pinyin_keys
+from app.catalogue.search.synonyms import load_synonyms
+from app.catalogue.search.text import normalize
+from app.catalogue.seed_data import iter_hall_services
 
 DATA = Path(__file__).resolve().parent / "data"
 HF_CSV = Path("/work/shared/data/high_frequency_services.csv")
@@ -67,17 +71,9 @@ def _fixture_items() -> list[dict[str, Any]]:
     return items
 
 
-def _catalogue() -> tuple[list[dict[str, Any]], str]:
-    try:
-        from app.catalogue.seed_data import iter_hall_services
-    except ImportError:
-        return _fixture_items(), "fixture"
-    return list(iter_hall_services()), "seed_data"
-
-
 @pytest.fixture(scope="module")
 def catalogue() -> tuple[list[dict[str, Any]], str]:
-    return _catalogue()
+    return list(iter_hall_services()), "seed_data"
 
 
 @pytest.fixture(scope="module")
@@ -335,22 +331,22 @@ def test_nonsense_query_matches_nothing(small_index):
 
 
 def test_normalize_and_query_words():
-    assert textproc.normalize("  ＡＢＣ，身份证！ ") == "abc 身份证"
-    assert textproc.normalize(None) == ""
-    analyzer = textproc.QueryAnalyzer({"身份证": 1, "补领": 1}, textproc.load_synonyms(None), textproc.PinyinLexicon())
+    assert normalize("  ＡＢＣ，身份证！ ") == "abc 身份证"
+    assert normalize(None) == ""
+    analyzer = QueryAnalyzer({"身份证": 1, "补领": 1}, load_synonyms(None), PinyinLexicon())
     words = [concept.text for concept in analyzer.analyze("我的身份证丢了怎么办？")]
     assert words in (["身份证", "丢了"], ["身份证", "丢了"][:1] + ["丢了"])
     assert not {"我", "的", "怎么办", "我的"} & set(words)
 
 
 def test_pinyin_keys_and_synonym_file_parsing(tmp_path):
-    assert textproc.pinyin_keys("医保") == ("yibao", "yb")
-    assert textproc.pinyin_keys("身份证") == ("shenfenzheng", "sfz")
+    assert pinyin_keys("医保") == ("yibao", "yb")
+    assert pinyin_keys("身份证") == ("shenfenzheng", "sfz")
     path = tmp_path / "synonyms.txt"
     path.write_text("# comment\n居民户口簿：户口本，户口簿\nbad line\n", encoding="utf-8")
-    table = textproc.load_synonyms(path, include_builtin=False)
+    table = load_synonyms(path, include_builtin=False)
     assert table.to_canonical["户口本"] == {"居民户口簿"}
-    assert textproc.load_synonyms(tmp_path / "missing.txt").to_canonical  # built-in table still loads
+    assert load_synonyms(tmp_path / "missing.txt").to_canonical  # built-in table still loads
 
 
 def test_high_frequency_flag_that_varies_within_a_service(small_items):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from app.catalogue.models import Service
+from app.extensions import db
 from tests.catalogue_support import catalogue_guard  # noqa: F401 - fixture: hall service writes are undone
 from tests.helpers import API, auth_headers, client_token, create_client, create_staff, valid_id_number
+from tests.test_applications_support import apply, hukou_body
 from tests.test_security_support import HALL, build_world, is_problem, new_person
 from tests.test_wallet_api_helpers import DRIVING, ID_CARD, id_card_fields, issue, present
 
@@ -33,7 +36,7 @@ def _object_requests(ids: dict) -> list[tuple[str, str, dict | None]]:
         ("GET", f"{API}/applications/{app_id}", None),
         ("GET", f"{API}/applications/{app_id}?reveal=true", None),
         ("POST", f"{API}/applications/{app_id}/withdraw", None),
-        ("POST", f"{API}/applications/{app_id}/resubmit", {"form": {}, "materials": []}),
+        ("POST", f"{API}/applications/{app_id}/resubmissions", {"form": {}, "materials": []}),
         ("GET", f"{API}/applications/{done}/evaluation", None),
         ("POST", f"{API}/applications/{done}/evaluation", {"rating": 5}),
         ("GET", f"{API}/rectifications/{ticket}", None),
@@ -54,6 +57,8 @@ def _answers(client, requests, headers):
 
 def test_another_citizen_gets_404_for_every_object_of_alice(client, app, world):
     mallory = new_person(app, client, name="钱七")
+    log_url = f"{API}/wallet/licenses/{world.ids['license_id']}/access-log"
+    logged = client.get(log_url, headers=world.alice["headers"]).get_json()["total"]  # its use as a material
     wrong = [(method, url, response.status_code) for method, url, response
              in _answers(client, _object_requests(world.ids), mallory["headers"])
              if response.status_code != 404 or not is_problem(response, 404)]
@@ -63,7 +68,7 @@ def test_another_citizen_gets_404_for_every_object_of_alice(client, app, world):
     assert client.get(f"{API}/wallet/licenses/{ids['license_id']}", headers=alice).status_code == 200
     assert client.get(f"{API}/applications/{ids['application_id']}", headers=alice).get_json()["status"] == "submitted"
     assert client.get(f"{API}/enterprises/{ids['credit_code']}/agents", headers=alice).get_json()
-    assert client.get(f"{API}/wallet/licenses/{ids['license_id']}/access-log", headers=alice).get_json()["total"] == 0
+    assert client.get(log_url, headers=alice).get_json()["total"] == logged
     assert client.post(f"{API}/verifications", json={"code": ids["code"]}).get_json()["valid"] is True
 
 
@@ -161,8 +166,6 @@ def _function_level_requests(ids: dict, hall_service: str) -> list[tuple[str, st
 def test_reserved_operations_refuse_every_other_role(client, app, world):
     """Citizens, company tokens, verifiers, issuers, staff: each reserved operation answers 401
     without a token and 403 (or 404 for an object they cannot see) to every other role."""
-    from app.catalogue.models import Service
-    from app.extensions import db
     with app.app_context():
         hall_service = db.session.scalars(db.select(Service.code).where(Service.hall_code == HALL)
                                           .order_by(Service.code).limit(1)).first()
@@ -187,12 +190,10 @@ def test_reserved_operations_refuse_every_other_role(client, app, world):
 
 def test_the_applicant_cannot_process_their_own_application_even_as_staff(client, app):
     """Segregation of duties: staff of the hall who applied themselves cannot approve their own case."""
-    from tests.helpers import valid_id_number
-    from tests.test_applications_support import apply, hukou_body
     id_number = valid_id_number(region=HALL)
     staff = create_staff(app, HALL, "hall_admin", id_number=id_number, name="孙八")
     person = {"id_number": id_number, "name": "孙八", "phone": "13905310000", "headers": staff}
-    submitted = apply(client, staff, hukou_body(person))
+    submitted = apply(client, staff, hukou_body(person, app))
     assert submitted.status_code == 201, submitted.get_json()
     response = client.post(f"{API}/applications/{submitted.get_json()['application_id']}/transitions",
                            json={"action": "accept"}, headers=staff)

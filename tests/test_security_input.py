@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 import pytest
 
 from tests.catalogue_support import catalogue_guard  # noqa: F401 - fixture: hall service writes are undone
-from tests.helpers import API, DEFAULT_PASSWORD, valid_phone
+from tests.helpers import API, DEFAULT_PASSWORD, issue_sms_code, valid_phone
 from tests.test_applications_support import hukou_body, id_card, residence_body
 from tests.test_security_support import (HALL, build_world, is_problem, main_role, real_path_parameters,
                                          registry_person)
@@ -28,7 +30,6 @@ def world(app, client):
 
 
 def _in_days(days: int) -> str:
-    from datetime import datetime, timedelta, timezone
     return (datetime.now(timezone.utc) + timedelta(days=days)).isoformat()
 
 
@@ -74,13 +75,14 @@ def _valid_requests(app, client, world):
                            headers={**world.alice["headers"], "Idempotency-Key": str(uuid.uuid4())}).get_json()
     return [
         ("register", "POST", f"{API}/auth/register", {},
-         {"id_number": id_number, "name": "赵六", "phone": phone, "password": DEFAULT_PASSWORD},
+         {"id_number": id_number, "name": "赵六", "phone": phone, "password": DEFAULT_PASSWORD,
+          "sms_code": issue_sms_code(app, phone, "register")},
          {"real_name_level": 3, "roles": ["platform_admin"], "subject_id": "p_000000000000000000001"}),
         ("presentation", "POST", f"{API}/wallet/licenses/{ids['license_id']}/presentations", world.alice["headers"],
          {"purpose": "酒店入住登记", "mode": "online", "disclose": ["name"]},
          {"holder_id_number": world.bob["id_number"], "code": "chosen-code-0000000000000000000"}),
-        ("application", "POST", f"{API}/applications", {**world.alice["headers"], "Idempotency-Key": str(uuid.uuid4())},
-         hukou_body(world.alice), {"status": "approved", "subject_id": world.bob["subject_id"]}),
+        ("application", "POST", f"{API}/applications", {**world.bob["headers"], "Idempotency-Key": str(uuid.uuid4())},
+         hukou_body(world.bob, app), {"status": "approved", "subject_id": world.alice["subject_id"]}),
         ("issue", "POST", f"{API}/licenses", world.issuer,
          {"license_type": ID_CARD, "holder_id_number": world.bob["id_number"], "fields": id_card_fields(name="李四"),
           "valid_from": today().isoformat(), "valid_until": today().replace(year=today().year + 10).isoformat()},
@@ -111,7 +113,7 @@ def test_privileged_fields_are_refused_and_the_same_body_without_them_succeeds(c
 
 def test_unknown_fields_inside_nested_objects_are_refused(client, app, world):
     alice = world.alice
-    body = hukou_body(alice)
+    body = hukou_body(alice, app)
     body["materials"][0]["verified"] = True
     response = client.post(f"{API}/applications", json=body, headers={**alice["headers"], "Idempotency-Key": "k1"})
     assert response.status_code == 422 and any("verified" in key for key in response.get_json()["errors"])
@@ -231,12 +233,13 @@ def _endpoints(app, world):
     ids = world.ids
     return [
         ("register", "POST", f"{API}/auth/register", {},
-         {"id_number": id_number, "name": "赵六", "phone": phone, "password": DEFAULT_PASSWORD}),
+         {"id_number": id_number, "name": "赵六", "phone": phone, "password": DEFAULT_PASSWORD,
+          "sms_code": issue_sms_code(app, phone, "register")}),
         ("token", "POST", f"{API}/auth/token", {},
          {"grant_type": "password", "username": world.alice["id_number"], "password": DEFAULT_PASSWORD}),
         ("presentation", "POST", f"{API}/wallet/licenses/{ids['license_id']}/presentations", world.alice["headers"],
          {"purpose": "酒店入住登记", "mode": "online", "disclose": ["name"], "ttl_seconds": 60}),
-        ("application", "POST", f"{API}/applications", world.alice["headers"], hukou_body(world.alice)),
+        ("application", "POST", f"{API}/applications", world.alice["headers"], hukou_body(world.alice, app)),
         ("evaluation", "POST", f"{API}/applications/{ids['approved_application_id']}/evaluation",
          world.alice["headers"], {"rating": 4, "dimensions": {"efficiency": 4}, "comment": "很好"}),
         ("verification", "POST", f"{API}/verifications", {}, {"code": ids["code"]}),
@@ -331,7 +334,6 @@ def test_hostile_inputs_are_answered_with_a_4xx_problem(client, app, world, host
 @pytest.mark.parametrize("value", ["' OR 1=1 --", "1 UNION SELECT password FROM persons", "%", "_", "*", "\\",
                                    "../../etc/passwd", "a" * 5000, "营业执照' --", "\u202e", "%00", "%2e%2e%2f"])
 def test_hostile_path_and_query_values_are_4xx(client, world, value):
-    from urllib.parse import quote
     alice = world.alice["headers"]
     for template in ("/applications/{}", "/wallet/licenses/{}", "/wallet/licenses/{}/access-log",
                      "/rectifications/{}", "/enterprises/{}", "/services/{}", "/halls/{}", "/license-types/{}",
@@ -347,9 +349,9 @@ def test_hostile_path_and_query_values_are_4xx(client, world, value):
     assert response.status_code == 422
 
 
-def test_hostile_headers_are_4xx(client, world):
+def test_hostile_headers_are_4xx(client, app, world):
     alice = world.alice
-    body = hukou_body(alice)
+    body = hukou_body(alice, app)
     for key in ("", " ", "x" * 1000, "' OR 1=1 --\u0007"):
         response = client.post(f"{API}/applications", json=body, headers={**alice["headers"], "Idempotency-Key": key})
         assert 400 <= response.status_code < 500 and is_problem(response), (key, response.status_code)

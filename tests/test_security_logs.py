@@ -12,9 +12,12 @@ import uuid
 
 import pytest
 
+from app.catalogue import halls as catalogue_halls
 from app.config import SECRET_NAMES
+from app.identity import sms
 from app.observability import JsonFormatter, RequestIdFilter
-from tests.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_phone
+from tests.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, issue_sms_code,
+                           valid_id_number, valid_phone)
 from tests.test_applications_support import hukou_body, id_card, residence_body
 from tests.test_security_support import build_world, registry_person
 from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, present
@@ -55,10 +58,10 @@ def _full_flow(app, client) -> tuple[list[str], dict]:
     id_number, phone = registry_person(app, name="赵六")
     password = "Zhao6-" + uuid.uuid4().hex[:10]
     assert client.post(f"{API}/auth/register", json={"id_number": id_number, "name": "赵六", "phone": phone,
+                                                     "sms_code": issue_sms_code(app, phone, "register"),
                                                      "password": password}).status_code == 201
     assert client.post(f"{API}/auth/sms-codes", json={"phone": phone, "purpose": "login"}).status_code == 202
     with app.app_context():
-        from app.identity import sms
         code = sms.last_outbox_code(phone)
     assert code
     secrets.append(code)
@@ -97,7 +100,7 @@ def _full_flow(app, client) -> tuple[list[str], dict]:
 
     # applications, reveal of full values to the holder, the access log, logout
     person = {"id_number": id_number, "name": "赵六", "phone": phone, "headers": zhao}
-    assert client.post(f"{API}/applications", json=hukou_body(person),
+    assert client.post(f"{API}/applications", json=hukou_body(person, app),
                        headers={**zhao, "Idempotency-Key": str(uuid.uuid4())}).status_code == 201
     assert client.post(f"{API}/applications", json=residence_body(person, id_card(app, person)),
                        headers={**zhao, "Idempotency-Key": str(uuid.uuid4())}).status_code == 201
@@ -116,12 +119,11 @@ def _full_flow(app, client) -> tuple[list[str], dict]:
 
 def _crash_with_pii(app, client, monkeypatch, values):
     """An unhandled error whose message names a person: the traceback is logged, masked."""
-    from app.catalogue import views
 
     def boom(*_args, **_kwargs):
         raise RuntimeError(f"lookup failed for {values['id_numbers'][0]} / {values['phones'][0]}")
 
-    monkeypatch.setattr(views.service, "hall_tree", boom)
+    monkeypatch.setattr(catalogue_halls, "hall_tree", boom)
     assert client.get(f"{API}/halls", headers={"If-None-Match": "x"}).status_code in (200, 500)
 
 
@@ -165,7 +167,6 @@ def test_a_full_flow_logs_no_secret_and_no_personal_data(app, client, json_log, 
 
 
 def test_the_json_formatter_masks_what_a_careless_message_contains(json_log):
-    from tests.helpers import valid_id_number
     id_number, phone = valid_id_number(), valid_phone()
     logging.getLogger("app.test").warning("person %s phone %s", id_number, phone, extra={"subject": id_number})
     line = json_log.getvalue()

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from app.catalogue.models import Bundle, Service
 from app.extensions import db
+from app.wallet.models import License
 from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, client_token, create_client,
                            create_staff, register_person, valid_credit_code, valid_id_number, valid_phone)
 from tests.test_applications_support import (HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, id_card, person_in,
@@ -57,6 +59,10 @@ ROLE_BY_PREFIX = (
     ("GET /api/v1/rectifications/", "hall_admin"),
     ("POST /api/v1/rectifications/", "hall_admin"),
     ("POST /api/v1/applications/{application_id}/transitions", "hall_admin"),
+    ("POST /api/v1/applications/{application_id}/handovers", "hall_admin"),
+    ("POST /api/v1/assisted-applications", "hall_staff"),
+    ("GET /api/v1/halls/{hall_code}/queues/", "hall_admin"),
+    ("GET /api/v1/halls/{hall_code}/pickups", "hall_admin"),
     ("POST /api/v1/auth/logout", "throwaway"),
     ("GET /api/v1/open/ping", "anonymous"),
 )
@@ -105,14 +111,12 @@ def _future(days=30) -> str:
 
 
 def status_list_id(app, license_id: str) -> str | None:
-    from app.wallet.models import License
     with app.app_context():
         row = db.session.scalar(select(License).where(License.license_id == license_id))
         return getattr(row, "status_list_id", None)
 
 
 def first_bundle(app) -> str:
-    from app.catalogue.models import Bundle
     with app.app_context():
         return db.session.scalars(select(Bundle.code).order_by(Bundle.code).limit(1)).first()
 
@@ -135,7 +139,7 @@ def build_world(app, client, *, sacrificial_service: bool = False) -> World:
 
     card = issue(client, issuer, holder_id_number=alice["id_number"], fields=id_card_fields(name=alice["name"]))
     shown = present(client, alice["headers"], card["license_id"], mode="online", disclose=["name"])
-    submitted = _ok(apply(client, alice["headers"], hukou_body(alice)), 201)
+    submitted = _ok(apply(client, alice["headers"], hukou_body(alice, app)), 201)
     approved = _ok(apply(client, alice["headers"], residence_body(alice, id_card(app, alice))), 201)
     rated = _ok(client.post(f"{API}/applications/{approved['application_id']}/evaluation", headers=alice["headers"],
                             json={"rating": 1, "comment": "等了很久"}), 201)
@@ -163,7 +167,6 @@ def build_world(app, client, *, sacrificial_service: bool = False) -> World:
 
 def _new_hall_service(app, client, admin_headers) -> str:
     """A service published by the hall admin for the fuzzer to change and withdraw."""
-    from app.catalogue.models import Service
     with app.app_context():
         there = set(db.session.scalars(select(Service.base_code).where(Service.hall_code == "370100")))
         here = set(db.session.scalars(select(Service.base_code).where(Service.hall_code == HALL)))

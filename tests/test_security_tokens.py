@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import timedelta
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from app.extensions import db
 from app.security import keys
+from app.security import tokens as access_tokens
+from app.security.models import SigningKey
 from app.security.tokens import ACCESS_PURPOSE, issue_access_token
+from app.timeutil import utcnow
 from tests.helpers import API
 from tests.test_security_support import build_world, is_problem
 
@@ -164,12 +169,11 @@ def test_a_logged_out_token_stays_dead(client, app, world):
 
 
 def test_a_token_whose_signature_was_checked_once_still_expires(client, app, world, monkeypatch):
-    from app.security import tokens
     alice = world.alice
     assert client.get(f"{API}/me", headers=alice["headers"]).status_code == 200  # verified and remembered
-    lifetime = app.config["ACCESS_TOKEN_TTL"] + tokens.LEEWAY_SECONDS + 1
+    lifetime = app.config["ACCESS_TOKEN_TTL"] + access_tokens.LEEWAY_SECONDS + 1
     later = time.time() + lifetime
-    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    monkeypatch.setattr(access_tokens.time, "time", lambda: later)
     response = client.get(f"{API}/me", headers=alice["headers"])
     assert response.status_code == 401 and response.get_json()["detail"] == "访问令牌已过期"
 
@@ -186,12 +190,6 @@ def test_client_tokens_have_no_refresh_token_and_cannot_be_refreshed(client, app
 
 
 def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_read_it(app, monkeypatch):
-    from datetime import timedelta
-
-    from app.extensions import db
-    from app.security.models import SigningKey
-    from app.timeutil import utcnow
-
     def end_publication(kid, after_seconds):  # what a rotation in another process does
         db.session.get(SigningKey, kid).publish_until = utcnow() + timedelta(seconds=after_seconds)
         db.session.commit()

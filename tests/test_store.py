@@ -7,9 +7,11 @@ import time
 
 import pytest
 
+from app.redis_topology import redis_store
 from app.store import MemoryStore, RedisStore, StoreUnavailable
 
-BACKENDS = ["memory"] + (["redis"] if os.environ.get("TEST_REDIS_URL") else [])
+# the Redis pass runs these on one server, the cluster pass (`-m redis`) on a three-master cluster
+BACKENDS = ["memory"] + ([pytest.param("redis", marks=pytest.mark.redis)] if os.environ.get("TEST_REDIS_URL") else [])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -17,7 +19,7 @@ def shared(request):
     if request.param == "memory":
         store = MemoryStore()
     else:
-        store = RedisStore(os.environ["TEST_REDIS_URL"], prefix=f"t{os.getpid()}:")
+        store = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}:")
     store.flush()
     yield store
     store.flush()
@@ -106,32 +108,35 @@ def test_delete_if_equal_releases_only_ones_own_lock(shared):
     assert shared.get("lock") is None
 
 
+J, CODE = "{j}j", "{j}code"  # a key a journal push consumes shares the journal's hash tag (one cluster slot)
+
+
 def test_journal_keeps_order_and_sequence_and_wakes_once(shared):
-    pushes = [shared.journal_push("j", f"entry {n}") for n in range(3)]
+    pushes = [shared.journal_push(J, f"entry {n}") for n in range(3)]
     assert [p.sequence for p in pushes] == [1, 2, 3]
     assert [p.wake for p in pushes] == [True, False, False]
-    assert shared.journal_head("j", 2) == [(1, "entry 0"), (2, "entry 1")]
-    shared.journal_drop("j", 2)
-    assert shared.journal_head("j", 10) == [(3, "entry 2")]
-    assert shared.journal_sequence("j") == 3
-    shared.delete("j:awake")
-    assert shared.journal_push("j", "entry 3").wake is True
+    assert shared.journal_head(J, 2) == [(1, "entry 0"), (2, "entry 1")]
+    shared.journal_drop(J, 2)
+    assert shared.journal_head(J, 10) == [(3, "entry 2")]
+    assert shared.journal_sequence(J) == 3
+    shared.delete(J + ":awake")
+    assert shared.journal_push(J, "entry 3").wake is True
 
 
 def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
-    shared.set("code", "payload", ttl=60)
+    shared.set(CODE, "payload", ttl=60)
     results = []
     barrier = threading.Barrier(16)
 
     def take(n):
         barrier.wait()
-        results.append(shared.journal_push("j", f"won {n}", consume="code", entry_if_absent=f"lost {n}"))
+        results.append(shared.journal_push(J, f"won {n}", consume=CODE, entry_if_absent=f"lost {n}"))
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(16)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert sum(r.consumed for r in results) == 1
-    entries = [text for _, text in shared.journal_head("j", 100)]
+    entries = [text for _, text in shared.journal_head(J, 100)]
     assert len(entries) == 16 and sum(text.startswith("won") for text in entries) == 1
-    assert shared.get("code") is None
-    assert sorted(seq for seq, _ in shared.journal_head("j", 100)) == list(range(1, 17))
+    assert shared.get(CODE) is None
+    assert sorted(seq for seq, _ in shared.journal_head(J, 100)) == list(range(1, 17))

@@ -15,8 +15,9 @@ from app.wallet import verification
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, Presentation
 from tests.helpers import API, needs_redis, register_person, valid_id_number
-from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, access_log, alice, id_card_fields, issue,
-                                          issuer_headers, present, today, verifier_headers, verify)
+from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, VEHICLE, access_log, alice, id_card_fields, issue,
+                                          issuer_headers, present, resident, today, vehicle_fields, verifier_headers,
+                                          verify)
 
 
 def _count(app, model, *where):
@@ -32,7 +33,7 @@ def _problem(response, status):
 
 @pytest.fixture
 def police(app, client):
-    return issuer_headers(app, client, types=(ID_CARD, DRIVING))
+    return issuer_headers(app, client, types=(ID_CARD, DRIVING, VEHICLE))
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_issue_answers_identifier_and_status(app, client, alice, police):
     parts = parse_identifier(body["identifier"])  # valid MOD 37,36 check character
     assert parts["type_code"] == ID_CARD and parts["version"] == "001"
     with app.app_context():
-        from app.identity.service import client_by_id
+        from app.identity.clients import client_by_id
         lic = db.session.scalar(select(License).where(License.license_id == body["license_id"]))
         assert parts["issuer_credit_code"] == client_by_id(lic.issuer_client_id).credit_code
         # stored encrypted: no plaintext ID number or name in the row
@@ -103,7 +104,7 @@ def test_issue_needs_an_issuer_token_for_that_type(app, client, alice):
     ({"fields": {**id_card_fields(), "blood_type": "A"}}, "fields.blood_type"),
     ({"fields": {k: v for k, v in id_card_fields().items() if k != "name"}}, "fields.name"),
     ({"fields": id_card_fields(birth_date="1990/03/07")}, "fields.birth_date"),
-    ({"fields": id_card_fields(id_number="11010519491231002X")}, "fields.id_number"),
+    ({"fields": {**id_card_fields(), "id_number": "11010519491231002X"}}, "fields.id_number"),
     ({"fields": id_card_fields(name=12)}, "fields.name"),
     ({"valid_from": "2025-13-01"}, "valid_from"),
     ({"valid_until": "not a date"}, "valid_until"),
@@ -135,7 +136,7 @@ def test_legal_license_needs_a_credit_code(client, app):
 
 
 def test_license_waits_for_a_holder_who_registers_later(app, client, police):
-    id_number = valid_id_number()
+    id_number = resident(app, "李四")
     body = issue(client, police, holder_id_number=id_number, fields=id_card_fields("李四"))
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
@@ -153,8 +154,8 @@ def test_wallet_list_filters_and_pages(app, client, alice, police):
         "name": "张三", "gender": "男", "nationality": "中国", "address": "山东省济南市历下区泉城路188号",
         "birth_date": "1990-03-07", "first_issue_date": "2012-08-01", "license_class": "C1",
         "file_number": "370100123456"})
-    third = issue(client, police, holder_id_number=alice["id_number"])
-    issue(client, police, holder_id_number=valid_id_number())  # someone else's
+    third = issue(client, police, license_type=VEHICLE, holder_id_number=alice["id_number"], fields=vehicle_fields())
+    issue(client, police, holder_id_number=resident(app))  # someone else's
     client.post(f"{API}/licenses/{third['license_id']}/status", json={"status": "suspended"}, headers=police)
     url = f"{API}/wallet/licenses"
     body = client.get(url, headers=alice["headers"]).get_json()
@@ -245,6 +246,21 @@ def test_online_code_works_once_and_anonymous_verifiers_see_little(app, client, 
     with app.app_context():
         verified = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "license.verified")).all()
         assert sorted(e.details["result"] for e in verified) == ["used", "valid"]
+
+
+def test_an_anonymous_check_never_uses_up_what_the_registered_verifier_should_see(app, client, alice, alice_card):
+    hotel = verifier_headers(app, client, types=(ID_CARD,), name="泉城大酒店")
+    online = present(client, alice["headers"], alice_card["license_id"], disclose=["name", "id_number"])
+    offline = present(client, alice["headers"], alice_card["license_id"], disclose=["name"], mode="offline")
+    for body in ({"code": online["code"]}, {"sd_jwt": offline["sd_jwt"]}):
+        assert verify(client, **body)["disclosure"] == "basic"  # someone scans it first
+        assert verify(client, **body)["reason"] == "used"  # the basic check works once
+        full = verify(client, hotel, **body)  # the hotel still gets what the holder chose for it
+        assert full["valid"] is True and full["disclosure"] == "full" and full["disclosed"]["name"] == "张三"
+        assert verify(client, hotel, **body)["reason"] == "used"
+    assert verify(client, code=online["code"])["reason"] == "used"  # once the full check is done, nothing is left
+    results = [e["result"] for e in access_log(client, alice["headers"], alice_card["license_id"])["items"]]
+    assert results == ["used", "used", "valid", "used", "valid", "used", "valid", "used", "valid"]
 
 
 def test_scoped_verifier_receives_the_chosen_fields_only(app, client, alice, alice_card):
@@ -441,8 +457,9 @@ def test_holder_ends_a_presentation_early(app, client, alice, alice_card):
         url = f"{API}/wallet/licenses/{license_id}/presentations/{shown['presentation_id']}"
         assert client.delete(url, headers=alice["headers"]).status_code == 204
         assert client.delete(url, headers=alice["headers"]).status_code == 204  # idempotent
-    assert verify(client, code=online["code"])["reason"] == "expired"
-    assert verify(client, sd_jwt=offline["sd_jwt"])["reason"] == "expired"
+    # its own reason: the license itself has not expired
+    assert verify(client, code=online["code"]) == {"valid": False, "reason": "cancelled", "detail": "持证人已结束本次亮证"}
+    assert verify(client, sd_jwt=offline["sd_jwt"])["reason"] == "cancelled"
     mallory = register_person(client, app, name="王五")
     _problem(client.delete(f"{API}/wallet/licenses/{license_id}/presentations/{online['presentation_id']}",
                            headers=mallory["headers"]), 404)

@@ -25,6 +25,7 @@ def _guardian(app, client, child_id):
 
 def test_guardian_shows_a_minor_childs_license(app, client, police):
     child_id = minor_id_number(age=10)
+    add_registry_person(app, id_number=child_id, name="张小明")
     card = issue(client, police, holder_id_number=child_id, fields=id_card_fields("张小明", birth_date=child_id[6:10]
                                                                                  + "-" + child_id[10:12] + "-" + child_id[12:14]))
     parent = _guardian(app, client, child_id)
@@ -56,6 +57,7 @@ def test_guardian_shows_a_minor_childs_license(app, client, police):
 
 def test_guardianship_ends_at_eighteen(app, client, police):
     adult_child = valid_id_number()
+    add_registry_person(app, id_number=adult_child, name="张大明")
     card = issue(client, police, holder_id_number=adult_child, fields=id_card_fields("张大明"))
     parent = _guardian(app, client, adult_child)
     assert client.get(f"{API}/wallet/licenses/{card['license_id']}", headers=parent["headers"]).status_code == 404

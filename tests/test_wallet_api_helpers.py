@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
+from app.identity.identifiers import id_check_char
 from tests.helpers import API, auth_headers, client_token, create_client, register_person
 
 ID_CARD = "11100000000013100M001"         # 居民身份证, person
@@ -15,10 +16,18 @@ VEHICLE = "11100000000013100M010"         # 机动车行驶证, person, 13 field
 BUSINESS = "11100000000013156D001"        # 营业执照, legal
 
 
+def person_id_number(birth: date = date(1990, 3, 7), *, male: bool = True, region: str = "370102") -> str:
+    """A valid ID number with this birth date and gender (the sequence digit's parity)."""
+    import secrets
+    sequence = secrets.randbelow(500) * 2 + (1 if male else 0)
+    body = f"{region}{birth:%Y%m%d}{sequence:03d}"
+    return body + id_check_char(body)
+
+
 @pytest.fixture
 def alice(app, client):
-    """张三, registered: the holder of most wallet tests."""
-    return register_person(client, app, name="张三")
+    """张三, registered: the holder of most wallet tests (a man born 1990-03-07, as his ID number says)."""
+    return register_person(client, app, name="张三", id_number=person_id_number())
 
 
 def today() -> date:
@@ -35,9 +44,35 @@ def verifier_headers(app, client, types=(ID_CARD,), *, name="泉城大酒店") -
     return auth_headers(client_token(client, client_id, secret))
 
 
-def id_card_fields(name="张三", **extra) -> dict:
-    return {"name": name, "gender": "男", "ethnicity": "汉", "birth_date": "1990-03-07",
-            "address": "山东省济南市历下区泉城路188号", **extra}
+def id_card_fields(name="张三", id_number: str | None = None, **extra) -> dict:
+    """居民身份证 fields; gender and birth date are left to the ID number (issuance derives them)
+    unless `id_number` is given, when they are written out as it states them."""
+    fields = {"name": name, "ethnicity": "汉", "address": "山东省济南市历下区泉城路188号"}
+    if id_number:
+        fields.update(gender="男" if int(id_number[16]) % 2 else "女",
+                      birth_date=f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}")
+    return {**fields, **extra}
+
+
+def resident(app, name: str = "张三", **kwargs) -> str:
+    """A new ID number the population registry knows under `name` (no account)."""
+    from tests.helpers import add_registry_person
+    id_number = person_id_number(**kwargs)
+    add_registry_person(app, id_number=id_number, name=name)
+    return id_number
+
+
+def driving_fields(name="张三") -> dict:
+    return {"name": name, "nationality": "中国", "address": "山东省济南市历下区泉城路188号",
+            "first_issue_date": "2012-08-01", "license_class": "C1", "file_number": "370100123456"}
+
+
+def registered_company(app, credit_code: str, *, name="山东示例科技有限公司", representative="王五") -> None:
+    """Put the company (and its representative) into the development registries."""
+    from tests.helpers import add_registry_entity, add_registry_person, valid_id_number
+    rep_id = valid_id_number()
+    add_registry_person(app, id_number=rep_id, name=representative)
+    add_registry_entity(app, credit_code=credit_code, name=name, representative_id_number=rep_id)
 
 
 def business_fields(**extra) -> dict:

@@ -168,8 +168,8 @@ def test_status_list_token_with_pyjwt_and_the_spec_encoding(app, client, alice, 
 
     assert [status_at(bytes([0xB9, 0xA3]), i, 1) for i in range(16)] == [1, 0, 0, 1, 1, 1, 0, 1,
                                                                         1, 1, 0, 0, 0, 1, 0, 1]
-    second = issue(client, police, holder_id_number=alice["id_number"])
-    third = issue(client, police, holder_id_number=alice["id_number"])
+    second = issue(client, police, license_type=VEHICLE, holder_id_number=alice["id_number"], fields=vehicle_fields())
+    third = issue(client, police, license_type=VEHICLE, holder_id_number=alice["id_number"], fields=vehicle_fields())
     client.post(f"{API}/licenses/{second['license_id']}/status", json={"status": "suspended"}, headers=police)
     client.post(f"{API}/licenses/{third['license_id']}/status", json={"status": "revoked"}, headers=police)
     shown = present(client, alice["headers"], card["license_id"], mode="offline")
@@ -255,8 +255,8 @@ def test_key_rotation_keeps_issued_licenses_verifiable(app, client, alice, card,
     with app.app_context():
         keys.rotate()
     assert old_kid in jwks(client)
-    newer = issue(client, police, holder_id_number=alice["id_number"])
-    shown = present(client, alice["headers"], newer["license_id"], mode="offline")
+    newer = issue(client, police, license_type=VEHICLE, holder_id_number=alice["id_number"], fields=vehicle_fields())
+    shown = present(client, alice["headers"], newer["license_id"], mode="offline", disclose=["name", "plate_number"])
     new_kid = b64json(shown["sd_jwt"].split(".")[0])["kid"]
     assert new_kid != old_kid and new_kid in jwks(client)
     assert verify(client, sd_jwt=before["sd_jwt"])["valid"] is True

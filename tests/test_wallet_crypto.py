@@ -23,7 +23,7 @@ from app.security.jose import (
 )
 from app.wallet.identifier import build_identifier, mod37_36_check, parse_identifier
 from app.wallet.qr import MAX_VERSION, qr_svg
-from app.wallet.statuslist import (
+from app.wallet.status_list_codec import (
     INVALID,
     STATUS_LIST_TYP,
     SUSPENDED,

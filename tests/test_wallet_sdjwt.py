@@ -25,7 +25,7 @@ from app.wallet.sdjwt import (
     select_disclosures,
     verify_presentation,
 )
-from app.wallet.statuslist import status_claim
+from app.wallet.status_list_codec import status_claim
 
 NOW = 1_750_000_000
 AUD = "https://verifier.jinan.gov.cn"
@@ -206,10 +206,13 @@ def test_removed_char_in_kb_signature_is_bad_signature(keys: dict[str, Any]) -> 
     assert reason_of(keys, presentation[:-3] + presentation[-2:]) == "bad_signature"
 
 
-def test_wrong_audience_and_nonce_are_bad_signature(keys: dict[str, Any]) -> None:
+def test_wrong_audience_and_nonce_have_their_own_reasons(keys: dict[str, Any]) -> None:
     presentation = make_presentation(keys, ["name"])
-    assert reason_of(keys, presentation, expected_aud="https://evil.example") == "bad_signature"
-    assert reason_of(keys, presentation, expected_nonce="replayed") == "bad_signature"
+    assert reason_of(keys, presentation, expected_aud="https://evil.example") == "wrong_audience"
+    assert reason_of(keys, presentation, expected_nonce="replayed") == "wrong_nonce"
+    assert reason_of(keys, presentation, expected_aud=frozenset({"https://evil.example", "https://other.example"})) \
+        == "wrong_audience"
+    assert verify(keys, presentation, expected_aud=frozenset({"https://evil.example", AUD})).kb["aud"] == AUD
 
 
 def test_expired_credential(keys: dict[str, Any]) -> None:

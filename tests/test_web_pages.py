@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 from sqlalchemy import delete, select
 
-from app.catalogue import service as catalogue
+from app.catalogue import halls as catalogue
 from app.extensions import db
 from app.identity.models import RefreshToken, StaffAssignment
 from app.web import charts

@@ -8,15 +8,20 @@ city hall, county members at the chosen county, or, when a city was chosen, at t
 configured in BUNDLE_DEFAULT_COUNTIES ({city: county}) or else the first county of the city
 (by code) that offers every county-level member (else, per member, the first county that
 offers it, else the city hall, which offers every county-level item).
+
+The union form: fields by name (two fields of different names but one label are told apart by
+the members that ask for them), materials by name, except the materials an earlier member
+produces (the 出生医学证明 the first member of 新生儿出生一件事 issues is not asked for again).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import current_app
 from sqlalchemy import select
 
+from ..catalogue.models import Bundle, Hall
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from .forms import FieldSpec, MaterialSpec, ServiceSpec, service_spec_at
@@ -36,7 +41,6 @@ class BundleSpec:
 
 
 def bundle_spec(code: str) -> BundleSpec:
-    from ..catalogue.models import Bundle
     row = db.session.get(Bundle, code) if isinstance(code, str) and BUNDLE_CODE.fullmatch(code) else None
     if row is None:
         raise NotFound("一件事不存在")
@@ -45,7 +49,6 @@ def bundle_spec(code: str) -> BundleSpec:
 
 
 def _hall(code: str | None):
-    from ..catalogue.models import Hall
     return db.session.get(Hall, code) if isinstance(code, str) and HALL_CODE.fullmatch(code) else None
 
 
@@ -69,7 +72,6 @@ def default_city(region_digits: str | None) -> str | None:
 
 
 def _counties(city_code: str) -> list[str]:
-    from ..catalogue.models import Hall
     return list(db.session.scalars(select(Hall.code).where(Hall.parent_code == city_code,
                                                            Hall.level == "county").order_by(Hall.code)))
 
@@ -120,25 +122,45 @@ def resolve_member_services(bundle: BundleSpec, *, hall_code: str | None, region
 
 
 def union_fields(specs: list[ServiceSpec]) -> list[FieldSpec]:
-    """Member form fields deduplicated by name (required when any member requires it)."""
+    """Member form fields deduplicated by name (required when any member requires it); a label
+    that two different fields share gets the names of the members asking for each."""
     merged: dict[str, FieldSpec] = {}
+    askers: dict[str, list[str]] = {}
     for spec in specs:
         for item in spec.fields:
+            askers.setdefault(item.name, []).append(spec.name)
             known = merged.get(item.name)
             if known is None:
                 merged[item.name] = item
             elif item.required and not known.required:
-                merged[item.name] = FieldSpec(name=known.name, label=known.label, type=known.type, required=True,
-                                              options=known.options, profile=known.profile)
+                merged[item.name] = replace(known, required=True)
+    by_label: dict[str, list[str]] = {}
+    for item in merged.values():
+        by_label.setdefault(item.label, []).append(item.name)
+    for names in by_label.values():
+        if len(names) > 1:
+            for name in names:
+                merged[name] = replace(merged[name], label=f"{merged[name].label}（{'、'.join(askers[name])}）")
     return list(merged.values())
 
 
+def produced_before(specs: list[ServiceSpec], index: int) -> dict[str, ServiceSpec]:
+    """Materials of member `index` that an earlier member produces: name -> that member."""
+    producers = {spec.produces_license: spec for spec in specs[:index] if spec.produces_license}
+    return {m.name: producers[m.license_type_code] for m in specs[index].materials
+            if m.license_type_code in producers}
+
+
 def union_materials(specs: list[ServiceSpec]) -> list[MaterialSpec]:
-    """Member materials deduplicated by name: required when any member requires it, core when
-    any member holds it core, commitment only when every member allows it."""
+    """Member materials deduplicated by name, without those an earlier member produces: required
+    when any member requires it, core when any member holds it core, commitment only when every
+    member allows it."""
     merged: dict[str, MaterialSpec] = {}
-    for spec in specs:
+    for index, spec in enumerate(specs):
+        produced = produced_before(specs, index)
         for item in spec.materials:
+            if item.name in produced:
+                continue
             known = merged.get(item.name)
             if known is None:
                 merged[item.name] = item

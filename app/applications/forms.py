@@ -25,11 +25,13 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
+from ..catalogue.models import Service
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
+from ..identity.actors import Actor
 from ..identity.identifiers import IdentifierError, normalize_credit_code, normalize_id_number, normalize_phone
 from ..security.pii import mask_id_number, mask_phone
-from .models import LICENSE, COMMITMENT, MISSING, ATTACHMENT, Application
+from .models import COMMITMENT, FILE, LICENSE, MISSING, Application
 
 logger = logging.getLogger("app.applications.forms")
 
@@ -41,6 +43,18 @@ HISTORY_DEPTH = 100  # earlier applications searched for prefill values
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 SERVICE_CODE = re.compile(r"[0-9A-Za-z-]{1,60}")
 SEVERE_DISCREDIT = "严重失信"
+POSTAL_DELIVERY, DELIVERY_FIELD, MAIL_ADDRESS_FIELD = "邮政寄递", "delivery_method", "mail_address"
+# items that issue a certificate of the moment (证明打印、开具): several may be in progress at once
+SEVERAL_ALLOWED = frozenset({
+    "002005001000",  # 户籍证明开具
+    "002005002000",  # 无犯罪记录证明开具
+    "002011005000",  # 个人参保证明打印
+    "002011011000",  # 职业技能等级证书查询
+    "002012005000",  # 医保参保缴费凭证打印
+    "002013006000",  # 住房公积金缴存证明打印
+    "002019003000",  # 个人所得税纳税记录开具
+    "002019004000",  # 税收完税证明开具
+})
 # license field names that fill form fields of another name
 WALLET_ALIASES = {
     "company_name": ("entity_name",),
@@ -102,6 +116,8 @@ class ServiceSpec:
     promised_limit_days: int
     instant_approval: bool
     produces_license: str | None
+    item_type: str | None = None
+    several_allowed: bool = False  # several applications of one applicant may be in progress at once
     fields: tuple = field(default_factory=tuple)
     materials: tuple = field(default_factory=tuple)
 
@@ -109,10 +125,13 @@ class ServiceSpec:
     def of(cls, service) -> "ServiceSpec":
         get = (service.get if isinstance(service, dict) else lambda name, default=None:
                getattr(service, name, default))
+        several = get("several_allowed")
         return cls(code=get("code"), base_code=get("base_code"), hall_code=get("hall_code"), name=get("name"),
                    department=get("department"), audience=get("audience") or "person",
                    promised_limit_days=int(get("promised_limit_days") or 0),
                    instant_approval=bool(get("instant_approval")), produces_license=get("produces_license"),
+                   item_type=get("item_type"),
+                   several_allowed=bool(several) if several is not None else get("base_code") in SEVERAL_ALLOWED,
                    fields=tuple(FieldSpec.of(f) for f in (get("form") or ())),
                    materials=tuple(MaterialSpec.of(m) for m in (get("materials") or ())))
 
@@ -126,14 +145,10 @@ class ServiceSpec:
 # ---- catalogue access
 
 
-def _catalogue_service(code: str):
-    from ..catalogue.models import Service
-    return db.session.scalar(select(Service).where(Service.code == code))
-
-
 def service_spec(code: str) -> ServiceSpec:
     """The service with this code; 404 when the catalogue has none."""
-    row = _catalogue_service(code) if isinstance(code, str) and SERVICE_CODE.fullmatch(code) else None
+    row = (db.session.scalar(select(Service).where(Service.code == code))
+           if isinstance(code, str) and SERVICE_CODE.fullmatch(code) else None)
     if row is None or row.status != "published":
         raise NotFound("事项不存在或已停止办理")
     return ServiceSpec.of(row)
@@ -141,35 +156,9 @@ def service_spec(code: str) -> ServiceSpec:
 
 def service_spec_at(base_code: str, hall_code: str) -> ServiceSpec | None:
     """The service of `base_code` offered at `hall_code`, or None."""
-    from ..catalogue.models import Service
     row = db.session.scalar(select(Service).where(Service.base_code == base_code, Service.hall_code == hall_code,
                                                   Service.status == "published"))
     return ServiceSpec.of(row) if row is not None else None
-
-
-# ---- the applicant
-
-
-@dataclass
-class Applicant:
-    """Who applies: the subject (person or company) and the person acting."""
-
-    subject_id: str
-    subject_type: str  # person | legal
-    actor_id: str
-    person: object  # identity Person acting
-    enterprise: object | None = None
-
-    @property
-    def credit_key(self) -> str:
-        """ID number or credit code for the credit registry."""
-        return self.enterprise.credit_code if self.enterprise is not None else self.person.id_number
-
-    def profile(self) -> dict:
-        values = {"name": self.person.name, "id_number": self.person.id_number, "phone": self.person.phone}
-        if self.enterprise is not None:
-            values.update(company_name=self.enterprise.name, credit_code=self.enterprise.credit_code)
-        return {k: v for k, v in values.items() if v}
 
 
 # ---- prefill
@@ -198,7 +187,7 @@ def _wallet_values(licenses: list[dict]) -> dict:
     return values
 
 
-def known_values(spec_fields, applicant: Applicant, licenses: list[dict]) -> dict:
+def known_values(spec_fields, applicant: Actor, licenses: list[dict]) -> dict:
     """field name -> (value, source) for every field that can be prefilled."""
     profile = applicant.profile()
     history = _history_values(applicant.subject_id)
@@ -304,17 +293,14 @@ _PII_CHECKS = {"id_number": _identifier(normalize_id_number, mask_id_number),
                "phone": _identifier(normalize_phone, mask_phone)}
 
 
-def check_size(values) -> None:
-    """422 for a form that is not an object, has too many fields or too long values."""
-    if not isinstance(values, dict):
-        raise ValidationFailed.field("form", "表单应为 JSON 对象")
+def _check_size(values: dict) -> None:
+    """422 for a form with too many fields, too long or nested values (the request schema has
+    checked that it is an object with short field names)."""
     if len(values) > MAX_FORM_FIELDS:
         raise ValidationFailed.field("form", f"表单字段过多（最多 {MAX_FORM_FIELDS} 项）")
     errors = {}
     for name, value in values.items():
-        if len(str(name)) > 100:
-            errors["form"] = ["字段名过长"]
-        elif isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
             errors[f"form.{name}"] = [f"内容过长（最多 {MAX_VALUE_LENGTH} 个字符）"]
         elif isinstance(value, (dict, list)):
             errors[f"form.{name}"] = ["应为单个值"]
@@ -322,15 +308,14 @@ def check_size(values) -> None:
         raise ValidationFailed("表单内容超出限制", errors=errors)
 
 
-def validate_form(spec_fields, values: dict, *, known: dict | None = None, applicant: Applicant | None = None,
-                  partial: bool = False) -> dict:
+def validate_form(spec_fields, values: dict, *, known: dict | None = None, applicant: Actor | None = None) -> dict:
     """Clean values for `spec_fields`; 422 naming `form.<field>` for every problem.
 
     `known` (field -> (value, source)) lets masked prefills be sent back. With `applicant`,
     fields prefilled from the identity profile (`id_number`, `credit_code`) must be the
     applicant's own: nobody applies in another person's name.
     """
-    check_size(values)
+    _check_size(values)
     known = known or {}
     by_name = {spec.name: spec for spec in spec_fields}
     errors: dict[str, list[str]] = {}
@@ -341,7 +326,7 @@ def validate_form(spec_fields, values: dict, *, known: dict | None = None, appli
     for spec in spec_fields:
         raw = values.get(spec.name)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if spec.required and not partial:
+            if spec.required:
                 errors[f"form.{spec.name}"] = [f"缺少必填项：{spec.label}"]
             continue
         try:
@@ -372,10 +357,20 @@ def validate_form(spec_fields, values: dict, *, known: dict | None = None, appli
                     continue
                 if "credit_code" in profile and value != profile["credit_code"]:
                     errors[f"form.{spec.name}"] = [f"{spec.label}须为申请企业的统一社会信用代码"]
+    errors.update(_delivery_errors(by_name, clean))
     if errors:
         first = next(iter(errors.items()))
         raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors)
     return clean
+
+
+def _delivery_errors(by_name: dict, clean: dict) -> dict:
+    """领取方式 邮政寄递 needs the address to post the result to."""
+    if clean.get(DELIVERY_FIELD) != POSTAL_DELIVERY or clean.get(MAIL_ADDRESS_FIELD):
+        return {}
+    spec = by_name.get(MAIL_ADDRESS_FIELD)
+    label = spec.label if spec is not None else "邮寄地址"
+    return {f"form.{MAIL_ADDRESS_FIELD}": [f"领取方式为邮政寄递时须填写{label}"]}
 
 
 # ---- materials (the checks that need neither the wallet nor the credit registry)
@@ -384,35 +379,24 @@ def validate_form(spec_fields, values: dict, *, known: dict | None = None, appli
 def material_kind(entry: dict) -> str:
     if entry.get("license_id"):
         return LICENSE
+    if entry.get("file_id"):
+        return FILE
     if entry.get("commitment"):
         return COMMITMENT
-    if entry.get("missing"):
-        return MISSING
-    return ATTACHMENT
+    return MISSING
 
 
 def check_material_entries(material_specs, entries: list[dict], *, credit_class: str | None,
-                           service_label: str | None = None, require_complete: bool = True) -> dict[str, int]:
-    """Check names, duplicates, 告知承诺 and 容缺 rules; returns name -> index in `entries`.
-
-    Every required material must be listed (by license, commitment, attachment or as missing).
-    """
+                           service_label: str | None = None) -> None:
+    """Check the 免证办, 告知承诺 and 容缺 rules of `entries` (each naming a different material of
+    the service) and that every required material is listed (by license, file, commitment or
+    as missing)."""
     by_name = {spec.name: spec for spec in material_specs}
     errors: dict[str, list[str]] = {}
-    seen: dict[str, int] = {}
     suffix = f"（{service_label}）" if service_label else ""
     for index, entry in enumerate(entries):
-        key = f"materials[{index}]"
-        name = entry.get("name")
-        spec = by_name.get(name)
-        if spec is None:
-            errors[f"{key}.name"] = [f"「{name}」不是该事项的申请材料"]
-            continue
-        if name in seen:
-            errors[f"{key}.name"] = [f"材料「{name}」重复提交"]
-            continue
-        seen[name] = index
-        kind = material_kind(entry)
+        key, name = f"materials[{index}]", entry["name"]
+        spec, kind = by_name[name], material_kind(entry)
         if kind == LICENSE and not spec.license_type_code:
             errors[key] = [f"材料「{name}」没有对应的电子证照，不能以证照代替{suffix}"]
         elif kind == COMMITMENT:
@@ -422,11 +406,10 @@ def check_material_entries(material_specs, entries: list[dict], *, credit_class:
                 errors[key] = ["申请人信用等级为严重失信，不适用告知承诺制"]
         elif kind == MISSING and spec.core:
             errors[key] = [f"材料「{name}」是核心材料，不能容缺后补{suffix}"]
-    if require_complete:
-        absent = [spec.name for spec in material_specs if spec.required and spec.name not in seen]
-        if absent:
-            errors["materials"] = ["缺少必需材料：" + "、".join(absent) + suffix]
+    listed = {entry["name"] for entry in entries}
+    absent = [spec.name for spec in material_specs if spec.required and spec.name not in listed]
+    if absent:
+        errors["materials"] = ["缺少必需材料：" + "、".join(absent) + suffix]
     if errors:
         first = next(iter(errors.items()))
         raise ValidationFailed(f"{first[0]}: {first[1][0]}", errors=errors)
-    return seen

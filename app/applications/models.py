@@ -33,8 +33,16 @@ RUNNING_STATUSES = (SUBMITTED, ACCEPTED)
 STATUS_LABELS = {SUBMITTED: "已提交", ACCEPTED: "已受理", REQUEST_MORE: "待补正", APPROVED: "已办结（准予）",
                  REJECTED: "已办结（不予）", WITHDRAWN: "已撤回"}
 
-# how a material is satisfied
-LICENSE, COMMITMENT, MISSING, ATTACHMENT = "license", "commitment", "missing", "attachment"
+# how a material is satisfied: a license from the wallet, an uploaded file, a commitment (告知承诺),
+# missing (容缺, handed in later) or, inside a bundle, the result of an earlier member (produced)
+LICENSE, FILE, COMMITMENT, MISSING, PRODUCED = "license", "file", "commitment", "missing", "produced"
+MATERIAL_KINDS = (LICENSE, FILE, COMMITMENT, MISSING, PRODUCED)
+# a material's review: machine-checked (verified, committed), waiting for staff (pending), or decided
+VERIFIED, COMMITTED, PENDING, ACCEPTED_REVIEW, REJECTED_REVIEW = "verified", "committed", "pending", "accepted", "rejected"
+REVIEW_LABELS = {VERIFIED: "已核验", COMMITTED: "已承诺", PENDING: "待审核", ACCEPTED_REVIEW: "审核通过",
+                 REJECTED_REVIEW: "审核不通过", MISSING: "容缺待补"}
+# 抽查 of an instantly approved application
+SPOT_SELECTED, SPOT_PASSED, SPOT_BREACH = "selected", "passed", "breach"
 
 
 def _seal(value, context: str) -> str | None:
@@ -83,6 +91,19 @@ class Application(db.Model):
     promised_limit_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     deadline: Mapped[date | None] = mapped_column(Date, nullable=True, index=True)
     issued_license_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    # "<subject>|<service or bundle>" while the application is open and its service allows one
+    # at a time: the unique constraint refuses a second one (NULL once final)
+    open_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # 1 + the resubmissions (补正) so far
+    spot_check: Mapped[str | None] = mapped_column(String(12), nullable=True)  # selected | passed | breach
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # how it came in (app/applications/window.py): online | window (一窗受理) | assisted (帮办代办), the
+    # staff member who took it in or helped, the hall that took it in for another (全省通办), and the
+    # result at the pickup window (ready | handed_over)
+    channel: Mapped[str] = mapped_column(String(12), default="online", server_default="online")
+    intake_staff_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    accepting_hall_code: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
+    pickup_status: Mapped[str | None] = mapped_column(String(12), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -101,6 +122,19 @@ class Application(db.Model):
     @property
     def is_bundle(self) -> bool:
         return self.bundle_code is not None and self.parent_id is None
+
+    @property
+    def halls(self) -> tuple[str, ...]:
+        """The halls whose staff see it: where it is handled and, 全省通办, where it was taken in."""
+        return (self.hall_code, self.accepting_hall_code) if self.accepting_hall_code else (self.hall_code,)
+
+    def move_to(self, status: str) -> str:
+        """Set the status (and what follows from it); returns the status it had."""
+        previous, now = self.status, utcnow()
+        self.status, self.updated_at = status, now
+        if status in FINAL_STATUSES:
+            self.completed_at, self.open_key = now, None
+        return previous
 
     @property
     def form_pii(self) -> dict:
@@ -124,7 +158,8 @@ class Application(db.Model):
 
 class ApplicationMaterial(db.Model):
     """One material of an application and how it is satisfied: a verified license from the
-    wallet (免证办), a credit commitment (告知承诺), an attachment, or missing (容缺) with a due date."""
+    wallet (免证办), an uploaded file, a credit commitment (告知承诺), missing (容缺) with a due date,
+    or the result of an earlier member of the same bundle; and its review by staff."""
 
     __tablename__ = "application_materials"
     __table_args__ = (UniqueConstraint("application_id", "name"),)
@@ -134,14 +169,22 @@ class ApplicationMaterial(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
     name: Mapped[str] = mapped_column(String(200))
     required: Mapped[bool] = mapped_column(Boolean, default=False)
-    kind: Mapped[str] = mapped_column(String(20))  # license | commitment | attachment | missing
+    kind: Mapped[str] = mapped_column(String(20))  # MATERIAL_KINDS
     license_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
     license_type: Mapped[str | None] = mapped_column(String(40), nullable=True)
     license_identifier: Mapped[str | None] = mapped_column(String(200), nullable=True)
     verified_fields_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    attachment: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    file_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    produced_by: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the bundle member's application_id
     due_date: Mapped[date | None] = mapped_column(Date, nullable=True)  # 容缺: supply by this day
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # the submission round that provided it
+    review: Mapped[str] = mapped_column(String(12), default=PENDING)  # REVIEW_LABELS
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    requested: Mapped[bool] = mapped_column(Boolean, default=False)  # named by request_more: provide again
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     application: Mapped[Application] = relationship(back_populates="materials")

@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Text, cast, select
@@ -44,7 +44,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..extensions import db, store
 from ..store import StoreUnavailable
 from .models import STATE_ID, CatalogueState, Hall, Service
-from .search import SearchIndex, SearchResult
+if TYPE_CHECKING:  # the search engine (jieba, pypinyin, numpy) is imported when an index is built
+    from .search import SearchIndex, SearchResult
 
 logger = logging.getLogger("app.catalogue.index")
 
@@ -118,16 +119,18 @@ class _Interner:
 
 # List item keys, in output order (ServiceSchema documents them; test_catalogue_service checks they agree).
 LIST_KEYS = ("code", "base_code", "name", "hall_code", "hall_name", "department", "audience", "item_type",
-             "online_depth", "channels", "high_frequency", "topics", "promised_limit_days", "instant_approval")
+             "online_depth", "channels", "high_frequency", "topics", "promised_limit_days", "instant_approval",
+             "hall_count")
 
 
-def list_item(doc: dict) -> dict:
+def list_item(doc: dict, *, hall_count: int | None = None) -> dict:
     """The list representation of one indexed service (see schemas.catalogue.ServiceSchema)."""
     return {"code": doc["code"], "base_code": doc["base_code"], "name": doc["name"], "hall_code": doc["hall_code"],
             "hall_name": doc["hall_name"], "department": doc["department"], "audience": doc["audience"],
             "item_type": doc["item_type"], "online_depth": doc["online_depth"], "channels": doc["exposed"],
             "high_frequency": doc["high_frequency"], "topics": doc["topics"],
-            "promised_limit_days": doc["promised_limit_days"], "instant_approval": doc["instant_approval"]}
+            "promised_limit_days": doc["promised_limit_days"], "instant_approval": doc["instant_approval"],
+            "hall_count": hall_count}
 
 
 class CatalogueIndex:
@@ -234,6 +237,7 @@ class CatalogueIndex:
                 return
             raise
         loaded = time.perf_counter()
+        from .search import SearchIndex
         index = SearchIndex(docs)
         self.search_index, self.halls = index, halls
         self.epoch, self.version = state.epoch, state.version
@@ -260,9 +264,11 @@ class CatalogueIndex:
 
     def search(self, *, q: str | None = None, filters: dict | None = None, page: int = 1,
                page_size: int = 20, facets: tuple[str, ...] = FACETS,
-               facet_limit: int | None = FACET_LIMIT) -> SearchResult:
+               facet_limit: int | None = FACET_LIMIT, collapse: bool = False,
+               prefer: tuple[tuple[str, ...], ...] = ()) -> SearchResult:
         return self.search_index.search(q or None, filters=filters or None, page=page, page_size=page_size,
-                                        facet_fields=facets, facet_limit=facet_limit)
+                                        facet_fields=facets, facet_limit=facet_limit, collapse=collapse,
+                                        prefer=prefer)
 
     def doc(self, code: str) -> dict | None:
         return self.search_index.get(code)

@@ -3,7 +3,7 @@
 
 A service is one hall's implementation of a base item (基本目录, `base_code`). The fields that
 四级六同 keeps identical across halls (name, item type, legal basis, materials, statutory limit)
-live on every row, so a hall's list reads without joins; `service.py` enforces that they match.
+live on every row, so a hall's list reads without joins; `publishing.py` enforces that they match.
 `catalogue_state` holds one row: `version` grows with every change to a service (each changed
 row remembers it in `change_seq`) and `epoch` with every bulk load, so workers can follow.
 """
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, false, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..timeutil import utcnow
+from . import guides
 
 HALL_LEVELS = ("province", "city", "county")
 SERVICE_POINT_LEVELS = ("township", "village")  # 便民服务中心/站, created by `catalogue generate` only
@@ -36,6 +37,28 @@ class Hall(db.Model):
     level: Mapped[str] = mapped_column(String(10), index=True)
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("halls.code"), nullable=True, index=True)
     address: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # 就近办 (app/catalogue/points): where the hall is, when it opens, how to call it, how many windows take bookings
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    open_hours: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    windows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ServicePoint(db.Model):
+    """A township (乡镇/街道便民服务中心) or village (村/社区便民服务站) service point under a county hall."""
+
+    __tablename__ = "service_points"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(150))
+    level: Mapped[str] = mapped_column(String(10))
+    county_code: Mapped[str] = mapped_column(ForeignKey("halls.code"), index=True)
+    address: Mapped[str] = mapped_column(String(255))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    open_hours: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20))
 
 
 class Service(db.Model):
@@ -69,9 +92,13 @@ class Service(db.Model):
     instant_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     produces_license: Mapped[str | None] = mapped_column(String(40), nullable=True)
     grassroots: Mapped[bool] = mapped_column(Boolean, default=False)
+    cross_region: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # 全省通办: any hall takes it in
     address: Mapped[str | None] = mapped_column(String(255), nullable=True)
     popularity: Mapped[int] = mapped_column(Integer, default=0)
     form: Mapped[list] = mapped_column(JSON, default=list)
+    # 主项 the item belongs to in its source catalogue, and where an imported item comes from ("repo#item code")
+    parent_item: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
     status: Mapped[str] = mapped_column(String(12), default="published")
     origin: Mapped[str] = mapped_column(String(12), default="hall")
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -95,6 +122,56 @@ class Service(db.Model):
     @property
     def hall_name(self) -> str:
         return self.hall.full_name
+
+    # ---- 办事指南 sections derived from the row's own fields (guides.py), identical across halls
+
+    @property
+    def conditions(self) -> list[str]:
+        return guides.conditions(self)
+
+    @property
+    def process(self) -> list[dict]:
+        return guides.process(self)
+
+    @property
+    def phone(self) -> str:
+        return guides.HOTLINE
+
+    @property
+    def phone_note(self) -> str:
+        return guides.HOTLINE_NOTE
+
+    @property
+    def legal_basis_note(self) -> str | None:
+        return None if self.legal_basis else guides.NO_LEGAL_BASIS
+
+    @property
+    def limit_note(self) -> str | None:
+        return guides.limit_note(self)
+
+    @property
+    def guide_note(self) -> str | None:
+        return guides.source_note(self.source_ref)
+
+    @property
+    def situations(self) -> list["ServiceSituation"]:
+        return list(db.session.scalars(select(ServiceSituation).where(ServiceSituation.base_code == self.base_code)
+                                       .order_by(ServiceSituation.sort_order, ServiceSituation.id)))
+
+
+class ServiceSituation(db.Model):
+    """A handling situation (办理项/情形) of a base item, with its own materials (e.g. 居民身份证换领: 有效期满)."""
+
+    __tablename__ = "service_situations"
+    __table_args__ = (UniqueConstraint("base_code", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_code: Mapped[str] = mapped_column(String(20), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    materials: Mapped[list] = mapped_column(JSON, default=list)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ServiceRevision(db.Model):

@@ -18,8 +18,8 @@ from ..extensions import db
 from ..timeutil import utcnow
 from . import seed_data
 from .index import catalogue_index
-from .models import HALL_LEVELS, Bundle, CatalogueState, Hall, Service, Topic
-from .service import next_catalogue_version
+from .models import HALL_LEVELS, Bundle, CatalogueState, Hall, Service, ServiceSituation, Topic
+from .publishing import next_catalogue_version
 
 BATCH = 5000
 _LEVEL_ORDER = {"province": 0, "city": 1, "county": 2, "township": 3, "village": 4}
@@ -37,8 +37,10 @@ def service_row(item: dict, *, origin: str, change_seq: int, now) -> dict:
         "online_depth": item["online_depth"], "audience": item["audience"], "topics": item["topics"],
         "channels": item["channels"], "high_frequency_rank": item.get("high_frequency_rank"),
         "instant_approval": bool(item.get("instant_approval")), "produces_license": item.get("produces_license"),
-        "grassroots": bool(item.get("grassroots")), "address": item.get("address"),
-        "popularity": int(item.get("popularity") or 0), "form": item.get("form") or [], "status": "published",
+        "grassroots": bool(item.get("grassroots")), "cross_region": bool(item.get("cross_region")),
+        "address": item.get("address"),
+        "popularity": int(item.get("popularity") or 0), "form": item.get("form") or [],
+        "parent_item": item.get("parent_item"), "source_ref": item.get("source_ref"), "status": "published",
         "origin": origin, "version": 1, "change_seq": change_seq, "created_at": now, "updated_at": now,
     }
 
@@ -93,7 +95,7 @@ def _insert_services(rows: list[dict]) -> None:
 
 
 def _seed_reference() -> dict[str, int]:
-    """Halls (1+16+136), topics and bundles that are missing."""
+    """Halls (1+16+136), topics, bundles and handling situations that are missing."""
     added = {}
     halls = sorted(seed_data.load_halls(), key=lambda h: (_LEVEL_ORDER[h["level"]], h["code"]))
     existing = set(db.session.scalars(select(Hall.code)))
@@ -112,6 +114,13 @@ def _seed_reference() -> dict[str, int]:
             for i, b in enumerate(seed_data.load_bundles()) if b["code"] not in existing]
     _insert(Bundle, rows)
     added["bundles"] = len(rows)
+    existing = {tuple(row) for row in db.session.execute(select(ServiceSituation.base_code, ServiceSituation.code))}
+    rows = [{"base_code": b["base_code"], "code": sit["code"], "name": sit["name"],
+             "description": sit.get("description"), "materials": sit["materials"], "sort_order": i}
+            for b in seed_data.load_base_items() for i, sit in enumerate(b["situations"])
+            if (b["base_code"], sit["code"]) not in existing]
+    _insert(ServiceSituation, rows)
+    added["situations"] = len(rows)
     if db.session.get(CatalogueState, 1) is None:
         db.session.add(CatalogueState(id=1, version=0, epoch=1, updated_at=utcnow()))
         db.session.flush()

@@ -3,6 +3,9 @@
 Pure module: reads the files in ``app/catalogue/data/`` and never touches Flask or the database.
 
 * ``load_*`` return fresh copies of the shipped reference data (callers may mutate them).
+* ``load_base_items()`` is our own catalogue (``base_items.json``, full guides) plus the items imported from a published
+  district catalogue (``imported_items.csv``, derived by ``flask catalogue import-items``; see ``importing.py`` and
+  ``guides.py``); an imported item that is one of ours keeps our entry.
 * ``iter_hall_services()`` expands the base catalogue (基本目录) into the implementation lists (实施清单) of the
   1 + 16 + 136 halls. Every service of one ``base_code`` carries identical ``name``, ``item_type``, ``legal_basis``,
   ``materials`` and ``statutory_limit_days`` (四级六同); only hall-specific fields (department name, promised limit,
@@ -20,7 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from . import guides
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
+IMPORTED_FILE = "imported_items.csv"
 
 PROVINCE_CODE = "370000"
 CITY_SERVICE_TARGET = 200  # every city hall offers at least this many services, the 50 high-frequency ones included
@@ -30,6 +36,10 @@ CHANNELS = ("app", "wechat", "alipay")
 # share of the optional county-level items a county hall offers, in tenths (districts offer more than counties)
 _DISTRICT_SHARE = 5
 _COUNTY_SHARE = 3
+# imported county-level items, in hundredths: the share a city hall, a district and a county offers
+_IMPORTED_CITY_SHARE = 50
+_IMPORTED_DISTRICT_SHARE = 12
+_IMPORTED_COUNTY_SHARE = 8
 
 
 # ---------------------------------------------------------------------------------------------------------- loaders
@@ -84,6 +94,16 @@ def load_license_types() -> list[dict]:
     return copy.deepcopy(_json("license_types.json"))
 
 
+@lru_cache(maxsize=None)
+def _license_type_names() -> dict[str, str]:
+    return {item["code"]: item["name"] for item in _json("license_types.json")}
+
+
+def license_type_name(code: str | None) -> str | None:
+    """The name of a license type of the catalogue (None when unknown)."""
+    return _license_type_names().get(code) if code else None
+
+
 def load_topics() -> list[dict]:
     """Life-event (person) and enterprise-lifecycle (legal) topics."""
     return copy.deepcopy(_json("topics.json"))
@@ -94,9 +114,51 @@ def load_departments() -> list[dict]:
     return copy.deepcopy(_json("departments.json"))
 
 
+def load_own_items() -> list[dict]:
+    """Our own base items (``base_items.json``), as written."""
+    return copy.deepcopy(_json("base_items.json"))
+
+
+def load_imported_rows() -> list[dict]:
+    """The rows of ``imported_items.csv`` (empty when the file is absent)."""
+    return [dict(row) for row in _imported_rows()]
+
+
+@lru_cache(maxsize=None)
+def _imported_rows() -> tuple[dict, ...]:
+    path = DATA_DIR / IMPORTED_FILE
+    if not path.is_file():
+        return ()
+    with open(path, encoding="utf-8", newline="") as fh:
+        return tuple(csv.DictReader(fh))
+
+
+def _own_levels(base: dict) -> list[str]:
+    levels = {"province": ["province"], "city": ["city"], "county": ["city", "county"]}[base["level"]]
+    return levels + (["township"] if base.get("grassroots") else [])
+
+
+@lru_cache(maxsize=None)
+def _bases() -> tuple[dict, ...]:
+    """Our base items (with ``levels``, ``situations``) then the imported ones that are not ours, by base code."""
+    bases = []
+    situations = _json("situations.json")
+    for item in _json("base_items.json"):
+        base = dict(item)
+        base.setdefault("levels", _own_levels(item))
+        base.setdefault("situations", situations.get(item["name"], []))
+        base.setdefault("parent_item", None)
+        base.setdefault("source_ref", None)
+        bases.append(base)
+    names = {dept["code"]: dept["name"] for dept in _json("departments.json")}
+    bases += [guides.imported_base(row, names[row["department_code"]]) for row in _imported_rows()
+              if row["matched"] != "1"]
+    return tuple(bases)
+
+
 def load_base_items() -> list[dict]:
     """The base catalogue (基本目录): one entry per ``base_code`` with the fields shared by every hall."""
-    return copy.deepcopy(_json("base_items.json"))
+    return copy.deepcopy(list(_bases()))
 
 
 def load_bundles() -> list[dict]:
@@ -144,14 +206,23 @@ def _hall_index() -> dict[str, dict]:
 
 
 def offers(hall: dict, base: dict) -> bool:
-    """Whether ``hall`` offers the base item (deterministic)."""
-    level = hall["level"]
+    """Whether ``hall`` offers the base item (deterministic): a hall offers the items of its level; of the
+    imported county-level items a city offers half and a county hall a small share (SHA-256 of the codes)."""
+    level, levels = hall["level"], base["levels"]
     if level == "province":
-        return base["level"] == "province"
+        return "province" in levels
+    imported = base.get("source_ref") is not None
     if level == "city":
-        return base["level"] in ("city", "county")
-    if base["level"] != "county":
+        if "city" not in levels:
+            return False
+        if imported and "county" in levels:
+            return _stable_int(hall["code"], base["base_code"], "offer") % 100 < _IMPORTED_CITY_SHARE
+        return True
+    if "county" not in levels:
         return False
+    if imported:
+        share = _IMPORTED_DISTRICT_SHARE if _is_district(hall) else _IMPORTED_COUNTY_SHARE
+        return _stable_int(hall["code"], base["base_code"], "offer") % 100 < share
     if base["high_frequency_rank"] is not None or base["grassroots"]:
         return True
     share = _DISTRICT_SHARE if _is_district(hall) else _COUNTY_SHARE
@@ -222,7 +293,7 @@ def iter_hall_services(hall_codes: Iterable[str] | None = None) -> Iterator[dict
     ``high_frequency``, ``channels``, ``address`` and ``popularity``.
     """
     wanted = None if hall_codes is None else set(hall_codes)
-    bases = _json("base_items.json")
+    bases = _bases()
     for hall in _halls():
         if wanted is not None and hall["code"] not in wanted:
             continue
@@ -248,6 +319,11 @@ def _townships() -> list[dict]:
     return points
 
 
+def township_rows() -> int:
+    """How many services ``generate_items`` yields at township service centres (before the villages)."""
+    return len(_townships()) * sum(1 for base in _bases() if base["grassroots"])
+
+
 def generate_items(n: int) -> Iterator[dict]:
     """Yield ``n`` distinct services province-wide, deterministically, for benchmarks.
 
@@ -265,7 +341,7 @@ def generate_items(n: int) -> Iterator[dict]:
         produced += 1
         if produced >= n:
             return
-    bases = _json("base_items.json")
+    bases = _bases()
     township_items = [base for base in bases if base["grassroots"]]
     village_items = [base for base in township_items if base["online_depth"] == "全程网办"]
     townships = _townships()

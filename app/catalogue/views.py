@@ -13,11 +13,11 @@ from flask import current_app, g, request, url_for
 from flask.views import MethodView
 from werkzeug.wrappers import Response
 
-from ..extensions import ApiBlueprint, limiter
+from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import signed_client
 from ..store import StoreUnavailable
-from . import service
+from . import bundles, form_templates, halls, publishing, service
 from .index import fresh_index
 from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSchema, BundleSchema, CoverageSchema,
                                HallSchema, HallTreeSchema, RevisionListSchema, ServiceCreateSchema,
@@ -27,8 +27,6 @@ from schemas.common import ProblemSchema
 
 blp = ApiBlueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
 
-BEARER = [{"bearerAuth": []}]
-OPTIONAL_BEARER = [{"bearerAuth": []}, {}]
 MAX_AGE = 60
 CATALOGUE_SCOPE = "catalogue:read"
 SERVICE_QUERY_ARGS = ServiceQueryArgsSchema()  # one instance: webargs would build a schema per request from a class
@@ -95,7 +93,7 @@ class Halls(MethodView):
         山东省厅之下为16个市级分厅，市级分厅之下为县（市、区）分厅；编码为 GB/T 2260 行政区划代码。
         """
         channel, etag = _read_context()
-        return _not_modified(etag) or ({"items": service.hall_tree(channel=channel)}, 200, _cache_headers(etag))
+        return _not_modified(etag) or ({"items": halls.hall_tree(channel=channel)}, 200, _cache_headers(etag))
 
 
 @blp.route("/halls/<string:code>")
@@ -108,7 +106,7 @@ class HallsById(MethodView):
     def get(self, code):
         """大厅详情（含已发布事项数）"""
         channel, etag = _read_context()
-        return _not_modified(etag) or (service.hall_detail(code, channel=channel), 200, _cache_headers(etag))
+        return _not_modified(etag) or (halls.hall_detail(code, channel=channel), 200, _cache_headers(etag))
 
 
 @blp.route("/halls/<string:code>/coverage")
@@ -119,7 +117,7 @@ class HallCoverage(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="大厅不存在")
     def get(self, code):
         """大厅事项覆盖情况（不少于200项且50项高频事项齐全）"""
-        return service.coverage(code)
+        return halls.coverage(code)
 
 
 @blp.route("/halls/<string:code>/services")
@@ -142,7 +140,7 @@ class HallServices(MethodView):
         `base_code` 必填；未提供的字段取自其他大厅同一基本编码的事项（或基本目录），事项编码缺省为
         `{大厅编码}-{基本编码}`。事项名称、类型、设定依据、申请材料、法定时限须与其他大厅一致。
         """
-        created = service.create_service(principal=current_principal(), hall_code=code, data=data)
+        created = publishing.create_service(principal=current_principal(), hall_code=code, data=data)
         location = url_for("catalogue.ServicesById", code=created.code)
         return created, 201, {"Location": location}
 
@@ -162,8 +160,8 @@ class HallServicesById(MethodView):
                                            "schema": {"type": "string"}, "description": "事项的 version，如 \"3\""}])
     def patch(self, data, code, service_code):
         """修改本大厅的事项（每次修改留存版本）"""
-        return service.update_service(principal=current_principal(), hall_code=code, service_code=service_code,
-                                      data=data, if_match=request.headers.get("If-Match"))
+        return publishing.update_service(principal=current_principal(), hall_code=code, service_code=service_code,
+                                         data=data, if_match=request.headers.get("If-Match"))
 
     @auth_required()
     @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
@@ -174,8 +172,8 @@ class HallServicesById(MethodView):
     @blp.doc(security=BEARER)
     def delete(self, code, service_code):
         """撤下本大厅的事项（状态改为 withdrawn，历史保留）"""
-        service.withdraw_service(principal=current_principal(), hall_code=code, service_code=service_code,
-                                 if_match=request.headers.get("If-Match"))
+        publishing.withdraw_service(principal=current_principal(), hall_code=code, service_code=service_code,
+                                    if_match=request.headers.get("If-Match"))
 
 
 @blp.route("/halls/<string:code>/services/<string:service_code>/revisions")
@@ -188,8 +186,8 @@ class HallServiceRevisions(MethodView):
     @blp.doc(security=BEARER)
     def get(self, code, service_code):
         """事项的修改记录"""
-        return {"items": service.list_revisions(principal=current_principal(), hall_code=code,
-                                                service_code=service_code)}
+        return {"items": publishing.list_revisions(principal=current_principal(), hall_code=code,
+                                                   service_code=service_code)}
 
 
 # ------------------------------------------------------------------------------------------- services
@@ -243,6 +241,23 @@ class ServicesById(MethodView):
         return _not_modified(etag) or (service.get_service(code, channel=channel), 200, _cache_headers(etag))
 
 
+@blp.route("/services/<string:code>/form-templates/<string:kind>")
+class ServiceFormTemplates(MethodView):
+    @blp.response(200, content_type="application/pdf", description="PDF 申请表（blank 空白表，sample 填写样例）")
+    @blp.alt_response(404, schema=ProblemSchema, description="事项不存在、不是高频事项或模板类型不存在")
+    @blp.doc(security=OPTIONAL_BEARER)
+    def get(self, code, kind):
+        """下载高频事项的申请表（空白表或填写样例）"""
+        channel, etag = _read_context()
+        cached = _not_modified(etag)
+        if cached is not None:
+            return cached
+        pdf = form_templates.render(service.get_service(code, channel=channel), kind)
+        headers = _cache_headers(etag)
+        headers["Content-Disposition"] = f"attachment; filename=\"{code}-{kind}.pdf\""
+        return Response(pdf, status=200, mimetype="application/pdf", headers=headers)
+
+
 # --------------------------------------------------------------------------------------- topics, bundles
 
 
@@ -264,7 +279,7 @@ class Bundles(MethodView):
     @blp.response(200, BundleListSchema)
     def get(self):
         """一件事列表"""
-        return {"items": service.list_bundles()}
+        return {"items": bundles.list_bundles()}
 
 
 @blp.route("/bundles/<string:code>")
@@ -274,4 +289,4 @@ class BundlesById(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="一件事或大厅不存在")
     def get(self, args, code):
         """一件事详情（成员解析到基本目录事项；带 hall 时解析到该大厅实际办理的事项）"""
-        return service.get_bundle(code, hall_code=args.get("hall"))
+        return bundles.get_bundle(code, hall_code=args.get("hall"))

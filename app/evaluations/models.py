@@ -11,6 +11,7 @@ from ..extensions import db
 from ..timeutil import utcnow
 
 RATING_LABELS = {1: "非常不满意", 2: "不满意", 3: "基本满意", 4: "满意", 5: "非常满意"}
+SATISFIED_RATINGS = (4, 5)  # what counts towards the satisfaction rate
 DIMENSIONS = {"efficiency": "办事效率", "guide_accuracy": "办事指南精确度", "convenience": "办事便捷度",
               "attitude": "服务态度"}
 OPEN, CLOSED = "open", "closed"

@@ -3,15 +3,14 @@
 - One rating per application, by its applicant (company tokens need `evaluations:write`),
   once the application is final (approved or rejected: 409 before, and 409 a second time),
   within RATING_WINDOW_DAYS working days of completion (422 after).
-- The comment must pass `miniprograms.content.check_published_text(subject_id, text)` when
-  that check exists (WeChat's content security check); False is 422.
+- The comment must pass `miniprograms.content.check_published_text(subject_id, text)`, the
+  content check of the channels the author signs in with (WeChat's msgSecCheck); False is 422.
 - Ratings 1 and 2 open a rectification ticket for the application's hall, due in
   RECTIFICATION_DAYS working days; the hall's admins (and the admins of its city) list them,
   add follow-ups and close them with a resolution, which the applicant receives in the inbox.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import secrets
@@ -19,6 +18,8 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+
+from miniprograms import content
 
 from ..applications import service as applications
 from ..applications.bundles import hall_exists
@@ -30,29 +31,20 @@ from ..notifications.service import notify, schedule_delivery
 from ..security import audit
 from ..security.rbac import Principal
 from ..timeutil import beijing_today, utcnow
-from .models import CLOSED, OPEN, RATING_LABELS, Evaluation, RectificationFollowUp, RectificationTicket
+from .models import (CLOSED, OPEN, RATING_LABELS, SATISFIED_RATINGS, Evaluation, RectificationFollowUp,
+                     RectificationTicket)
 
 logger = logging.getLogger("app.evaluations")
 
 RATING_WINDOW_DAYS = 5
 RECTIFICATION_DAYS = 5
 BAD_RATINGS = (1, 2)
-SATISFIED_RATINGS = (4, 5)
 WRITE_SCOPE = "evaluations:write"
 TICKET_ID = re.compile(r"rt_[0-9a-f]{20}")
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
-
-
-def _content_check():
-    """`miniprograms.content.check_published_text` when another module provides it, else None."""
-    try:
-        module = importlib.import_module("miniprograms.content")
-    except ImportError:
-        return None
-    return getattr(module, "check_published_text", None)
 
 
 def rate(*, principal: Principal, application_id: str, rating: int, dimensions: dict | None = None,
@@ -72,10 +64,8 @@ def rate(*, principal: Principal, application_id: str, rating: int, dimensions: 
         raise ValidationFailed.field("application_id",
                                      f"评价须在办结后{RATING_WINDOW_DAYS}个工作日内提交（已于 {last_day.isoformat()} 截止）")
     comment = (comment or "").strip() or None
-    if comment:
-        check = _content_check()
-        if check is not None and check(applicant.subject_id, comment) is False:
-            raise ValidationFailed.field("comment", "评价内容未通过内容安全审核，请修改后再提交")
+    if comment and content.check_published_text(applicant.subject_id, comment) is False:
+        raise ValidationFailed.field("comment", "评价内容未通过内容安全审核，请修改后再提交")
     evaluation = Evaluation(evaluation_id=_new_id("ev"), application_id=app.id, subject_id=applicant.subject_id,
                             actor_id=applicant.actor_id, hall_code=app.hall_code, service_code=app.service_code,
                             service_name=app.service_name, rating=rating, dimensions=dict(dimensions or {}),

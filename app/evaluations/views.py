@@ -8,13 +8,11 @@ from schemas.evaluations import (CloseTicketSchema, EvaluationCreateSchema, Eval
                                  RectificationArgsSchema, RectificationPageSchema, RectificationSchema,
                                  SummaryArgsSchema, SummarySchema)
 
-from ..extensions import ApiBlueprint
+from ..extensions import BEARER, ApiBlueprint
 from ..security.rbac import auth_required, current_principal
 from . import service
 
 blp = ApiBlueprint("evaluations", __name__, description="好差评：办件评价、满意度统计与差评整改")
-
-BEARER = [{"bearerAuth": []}]
 
 
 @blp.route("/applications/<string:application_id>/evaluation")

@@ -10,10 +10,14 @@ from flask.cli import AppGroup
 
 from ..errors import ApiError
 from ..extensions import db
+from ..oidc.cli import create_oidc_client, oidc_options
 from ..security import audit
 from ..security.pii import mask_id_number
-from . import registries, service, sms
+from . import registries, sms
+from .clients import create_client
 from .identifiers import IdentifierError, normalize_phone
+from .models import CHANNELS, CLIENT_KINDS
+from .persons import create_staff
 
 registry_cli = AppGroup("registry", help="开发用户籍库、法人库、信用库")
 clients_cli = AppGroup("clients", help="签发方、核验方与第三方客户端")
@@ -81,17 +85,25 @@ def registry_set_credit(id_or_code, credit_class):
 
 
 @clients_cli.command("create")
-@click.option("--kind", required=True, type=click.Choice(service.CLIENT_KINDS))
+@click.option("--kind", required=True, help="issuer、verifier、third_party 或 oidc")
 @click.option("--name", required=True)
 @click.option("--license-type", "license_types", multiple=True, help="证照类型编码（可多次）")
 @click.option("--scope", "scopes", multiple=True, help="授权范围（可多次）")
-@click.option("--channel", default="app", type=click.Choice(service.CHANNELS))
+@click.option("--channel", default="app", type=click.Choice(CHANNELS))
 @click.option("--credit-code", default=None, help="签发机构的统一社会信用代码（签发方默认自动生成）")
-def clients_create(kind, name, license_types, scopes, channel, credit_code):
+@oidc_options
+def clients_create(kind, name, license_types, scopes, channel, credit_code, **oidc):
     """Create a client; prints {"client_id","client_secret"} (the secret is shown only once)."""
+    if kind not in CLIENT_KINDS + ("oidc",):
+        raise click.ClickException("客户端类型应为 issuer、verifier、third_party 或 oidc")
+    if kind == "oidc":  # a relying party of 一号通行 (app/oidc)
+        try:
+            return _echo_json(create_oidc_client(name=name, scopes=scopes, **oidc))
+        except ApiError as exc:
+            _fail(exc)
     try:
-        client, secret = service.create_client(kind=kind, name=name, license_types=license_types,
-                                               scopes=scopes, channel=channel, credit_code=credit_code)
+        client, secret = create_client(kind=kind, name=name, license_types=license_types,
+                                       scopes=scopes, channel=channel, credit_code=credit_code)
     except ApiError as exc:
         _fail(exc)
     body = {"client_id": client.client_id, "client_secret": secret}
@@ -101,20 +113,22 @@ def clients_create(kind, name, license_types, scopes, channel, credit_code):
 
 
 @staff_cli.command("create")
-@click.option("--role", required=True, type=click.Choice(service.STAFF_ROLES))
+@click.option("--role", required=True, help="hall_admin、hall_staff 或 platform_admin")
 @click.option("--hall", "hall_code", default=None, help="大厅编码（平台管理员无需）")
 @click.option("--id-number", required=True)
 @click.option("--name", required=True)
 @click.option("--password", default=None, help="新建人员时必填")
 @click.option("--phone", default=None)
-def staff_create(role, hall_code, id_number, name, password, phone):
+@click.option("--department", default=None, help="受审分离：负责审批的部门名称（如 济南市公安局历下区分局）；缺省为综合受理窗口")
+def staff_create(role, hall_code, id_number, name, password, phone, department):
     """Give a person a staff role, creating the person (and dev registry entry) when absent."""
     try:
-        person, created = service.create_staff(role=role, hall_code=hall_code, id_number=id_number, name=name,
-                                               password=password, phone=phone)
+        person, created = create_staff(role=role, hall_code=hall_code, id_number=id_number, name=name,
+                                       password=password, phone=phone, department=department)
     except ApiError as exc:
         _fail(exc)
-    _echo_json({"subject_id": person.subject_id, "role": role, "hall": hall_code, "created": created})
+    _echo_json({"subject_id": person.subject_id, "role": role, "hall": hall_code, "created": created,
+                "department": department})
 
 
 @audit_cli.command("verify")

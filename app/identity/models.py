@@ -1,5 +1,7 @@
-"""Identity tables: persons, companies and their agents, staff, API clients, refresh tokens,
-channel bindings, and the development registries and SMS outbox.
+"""Identity tables: persons, companies and their agents, staff, API clients (and their signing
+secrets), sign-in sessions and their refresh tokens, face checks, channel bindings, and the
+development registries and SMS outbox;
+with the vocabularies (channels, roles, client kinds, agent scopes) that schemas share.
 
 ID numbers and phone numbers are never stored in plaintext: `*_enc` holds the
 authenticated ciphertext (pii_cipher, bound to a context) and `*_index` an HMAC blind
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -20,6 +22,17 @@ from ..timeutil import utcnow
 
 ID_DOMAIN = "id_number"
 PHONE_DOMAIN = "phone"
+
+CHANNELS = ("app", "wechat", "alipay")
+BINDING_CHANNELS = ("wechat", "alipay")
+CLIENT_KINDS = ("issuer", "verifier", "third_party")
+SIGNING_KINDS = ("third_party",)  # client kinds that sign open-API requests with their secret
+STAFF_ROLES = ("hall_admin", "hall_staff", "platform_admin")
+HALL_ROLES = ("hall_admin", "hall_staff")
+# What a representative may delegate to an agent; the representative holds all of them.
+AGENT_SCOPES = ("applications:submit", "applications:read", "licenses:read", "licenses:present",
+                "evaluations:write")
+MAX_AGENT_GRANT_DAYS = 366
 
 
 def id_index(id_number: str) -> str:
@@ -56,6 +69,9 @@ class Person(db.Model):
     real_name_level: Mapped[int] = mapped_column(Integer, default=2)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # raised by a password reset or change and a phone change: sessions and tokens of an older
+    # version are dead (app/identity/sessions.py)
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def id_number(self) -> str:
@@ -144,6 +160,8 @@ class StaffAssignment(db.Model):
     subject_id: Mapped[str] = mapped_column(String(40), index=True)
     hall_code: Mapped[str | None] = mapped_column(String(12), nullable=True, index=True)
     role: Mapped[str] = mapped_column(String(32))
+    # 受审分离: the department whose applications this staff member decides (None: the front desk)
+    department: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -165,6 +183,18 @@ class ApiClient(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ClientSigningSecret(db.Model):
+    """An API client's secret, encrypted, kept so that request HMACs can be recomputed."""
+
+    __tablename__ = "api_client_signing_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40), ForeignKey("api_clients.client_id", ondelete="CASCADE"),
+                                           unique=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class RefreshToken(db.Model):
     """One opaque refresh token (only its SHA-256 stored); rotated on use, grouped in families."""
 
@@ -183,6 +213,41 @@ class RefreshToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthSession(db.Model):
+    """One sign-in: a refresh-token family, listed by GET /me/sessions and ended as a whole."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(40), unique=True)
+    subject_id: Mapped[str] = mapped_column(String(40), index=True)
+    actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="app")
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FaceVerification(db.Model):
+    """One face check (real-name level 3) at the face-check provider, by its provider token."""
+
+    __tablename__ = "face_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    verification_id: Mapped[str] = mapped_column(String(40), unique=True)
+    subject_id: Mapped[str] = mapped_column(String(40), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_token: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ChannelBinding(db.Model):

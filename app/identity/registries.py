@@ -84,6 +84,11 @@ class CreditRegistry(ABC):
     def credit_class(self, key: str) -> str:
         """Credit class of an ID number or a credit code (both normalised)."""
 
+    def record_breach(self, key: str, *, credit_class: str, reason: str) -> None:
+        """Report a breach found on the platform (e.g. a false 告知承诺) that lowers the subject's
+        class to at least `credit_class`; adapters of registries that take reports implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not take breach reports")
+
 
 # ---- development implementations backed by tables
 
@@ -125,6 +130,10 @@ class DatabaseCreditRegistry(CreditRegistry):
         row = db.session.scalar(select(RegistryCredit.credit_class).where(
             RegistryCredit.subject_index == _credit_subject_index(key)))
         return row or DEFAULT_CREDIT_CLASS
+
+    def record_breach(self, key, *, credit_class, reason):
+        if CREDIT_CLASSES.index(credit_class) > CREDIT_CLASSES.index(self.credit_class(key)):
+            set_credit(id_or_code=key, credit_class=credit_class)
 
 
 DEFAULTS = {

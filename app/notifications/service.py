@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ..bulk import insert_rows
-from ..errors import ApiError
+from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..jobs import enqueue
 from ..journal import catch_up
@@ -17,6 +17,7 @@ logger = logging.getLogger("app.notifications")
 MAX_ATTEMPTS = 5
 RETRY_DELAY_SECONDS = 30
 CHANNELS_WITH_NOTICES = ("wechat", "alipay")
+MAX_ID = 2**31 - 1  # notification ids are 32-bit integers
 
 
 def notify(subject_id: str, *, kind: str, title: str, body: str = "", data: dict | None = None,
@@ -85,11 +86,48 @@ def deliver_pending(limit: int = 100) -> dict:
     return counts
 
 
-def inbox_page(subject_id: str, *, page: int, page_size: int) -> tuple[list[Notification], int]:
-    """The subject's inbox, newest first (journalled notices included)."""
+def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | None = None,
+               kind: str | None = None) -> tuple[list[Notification], int, int]:
+    """The subject's inbox, newest first (journalled notices included), filtered by read state and
+    kind: (rows, total of the filter, unread count of the whole inbox)."""
     catch_up()
-    base = select(Notification).where(Notification.subject_id == subject_id)
+    mine = Notification.subject_id == subject_id
+    base = select(Notification).where(mine)
+    if unread is not None:
+        base = base.where(Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None))
+    if kind:
+        base = base.where(Notification.kind == kind)
     total = db.session.scalar(select(func.count()).select_from(base.subquery()))
     rows = db.session.scalars(base.order_by(Notification.created_at.desc(), Notification.id.desc())
                               .offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total
+    return rows, total, unread_count(subject_id)
+
+
+def unread_count(subject_id: str) -> int:
+    return db.session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.subject_id == subject_id, Notification.read_at.is_(None))) or 0
+
+
+def mark_read(subject_id: str, notification_id: str) -> Notification:
+    """Mark one of the subject's notices read (again: unchanged); 404 for anyone else's or a
+    malformed id; commits."""
+    known = notification_id.isascii() and notification_id.isdigit() and int(notification_id) <= MAX_ID
+    note = db.session.scalar(select(Notification).where(Notification.id == int(notification_id),
+                                                        Notification.subject_id == subject_id)) if known else None
+    if note is None:
+        raise NotFound("消息不存在")
+    if note.read_at is None:
+        note.read_at = utcnow()
+        db.session.commit()
+    return note
+
+
+def mark_all_read(subject_id: str, *, kind: str | None = None) -> int:
+    """Mark every unread notice of the subject (of one kind) read; returns how many; commits."""
+    catch_up()
+    query = update(Notification).where(Notification.subject_id == subject_id, Notification.read_at.is_(None))
+    if kind:
+        query = query.where(Notification.kind == kind)
+    updated = db.session.execute(query.values(read_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return updated

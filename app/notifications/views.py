@@ -1,23 +1,58 @@
-"""GET /inbox: the caller's notifications."""
+"""The inbox: GET /inbox (filters and the unread count), mark one or all read."""
 from flask.views import MethodView
 
-from schemas.common import PageArgsSchema, paged
-from schemas.notifications import InboxPageSchema
+from schemas.common import ProblemSchema, paged
+from schemas.notifications import InboxArgsSchema, InboxPageSchema, InboxReadAllSchema, NotificationSchema
 
-from ..extensions import ApiBlueprint
-from ..security.rbac import current_principal
-from .service import inbox_page
+from ..extensions import BEARER, ApiBlueprint
+from ..security.rbac import auth_required, current_principal
+from .service import inbox_page, mark_all_read, mark_read, unread_count
 
 blp = ApiBlueprint("notifications", __name__, description="消息中心")
+
+NOTICE_EXAMPLE = {"id": 42, "kind": "application_status", "title": "申请已受理：户口迁移",
+                  "body": "您的「户口迁移」申请已受理，承诺办结日期 2026-12-10。",
+                  "data": {"application_id": "ap_3f9c2a7b1e4d5c6a8b90", "status": "accepted"},
+                  "created_at": "2026-12-01T08:00:00Z", "read_at": None}
 
 
 @blp.route("/inbox")
 class Inbox(MethodView):
-    @blp.doc(security=[{"bearerAuth": []}])
-    @blp.arguments(PageArgsSchema, location="query")
-    @blp.response(200, InboxPageSchema)
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.arguments(InboxArgsSchema, location="query")
+    @blp.response(200, InboxPageSchema, example={"items": [NOTICE_EXAMPLE], "total": 1, "page": 1, "page_size": 20,
+                                                 "unread_count": 1})
+    @blp.doc(security=BEARER)
     def get(self, args):
-        """我的消息（办件进度、亮证记录等）"""
-        principal = current_principal()
-        rows, total = inbox_page(principal.subject_id, page=args["page"], page_size=args["page_size"])
-        return paged(rows, total, args["page"], args["page_size"])
+        """我的消息（办件进度、亮证记录等），可按未读、类型筛选，附未读条数
+
+        未知的查询参数返回 422 并指明参数名。
+        """
+        rows, total, unread = inbox_page(current_principal().subject_id, page=args["page"],
+                                         page_size=args["page_size"], unread=args.get("unread"), kind=args.get("kind"))
+        return {**paged(rows, total, args["page"], args["page_size"]), "unread_count": unread}
+
+
+@blp.route("/inbox/<string:notification_id>/read")
+class InboxItemRead(MethodView):
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.response(200, NotificationSchema, example={**NOTICE_EXAMPLE, "read_at": "2026-12-01T09:00:00Z"})
+    @blp.alt_response(404, schema=ProblemSchema, description="消息不存在或不属于您")
+    @blp.doc(security=BEARER)
+    def post(self, notification_id):
+        """标记一条消息为已读"""
+        return mark_read(current_principal().subject_id, notification_id)
+
+
+@blp.route("/inbox/read")
+class InboxRead(MethodView):
+    @auth_required()
+    @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
+    @blp.response(200, InboxReadAllSchema, example={"updated": 3, "unread_count": 0})
+    @blp.doc(security=BEARER)
+    def post(self):
+        """全部标记为已读"""
+        subject_id = current_principal().subject_id
+        return {"updated": mark_all_read(subject_id), "unread_count": unread_count(subject_id)}

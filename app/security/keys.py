@@ -17,6 +17,7 @@ from .jose import load_public_jwk, public_jwk
 from .models import SigningKey
 
 ACTIVE_CACHE_SECONDS = 30
+ACCESS_PURPOSE = "access"
 _lock = threading.Lock()
 
 
@@ -89,12 +90,25 @@ def published_key(kid: str):
 
 
 def published_jwks() -> list[dict]:
-    """Every public key still needed to verify something."""
-    rows = db.session.scalars(
+    """Every public key still needed to verify something; the access-token key is made first if
+    there is none yet, so that a relying party reading the set before any login finds it."""
+    rows = _published_rows()
+    if not any(row.purpose == ACCESS_PURPOSE and row.retired_at is None for row in rows):
+        ensure_access_key()
+        rows = _published_rows()
+    return [dict(row.public_jwk) for row in rows]
+
+
+def _published_rows() -> list[SigningKey]:
+    return db.session.scalars(
         select(SigningKey).where(or_(SigningKey.publish_until.is_(None),
                                      SigningKey.publish_until > utcnow()))
         .order_by(SigningKey.created_at)).all()
-    return [dict(row.public_jwk) for row in rows]
+
+
+def ensure_access_key() -> str:
+    """Create the access-token signing key when there is none (seed, first JWKS request); its kid."""
+    return active_key(ACCESS_PURPOSE)[0]
 
 
 def rotate(purposes: list[str] | None = None, *, keep_for: dict[str, int] | None = None) -> list[str]:

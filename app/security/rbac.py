@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from flask import g, request
+from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from .tokens import decode_access_token, signed_claims
@@ -27,6 +27,11 @@ class Principal:
         """The person who acts: the `act` person for a company token, else the subject."""
         act = self.claims.get("act") or {}
         return act.get("sub") or self.subject_id
+
+    @property
+    def is_proxy(self) -> bool:
+        """A family proxy's token (亲友代办): a person's token with another person acting (`act`)."""
+        return self.subject_type == "person" and bool(self.claims.get("act"))
 
     @property
     def client_id(self) -> str | None:
@@ -72,7 +77,8 @@ def bearer_claims() -> dict | None:
 
 def current_principal(*, optional: bool = False, revoked: bool | None = None) -> Principal | None:
     """The caller, decoded once per request; None when optional and no token was sent.
-    `revoked`: the caller read the token's revocation entry already."""
+    `revoked`: the caller read the token's revocation entry already. A family proxy's token works
+    only on the endpoints in `app.extensions["proxy_endpoints"]` (app.identity.proxies): 403 elsewhere."""
     if "principal" in g:
         return g.principal
     token = _bearer_token()
@@ -81,9 +87,15 @@ def current_principal(*, optional: bool = False, revoked: bool | None = None) ->
             return None
         raise Unauthorized("需要登录")
     claims = decode_access_token(token, revoked=revoked)
-    g.principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
-                            roles=frozenset(claims.get("roles") or ()), claims=claims)
-    return g.principal
+    principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
+                          roles=frozenset(claims.get("roles") or ()), claims=claims)
+    if principal.is_proxy and (request.endpoint, request.method) not in current_app.extensions.get(
+            "proxy_endpoints", ()):
+        if optional:  # where a token is optional, a proxy's counts as none (e.g. browsing the catalogue)
+            return None
+        raise Forbidden("亲友代办令牌只能用于办件和亮证，请使用本人账号办理此操作")
+    g.principal = principal
+    return principal
 
 
 def auth_required(*roles: str):

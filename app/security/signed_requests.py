@@ -13,11 +13,12 @@ METHOD is upper case; PATH the request path percent-encoded as sent (RFC 3986 un
 characters and sub-delims left alone); QUERY the query string exactly as sent, "?" omitted when
 there is none; the body hash covers the raw bytes (the hash of nothing for GET).
 
-Secrets are stored hashed for the client_credentials grant, which cannot serve as an HMAC key;
-so `create_client` also keeps the secret encrypted under KEY_ENCRYPTION_KEY (bound to the
-client id) in `api_client_signing_secrets`, from which the HMAC is recomputed.
+Which clients exist and what their secrets are is the identity domain's business: it hands
+`init_signed_requests(app, find_client)` a callable that maps a client id to
+`(SignedClient, secret or None)` for an active client allowed to sign, or None
+(`app.identity.clients.signing_credentials`).
 
-`init_signed_requests(app)` installs a before_request hook: when any signature header is
+`init_signed_requests` installs a before_request hook: when any signature header is
 present the request must verify, or it ends with 401 (audited); replays of a nonce within
 the window are 401 too; each client has a rate limit (429 with Retry-After). A verified
 request sets `g.signed_client` (a SignedClient). Views use `signed_scope_required(...)` or
@@ -32,25 +33,19 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import quote
 
 from flask import Flask, current_app, g, request
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import api, db, limiter, store
-from ..identity.models import ApiClient
-from ..timeutil import utcnow
 from . import audit
-from .pii import PiiDecryptError
 
 HEADERS = ("X-Client-Id", "X-Timestamp", "X-Nonce", "X-Signature")
 HEADER_KEYS = tuple("HTTP_" + name.upper().replace("-", "_") for name in HEADERS)  # as in the WSGI environ
 OPEN_API_SCOPES = ("catalogue:read", "licenses:verify", "services:embed")
-SIGNING_KINDS = ("third_party",)
 MAX_SKEW_SECONDS = 300            # OPEN_API_MAX_SKEW overrides
 RATE_LIMIT = "600/minute"         # OPEN_API_RATE_LIMIT overrides (per client)
 FAILURE_LIMIT = "60/minute"       # OPEN_API_FAILURE_LIMIT: audited rejections per client IP
@@ -59,18 +54,6 @@ HEX_SIGNATURE_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PATH_SAFE = "/-._~!$&'()*+,;=:@"
 SCHEME_HEADERS = {"WWW-Authenticate": 'HMAC-SHA256 realm="open-api", headers="X-Client-Id X-Timestamp X-Nonce X-Signature"'}
 SECURITY = [{"openApiClientId": [], "openApiTimestamp": [], "openApiNonce": [], "openApiSignature": []}]
-
-
-class ClientSigningSecret(db.Model):
-    """An API client's secret, encrypted, kept so that request HMACs can be recomputed."""
-
-    __tablename__ = "api_client_signing_secrets"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(40), ForeignKey("api_clients.client_id", ondelete="CASCADE"),
-                                           unique=True)
-    secret_enc: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -87,19 +70,7 @@ class SignedClient:
         return set(scopes) <= self.scopes
 
 
-def _cipher():
-    return current_app.extensions["key_cipher"]
-
-
-def _secret_context(client_id: str) -> str:
-    return f"api-client:{client_id}:signing-secret"
-
-
-def remember_signing_secret(client: ApiClient, secret: str) -> None:
-    """Keep a new client's secret (encrypted) for signature checks; in the caller's transaction."""
-    db.session.add(ClientSigningSecret(
-        client_id=client.client_id, created_at=utcnow(),
-        secret_enc=_cipher().encrypt(secret, context=_secret_context(client.client_id))))
+FindClient = Callable[[str], tuple[SignedClient, str | None] | None]  # client id -> (client, secret) or None
 
 
 # ---- the canonical request
@@ -139,25 +110,19 @@ def _signature_bytes(text: str) -> bytes | None:
 
 
 class _Rejected(Exception):
-    def __init__(self, reason: str, detail: str, client: ApiClient | None = None):
+    def __init__(self, reason: str, detail: str, client: SignedClient | None = None):
         super().__init__(reason)
         self.reason, self.detail, self.client = reason, detail, client
 
 
-def _load_client(client_id: str) -> tuple[ApiClient, str]:
-    row = db.session.execute(
-        select(ApiClient, ClientSigningSecret.secret_enc)
-        .join(ClientSigningSecret, ClientSigningSecret.client_id == ApiClient.client_id, isouter=True)
-        .where(ApiClient.client_id == client_id)).first()
-    if row is None or not row[0].active or row[0].kind not in SIGNING_KINDS:
+def _load_client(client_id: str) -> tuple[SignedClient, str]:
+    found = current_app.extensions["signed_request_clients"](client_id)
+    if found is None:
         raise _Rejected("unknown_client", "客户端标识无效或未开通开放接口")
-    client, sealed = row
-    try:
-        if sealed:
-            return client, _cipher().decrypt(sealed, context=_secret_context(client_id))
-    except PiiDecryptError:
-        pass
-    raise _Rejected("no_signing_secret", "该客户端未开通签名访问，请重新申请客户端凭证", client)
+    client, secret = found
+    if secret is None:
+        raise _Rejected("no_signing_secret", "该客户端未开通签名访问，请重新申请客户端凭证", client)
+    return client, secret
 
 
 def verify_current_request() -> SignedClient:
@@ -189,8 +154,7 @@ def verify_current_request() -> SignedClient:
         raise _Rejected("replayed_nonce", "该请求已处理过（X-Nonce 重复），请使用新的随机数重新签名", client)
     limiter.hit(current_app.config.get("OPEN_API_RATE_LIMIT", RATE_LIMIT), "open-api", client.client_id,
                 detail="该客户端请求过于频繁，请稍后再试")
-    return SignedClient(client_id=client.client_id, name=client.name, kind=client.kind,
-                        channel=client.channel or "app", scopes=frozenset(client.scopes or ()))
+    return client
 
 
 def _reject(exc: _Rejected):
@@ -217,8 +181,10 @@ def _check_signature() -> None:
         _reject(exc)
 
 
-def init_signed_requests(app: Flask) -> None:
-    """Verify signed requests before every view; document the scheme in the OpenAPI spec."""
+def init_signed_requests(app: Flask, find_client: FindClient) -> None:
+    """Verify signed requests before every view, knowing clients through `find_client`;
+    document the scheme in the OpenAPI spec."""
+    app.extensions["signed_request_clients"] = find_client
     app.before_request(_check_signature)
     if api.spec is not None:
         _document(api.spec)

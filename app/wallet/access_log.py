@@ -28,7 +28,10 @@ JOURNAL_KIND = "wallet.access"
 LICENSE_FACTS = (License.id, License.license_id, License.license_type_code, License.holder_type,
                  License.holder_index, License.holder_ref_enc)  # what an entry needs of its license
 RESULT_LABELS = {"valid": "核验通过", "expired": "已过期", "used": "亮证码已使用", "revoked": "证照已撤销",
-                 "suspended": "证照已暂停", "bad_signature": "签名或内容无效", "unknown": "无法识别"}
+                 "suspended": "证照已暂停", "bad_signature": "签名或内容无效", "unknown": "无法识别",
+                 "cancelled": "亮证已结束", "device_removed": "设备已移除或挂失",
+                 "device_binding_required": "核验方要求设备绑定", "wrong_nonce": "不是本次核验的亮证",
+                 "wrong_audience": "不是给该核验方的亮证", "wrong_type": "证照类型不符"}
 
 
 def record(license: License, *, kind: str, verifier: str, verifier_client_id: str | None,
@@ -42,10 +45,14 @@ def record(license: License, *, kind: str, verifier: str, verifier_client_id: st
 
 
 def journal_line(*, license_pk: int, presentation_id: str | None, verifier_client_id: str | None,
-                 result: str, disclosed: list[str], actor: str | None, ip: str | None) -> str:
-    """A verification as a journal entry (no personal data: ids, field names and the result)."""
+                 result: str, disclosed: list[str], actor: str | None, ip: str | None,
+                 purpose: str | None = None, shown_by: dict | None = None) -> str:
+    """A verification as a journal entry (no personal data: ids, field names and the result).
+    `purpose` and `shown_by` are for what no presentation record describes (a phone's own)."""
+    extra = {key: value for key, value in (("purpose", purpose), ("shown_by", shown_by)) if value is not None}
     return journal.entry(JOURNAL_KIND, license=license_pk, presentation=presentation_id,
-                         client=verifier_client_id, result=result, disclosed=list(disclosed), actor=actor, ip=ip)
+                         client=verifier_client_id, result=result, disclosed=list(disclosed), actor=actor, ip=ip,
+                         **extra)
 
 
 def write_journal_entries(entries: list[dict]) -> None:
@@ -70,9 +77,10 @@ def write_journal_entries(entries: list[dict]) -> None:
         client_id = item["client"]
         row = _row(license, at=datetime.fromtimestamp(item["at"], timezone.utc), kind="verification",
                    event_id=item["id"], verifier=clients.get(client_id, client_id) if client_id else ANONYMOUS,
-                   verifier_client_id=client_id, purpose=presentation.purpose if presentation else None,
+                   verifier_client_id=client_id,
+                   purpose=presentation.purpose if presentation else item.get("purpose"),
                    disclosed=item["disclosed"], result=item["result"],
-                   shown_by=presentation.shown_by if presentation else None,
+                   shown_by=presentation.shown_by if presentation else item.get("shown_by"),
                    presentation_id=presentation.presentation_id if presentation else None)
         batch.append((row, license, item["actor"], item.get("ip")))
     if batch:

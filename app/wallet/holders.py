@@ -3,7 +3,8 @@ representative or agents (scopes `licenses:read` / `licenses:present`).
 
 Licenses name their holder by blind index (ID number or credit code), so every answer here
 is an index comparison plus, for guardians and agents, a registry or grant look-up. A caller
-who may not see a license gets 404, never a hint that it exists.
+who may not see a license gets 404, never a hint that it exists. Who is acting comes as an
+`identity.actors.Actor` (a Principal is resolved to the request's Actor).
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from sqlalchemy import select
 
 from ..errors import Forbidden, NotFound
 from ..extensions import db
-from ..identity import service as identity
-from ..identity.models import Person, id_index
+from ..identity.enterprises import enterprise_for
+from ..identity.persons import guardian_of
+from ..identity.actors import COMPANY_GONE, Actor, actor_of
+from ..identity.models import Enterprise, Person, id_index
+from ..identity.identifiers import IdentifierError, normalize_credit_code, normalize_id_number
 from ..security.ciphers import pii_cipher
 from ..security.pii import mask_name
 from ..security.rbac import Principal
@@ -37,13 +41,13 @@ def entity_index(credit_code: str) -> str:
 
 
 @dataclass(frozen=True)
-class Actor:
+class Capacity:
     """The person acting on a license and in which capacity."""
 
     subject_id: str
-    role: str  # holder | guardian | representative | agent
+    role: str  # holder | guardian | representative | agent | proxy
     name: str
-    acting_for: str | None = None  # company subject id for representative / agent
+    acting_for: str | None = None  # company subject id for representative / agent, person for proxy
 
     def shown_by(self) -> dict:
         """What the access log records about who showed the license."""
@@ -59,67 +63,82 @@ class Wallet:
 
     holder_type: str
     holder_index: str
-    actor: Actor
+    capacity: Capacity
 
 
-def _company_actor(principal: Principal, need: str):
-    enterprise = identity.enterprise_for(principal)
-    person = identity.person_by_subject_id(principal.actor_id)
-    if enterprise is None or person is None or not person.active:
-        raise NotFound("企业不存在或您已无权代表该企业")
-    live = identity.agent_scopes(person, enterprise.credit_code)
-    if live is None:
-        raise NotFound("企业不存在或您已无权代表该企业")
-    scopes = live & set(principal.scopes)
-    if not scopes & SCOPES_FOR[need]:
+def _company_capacity(actor: Actor, need: str) -> tuple[Enterprise, Capacity]:
+    enterprise = actor.company()
+    if actor.company_scopes is None:
+        raise NotFound(COMPANY_GONE)
+    if not actor.company_scopes & actor.principal.scopes & SCOPES_FOR[need]:
         wanted = "licenses:present" if need == PRESENT else "licenses:read"
         raise Forbidden(f"您没有代表该企业{'亮证' if need == PRESENT else '查看证照'}的授权（{wanted}）")
+    person = actor.person
     role = "representative" if enterprise.representative_id == person.id else "agent"
-    return enterprise, Actor(subject_id=person.subject_id, role=role, name=person.name,
-                             acting_for=enterprise.subject_id)
+    return enterprise, Capacity(subject_id=person.subject_id, role=role, name=person.name,
+                                acting_for=enterprise.subject_id)
 
 
-def _refuse_clients(principal: Principal) -> None:
-    if principal.subject_type == "client":
+def _proxy_capacity(actor: Actor, need: str) -> tuple[Person, Capacity]:
+    wanted = "licenses:present" if need == PRESENT else "licenses:read"
+    person = actor.proxied_person(SCOPES_FOR[need], f"您没有代亲友{'亮证' if need == PRESENT else '查看证照'}的授权（{wanted}）")
+    relative = actor.relative
+    return person, Capacity(subject_id=relative.subject_id, role="proxy", name=relative.name,
+                            acting_for=person.subject_id)
+
+
+def _acting(who: Actor | Principal) -> Actor:
+    actor = actor_of(who)
+    if actor.is_client:
         raise Forbidden("证照夹仅供个人或企业使用")
+    return actor
 
 
-def wallet_of(principal: Principal, *, need: str = READ, child_id_number: str | None = None) -> Wallet:
+def wallet_of(who: Actor | Principal, *, need: str = READ, child_id_number: str | None = None) -> Wallet:
     """The wallet the caller opens: their own, their company's, or (with `child_id_number`) the
     wallet of a minor child whose guardian they are (404 otherwise)."""
-    _refuse_clients(principal)
-    if principal.subject_type == "legal":
+    actor = _acting(who)
+    if actor.is_company:
         if child_id_number:
             raise NotFound(NOT_FOUND)
-        enterprise, actor = _company_actor(principal, need)
-        return Wallet("legal", entity_index(enterprise.credit_code), actor)
-    person = identity.acting_person(principal)
-    actor = Actor(subject_id=person.subject_id, role="holder", name=person.name)
+        enterprise, capacity = _company_capacity(actor, need)
+        return Wallet("legal", entity_index(enterprise.credit_code), capacity)
+    if actor.is_proxy:
+        if child_id_number:
+            raise NotFound(NOT_FOUND)
+        person, capacity = _proxy_capacity(actor, need)
+        return Wallet("person", person.id_number_index, capacity)
+    person = actor.own_person()
     if not child_id_number:
-        return Wallet("person", person.id_number_index, actor)
-    if not identity.guardian_of(person.id_number, child_id_number):
+        return Wallet("person", person.id_number_index, Capacity(subject_id=person.subject_id, role="holder",
+                                                                 name=person.name))
+    if not guardian_of(person.id_number, child_id_number):
         raise NotFound("未找到您监护的该未成年人")
-    guardian = Actor(subject_id=person.subject_id, role="guardian", name=person.name)
+    guardian = Capacity(subject_id=person.subject_id, role="guardian", name=person.name)
     return Wallet("person", person_index(child_id_number.strip().upper()), guardian)
 
 
-def actor_for(principal: Principal, license: License | None, *, need: str = READ) -> Actor:
+def actor_for(who: Actor | Principal, license: License | None, *, need: str = READ) -> Capacity:
     """The capacity in which the caller may see (`read`) or show (`present`) this license;
     404 when they may not see it, 403 when an agent may see but not show it."""
     if license is None:
         raise NotFound(NOT_FOUND)
-    _refuse_clients(principal)
-    if principal.subject_type == "legal":
-        enterprise = identity.enterprise_for(principal)
-        if (enterprise is None or license.holder_type != "legal"
-                or license.holder_index != entity_index(enterprise.credit_code)):
+    actor = _acting(who)
+    if actor.is_company:
+        if (actor.enterprise is None or license.holder_type != "legal"
+                or license.holder_index != entity_index(actor.enterprise.credit_code)):
             raise NotFound(NOT_FOUND)
-        return _company_actor(principal, need)[1]
-    person = identity.acting_person(principal)
+        return _company_capacity(actor, need)[1]
+    if actor.is_proxy:
+        if actor.person is None or license.holder_type != "person" \
+                or license.holder_index != actor.person.id_number_index:
+            raise NotFound(NOT_FOUND)
+        return _proxy_capacity(actor, need)[1]
+    person = actor.own_person()
     if license.holder_index == person.id_number_index:
-        return Actor(subject_id=person.subject_id, role="holder", name=person.name)
-    if license.holder_type == "person" and identity.guardian_of(person.id_number, license.holder_ref):
-        return Actor(subject_id=person.subject_id, role="guardian", name=person.name)
+        return Capacity(subject_id=person.subject_id, role="holder", name=person.name)
+    if license.holder_type == "person" and guardian_of(person.id_number, license.holder_ref):
+        return Capacity(subject_id=person.subject_id, role="guardian", name=person.name)
     raise NotFound(NOT_FOUND)
 
 
@@ -138,6 +157,22 @@ def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
     subjects = {license.id: registered.get(license.holder_index) for license in persons}
     for license in licenses:
         if license.holder_type == "legal":
-            enterprise = identity.enterprise_for(license.holder_ref)
+            enterprise = enterprise_for(license.holder_ref)
             subjects[license.id] = enterprise.subject_id if enterprise else None
     return subjects
+
+
+def license_belongs_to(license_id: str, *, id_number: str) -> bool:
+    """Whether the license is held by the person with this ID number (or the company with this
+    credit code): a mother's card offered as 母亲居民身份证 must be the mother's. False for an
+    unknown license or a malformed number."""
+    license = (db.session.scalar(select(License).where(License.license_id == license_id))
+               if isinstance(license_id, str) else None)
+    if license is None or not isinstance(id_number, str):
+        return False
+    try:
+        if license.holder_type == "person":
+            return license.holder_index == person_index(normalize_id_number(id_number))
+        return license.holder_index == entity_index(normalize_credit_code(id_number))
+    except IdentifierError:
+        return False

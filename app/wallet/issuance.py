@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db
-from ..identity import service as identity
+from ..identity.clients import client_by_id
 from ..identity.identifiers import IdentifierError, normalize_credit_code, normalize_id_number
 from ..notifications.service import notify
 from ..security import audit, keys
@@ -23,11 +23,12 @@ from ..security.jose import generate_es256_key, public_jwk
 from ..security.pii import mask_credit_code, mask_id_number
 from ..security.rbac import Principal
 from ..timeutil import BEIJING, beijing_today, epoch, utcnow
-from . import holders, status_lists
-from .identifier import build_identifier
+from . import holders, status_registry, truthful
+from .identifier import build_identifier, parse_identifier
 from .models import License, LicenseType
-from .sdjwt import issue_sd_jwt_vc
-from .statuslist import status_claim
+from .sdjwt import BINDING_CLAIM, PLATFORM_BINDING, issue_sd_jwt_vc
+from .status_list_codec import status_claim
+from schemas.common import CONTROL_MESSAGE, TEXT_CONTROL_CHARACTERS
 
 logger = logging.getLogger("app.wallet")
 
@@ -38,9 +39,9 @@ MAX_TEXT = 500
 MAX_YEARS = 100
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TYPE_CODE_RE = re.compile(r"[0-9A-Za-z]{1,32}")
-CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 STATUS_LABELS = {"valid": "有效", "suspended": "暂停", "revoked": "撤销", "expired": "过期"}
 NOT_YOURS = "证照不存在或不是由您签发的"
+SUPERSEDED_PENDING = "wallet.superseded"  # session.info flag: a status moved, announce after the commit
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,8 @@ def _value(field: dict, value):
     value = value.strip()
     if not value:
         raise ValueError("不能为空")
-    if CONTROL_RE.search(value):
-        raise ValueError("包含不允许的控制字符")
+    if TEXT_CONTROL_CHARACTERS.search(value):
+        raise ValueError(CONTROL_MESSAGE)
     if kind == "date":
         try:
             if not DATE_RE.fullmatch(value):
@@ -174,6 +175,8 @@ def check_fields(ltype: LicenseType, fields: dict, *, holder_ref: str, valid_fro
     else:
         implied["credit_code"] = holder_ref
     defaults = {"issuing_authority": issuer_name, "issue_date": valid_from.isoformat()}
+    if ltype.holder_type == "person":  # what the ID number states may be left out
+        defaults.update(truthful.implied_person_values(ltype, holder_ref))
     values = {}
     for field in ltype.fields:
         name, raw = field["name"], fields.get(field["name"])
@@ -213,44 +216,64 @@ def _serial(type_code: str, issuer: Issuer) -> tuple[str, str]:
     raise Conflict("证照编号冲突，请重试")
 
 
+def _given_identifier(identifier: str, ltype: LicenseType, issuer: Issuer) -> tuple[str, str, str]:
+    """(serial, version, identifier) of an identifier the license already has elsewhere (归集)."""
+    try:
+        parts = parse_identifier(identifier)
+    except ValueError:
+        raise ValidationFailed.field("identifier", "证照标识不符合 GB/T 36904") from None
+    if parts["type_code"] != ltype.code or parts["issuer_credit_code"] != issuer.credit_code:
+        raise ValidationFailed.field("identifier", "证照标识与证照类型或签发机关不一致")
+    if db.session.scalar(select(License.id).where(License.identifier == identifier)) is not None:
+        raise Conflict("该证照已在证照库中")
+    return parts["serial"], parts["version"], identifier
+
+
 def issue(*, ltype: LicenseType, issuer: Issuer, holder_id_number: str | None,
-          holder_credit_code: str | None, fields: dict, valid_from: date, valid_until: date) -> License:
-    """Check, sign and add a license to the session (the caller commits)."""
+          holder_credit_code: str | None, fields: dict, valid_from: date, valid_until: date,
+          identifier: str | None = None) -> License:
+    """Check (fields, registries), sign and add a license to the session (the caller commits).
+    A license of a once-per-holder type revokes the holder's older one (`truthful`).
+    `identifier`: the GB/T 36904 identifier the license already has (collected from a library)."""
     holder_ref = _holder(ltype, holder_id_number, holder_credit_code)
     valid_from, valid_until = (value.date() if isinstance(value, datetime) else value
                                for value in (valid_from, valid_until))
     _check_dates(valid_from, valid_until)
     values = check_fields(ltype, fields, holder_ref=holder_ref, valid_from=valid_from,
                           valid_until=valid_until, issuer_name=issuer.name)
+    truthful.check_against_registries(ltype, values, holder_ref=holder_ref)
     # the issuer's key first: creating it on first use commits, before anything of ours is pending
-    kid, issuer_key = keys.active_key(issuer.key_purpose)
-    serial, identifier = _serial(ltype.code, issuer)
+    keys.active_key(issuer.key_purpose)
+    if identifier is None:
+        (serial, identifier), version = _serial(ltype.code, issuer), IDENTIFIER_VERSION
+    else:
+        serial, version, identifier = _given_identifier(identifier, ltype, issuer)
     license = License(license_id=new_license_id(), license_type_code=ltype.code, identifier=identifier,
-                      serial=serial, version=IDENTIFIER_VERSION, issuer_client_id=issuer.client_id,
+                      serial=serial, version=version, issuer_client_id=issuer.client_id,
                       issuer_name=issuer.name, issuer_credit_code=issuer.credit_code,
                       holder_type=ltype.holder_type, valid_from=valid_from, valid_until=valid_until,
-                      status="valid", issued_at=utcnow(), issuer_kid=kid)
+                      status="valid", issued_at=utcnow())
     license.holder_index = (holders.person_index(holder_ref) if ltype.holder_type == "person"
                             else holders.entity_index(holder_ref))
     license.holder_ref = holder_ref
     license.field_values = values
+    license.license_type = ltype
+    superseded = truthful.superseded_by(license)
     holder_key = generate_es256_key()
     license.holder_key = holder_key
-    license.status_list_id, license.status_idx = status_lists.allocate()
-    now = epoch()
-    license.credential = issue_sd_jwt_vc(
-        issuer_key=issuer_key, kid=kid, iss=issuer_uri(issuer.credit_code), vct=vct(ltype.code),
-        claims=values, always_visible={"identifier": identifier, "nbf": _beijing_epoch(valid_from)},
-        iat=now, exp=_beijing_epoch(valid_until + timedelta(days=1)),
-        holder_public_jwk=public_jwk(holder_key.public_key()),
-        status=status_claim(idx=license.status_idx, uri=status_lists.list_uri(license.status_list_id)),
-        # the type (vct) fixes which claims exist, so decoy digests would hide nothing and
-        # only make the offline QR code larger
-        decoys=0)
-    license.license_type = ltype
+    license.status_list_id, license.status_idx = status_registry.allocate()
+    license.issuer_kid, license.credential = sign_credential(
+        license, holder_public_jwk=public_jwk(holder_key.public_key()), binding=PLATFORM_BINDING, values=values)
     db.session.add(license)
     db.session.flush()
     holder_subject = holders.holder_subject_id(license)
+    for old in superseded:
+        status_registry.changed(old.status_list_id)
+        audit.record("license.superseded", subject_id=holder_subject, actor=issuer.client_id,
+                     details={"license_id": old.license_id, "by": license.license_id, "license_type": ltype.code})
+    if superseded:  # before the commit, as every status change (see status_registry.announce_change)
+        status_registry.announce_change()
+        db.session.info[SUPERSEDED_PENDING] = True
     masked = mask_id_number(holder_ref) if ltype.holder_type == "person" else mask_credit_code(holder_ref)
     audit.record("license.issued", subject_id=holder_subject, actor=issuer.client_id,
                  details={"license_id": license.license_id, "license_type": ltype.code,
@@ -261,6 +284,26 @@ def issue(*, ltype: LicenseType, issuer: Issuer, holder_id_number: str | None,
                body=f"{issuer.name}向您签发了{ltype.name}，有效期至{valid_until.isoformat()}。",
                data={"license_id": license.license_id, "license_type": ltype.code})
     return license
+
+
+def sign_credential(license: License, *, holder_public_jwk: dict, binding: str,
+                    values: dict | None = None) -> tuple[str, str]:
+    """(kid, SD-JWT VC with every disclosure) of a license for a holder key, signed now by its
+    issuer's active key: `cnf.jwk` = the holder key, `holder_binding` = "platform" | "device",
+    the license's own identifier, validity and status list entry."""
+    kid, issuer_key = keys.active_key(f"issuer:{license.issuer_client_id}")
+    credential = issue_sd_jwt_vc(
+        issuer_key=issuer_key, kid=kid, iss=issuer_uri(license.issuer_credit_code), vct=vct(license.license_type_code),
+        claims=values if values is not None else license.field_values,
+        always_visible={"identifier": license.identifier, "nbf": _beijing_epoch(license.valid_from),
+                        BINDING_CLAIM: binding},
+        iat=epoch(), exp=_beijing_epoch(license.valid_until + timedelta(days=1)),
+        holder_public_jwk=holder_public_jwk,
+        status=status_claim(idx=license.status_idx, uri=status_registry.list_uri(license.status_list_id)),
+        # the type (vct) fixes which claims exist, so decoy digests would hide nothing and
+        # only make the offline QR code larger
+        decoys=0)
+    return kid, credential
 
 
 def _commit() -> None:
@@ -274,7 +317,7 @@ def _commit() -> None:
 def _issuer_client(principal: Principal):
     if principal.subject_type != "client" or principal.claims.get("client_kind") != "issuer":
         raise Forbidden("只有证照签发方客户端可以执行此操作")
-    client = identity.client_by_id(principal.subject_id)
+    client = client_by_id(principal.subject_id)
     if client is None or not client.active:
         raise Forbidden("签发方客户端不存在或已停用")
     return client
@@ -299,6 +342,8 @@ def issue_license(*, principal: Principal, license_type: str, fields: dict, vali
         db.session.rollback()
         raise Conflict("证照编号冲突，请重试") from exc
     _commit()
+    if db.session.info.pop(SUPERSEDED_PENDING, False):
+        status_registry.announce_committed()
     logger.info("license issued", extra={"license_id": license.license_id, "license_type": ltype.code})
     return license
 
@@ -361,7 +406,7 @@ def change_status(*, principal: Principal, license_id: str, status: str, reason:
         raise Conflict("证照已撤销，不能再变更状态")
     previous = license.status
     license.status, license.status_reason, license.status_changed_at = status, reason, utcnow()
-    status_lists.changed(license.status_list_id)
+    status_registry.changed(license.status_list_id)
     holder_subject = holders.holder_subject_id(license)
     audit.record("license.status_changed", subject_id=holder_subject, actor=client.client_id,
                  details={"license_id": license.license_id, "from": previous, "to": status,
@@ -374,7 +419,7 @@ def change_status(*, principal: Principal, license_id: str, status: str, reason:
                body=f"{license.issuer_name}：{reason}" if reason else license.issuer_name,
                data={"license_id": license.license_id, "status": status})
     db.session.flush()
-    status_lists.announce_change()
+    status_registry.announce_change()
     db.session.commit()
-    status_lists.announce_committed()
+    status_registry.announce_committed()
     return license

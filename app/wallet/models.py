@@ -20,9 +20,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from ..security.ciphers import pii_cipher
 from ..security.keys import key_cipher
-from ..timeutil import utcnow
+from ..timeutil import beijing_today, utcnow
 
 LICENSE_STATUSES = ("valid", "suspended", "revoked")
+WALLET_STATUSES = (*LICENSE_STATUSES, "expired")  # what a holder sees: expired once the validity is over
+MODES = ("online", "offline")  # of a presentation (亮证)
+DEFAULT_TTL = 180  # seconds a presentation lives, between MIN_TTL and MAX_TTL
+MAX_TTL = 300
+MIN_TTL = 10
 
 
 class LicenseType(db.Model):
@@ -169,6 +174,7 @@ class Presentation(db.Model):
     shown_by: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     license: Mapped[License] = relationship()
 
@@ -187,7 +193,10 @@ class AccessLogEntry(db.Model):
     every use as material of an application."""
 
     __tablename__ = "license_access_log"
-    __table_args__ = (Index("ix_license_access_log_license_at", "license_id", "at"),)
+    # partitioned by month on PostgreSQL (migration b22pa47e0007): a unique key includes `at`;
+    # a replayed journal entry carries the same time, so it is still written once
+    __table_args__ = (Index("ix_license_access_log_license_at", "license_id", "at"),
+                      UniqueConstraint("event_id", "at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="CASCADE"))
@@ -200,4 +209,11 @@ class AccessLogEntry(db.Model):
     result: Mapped[str] = mapped_column(String(20))
     shown_by: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     presentation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    event_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)  # journal entry id
+    event_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # journal entry id
+
+
+def effective_status(license: License) -> str:
+    """valid / suspended / revoked, or expired once the validity period is over."""
+    if license.status == "valid" and license.valid_until < beijing_today():
+        return "expired"
+    return license.status

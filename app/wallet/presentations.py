@@ -25,14 +25,10 @@ from ..security.pii import mask_name
 from ..security.rbac import Principal
 from ..timeutil import as_aware, beijing_today, epoch
 from . import holders
-from .models import License, Presentation
+from .models import DEFAULT_TTL, MAX_TTL, MIN_TTL, MODES, License, Presentation, effective_status
 from .qr import qr_svg
 from .sdjwt import present, select_disclosures
 
-DEFAULT_TTL = 180
-MAX_TTL = 300
-MIN_TTL = 10
-MODES = ("online", "offline")
 CODE_BYTES = 24  # 192 bits, 32 base64url characters
 CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
 LICENSE_ID_RE = re.compile(r"lic_[0-9a-f]{32}")
@@ -45,8 +41,19 @@ def audience() -> str:
 
 
 def code_key(code: str) -> str:
+    """The online code's entry: the sealed presentation, consumed by the one full check (a
+    verifier registered for the type)."""
     return f"wallet:code:{code_hash(code)}"
 
+
+def basic_key(code: str) -> str:
+    """Consumed by the one basic check (anyone else: validity and the masked name), so that an
+    anonymous check never uses up what a registered verifier should see."""
+    return basic_key_of_hash(code_hash(code))
+
+
+def basic_key_of_hash(hashed: str) -> str:
+    return f"wallet:code:{hashed}:basic"
 
 
 def code_hash(code: str) -> str:
@@ -57,13 +64,6 @@ def license_by_id(license_id: str) -> License | None:
     if not isinstance(license_id, str) or not LICENSE_ID_RE.fullmatch(license_id):
         return None
     return db.session.scalar(select(License).where(License.license_id == license_id))
-
-
-def effective_status(license: License) -> str:
-    """valid / suspended / revoked, or expired once the validity period is over."""
-    if license.status == "valid" and license.valid_until < beijing_today():
-        return "expired"
-    return license.status
 
 
 def require_usable(license: License) -> None:
@@ -135,13 +135,14 @@ def create_presentation(*, principal: Principal, license_id: str, purpose: str,
                           "mode": mode, "disclose": chosen, "role": actor.role, "ttl_seconds": ttl_seconds})
     db.session.flush()
     if mode == "online":  # before the commit: a store failure leaves nothing behind
+        store.set(basic_key(body["code"]), "1", ttl=ttl_seconds)
         store.set(code_key(body["code"]), seal(body["code"], license, presentation, sd_jwt), ttl=ttl_seconds)
     db.session.commit()
     return body
 
 
 def cancel_presentation(*, principal: Principal, license_id: str, presentation_id: str) -> None:
-    """End a presentation early (the holder closed the QR code): it answers `expired` from now
+    """End a presentation early (the holder closed the QR code): it answers `cancelled` from now
     on. Idempotent; commits."""
     license = license_by_id(license_id)
     actor = holders.actor_for(principal, license, need=holders.PRESENT)
@@ -155,8 +156,8 @@ def cancel_presentation(*, principal: Principal, license_id: str, presentation_i
     if as_aware(presentation.expires_at) <= now:
         return
     if presentation.code_hash:
-        store.delete(f"wallet:code:{presentation.code_hash}")
-    presentation.expires_at = now
+        store.delete(f"wallet:code:{presentation.code_hash}", basic_key_of_hash(presentation.code_hash))
+    presentation.expires_at, presentation.cancelled_at = now, now
     audit.record("license.presentation_cancelled", subject_id=holders.holder_subject_id(license),
                  actor=actor.subject_id, details={"license_id": license.license_id,
                                                   "presentation_id": presentation.presentation_id})

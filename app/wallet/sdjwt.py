@@ -29,6 +29,10 @@ SALT_BYTES = 16
 BAD_SIGNATURE = "bad_signature"
 EXPIRED = "expired"
 MALFORMED = "malformed"
+WRONG_AUDIENCE = "wrong_audience"
+WRONG_NONCE = "wrong_nonce"
+BINDING_CLAIM = "holder_binding"  # clear-text claim: whose key `cnf` names
+DEVICE_BINDING, PLATFORM_BINDING = "device", "platform"
 _SET_BY_ISSUER = frozenset({"iss", "iat", "exp", "vct", "cnf", "status", "_sd", "_sd_alg", "..."})
 _NEVER_DISCLOSABLE = _SET_BY_ISSUER | {"nbf", "vct#integrity"}
 _JWK_PUBLIC_MEMBERS = ("kty", "crv", "x", "y")
@@ -38,7 +42,8 @@ IssuerKey = ec.EllipticCurvePublicKey | Mapping[str, Any]
 
 
 class SdJwtError(Exception):
-    """Verification failure; `reason` is "bad_signature", "expired" or "malformed"."""
+    """Verification failure; `reason` is "bad_signature", "expired", "malformed", "wrong_audience"
+    or "wrong_nonce"."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -141,14 +146,15 @@ def verify_presentation(
     presentation: str,
     *,
     issuer_keys: Mapping[str, IssuerKey],
-    expected_aud: str | None,
+    expected_aud: str | frozenset[str] | None,
     now: int,
     leeway: int = 5,
     expected_nonce: str | None = None,
     require_key_binding: bool = True,
     kb_max_age: int = 300,
 ) -> VerifiedPresentation:
-    """Verify issuer signature, validity, disclosures and KB-JWT; raises SdJwtError(reason)."""
+    """Verify issuer signature, validity, disclosures and KB-JWT; raises SdJwtError(reason).
+    `expected_aud`: the audience, or a set of audiences any one of which the KB-JWT may name."""
     jwt, disclosures, kb_token = _split(presentation)
     issuer_jws = _decode(jwt)
     kid = _verify_issuer_signature(issuer_jws, issuer_keys)
@@ -325,7 +331,7 @@ def _verify_key_binding(
     kb_token: str,
     sd_part: str,
     payload: dict[str, Any],
-    expected_aud: str | None,
+    expected_aud: str | frozenset[str] | None,
     expected_nonce: str | None,
     now: int,
     leeway: int,
@@ -339,12 +345,18 @@ def _verify_key_binding(
     kb = kb_jws.payload
     if kb.get("sd_hash") != sha256_b64url(sd_part.encode("ascii")):
         raise SdJwtError(BAD_SIGNATURE, "sd_hash mismatch")
-    if expected_aud is not None and kb.get("aud") != expected_aud:
-        raise SdJwtError(BAD_SIGNATURE, "audience mismatch")
+    if expected_aud is not None and not _audience_ok(kb.get("aud"), expected_aud):
+        raise SdJwtError(WRONG_AUDIENCE, "audience mismatch")
     if expected_nonce is not None and kb.get("nonce") != expected_nonce:
-        raise SdJwtError(BAD_SIGNATURE, "nonce mismatch")
+        raise SdJwtError(WRONG_NONCE, "nonce mismatch")
     _check_kb_times(kb, now, leeway, kb_max_age)
     return kb
+
+
+def _audience_ok(aud: Any, expected: str | frozenset[str]) -> bool:
+    if not isinstance(aud, str):
+        return False
+    return aud == expected if isinstance(expected, str) else aud in expected
 
 
 def _holder_key(payload: dict[str, Any]) -> ec.EllipticCurvePublicKey:

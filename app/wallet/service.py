@@ -5,10 +5,14 @@ Keyword-only, raising app.errors exceptions; the HTTP operations commit. Other d
 - `use_license_as_material(principal=, license_id=, service_code=, purpose=)`: verify and log a
   license used as application material (caller commits);
 - `issue_platform_license(license_type=, holder_id_number= / holder_credit_code=, fields=,
-  valid_from=, valid_until=)`: the platform's own issuer, e.g. for instant approvals (caller commits).
+  valid_from=, valid_until=)`: the platform's own issuer, e.g. for instant approvals (caller commits);
+- `license_belongs_to(license_id, id_number=)`: whether a license is held by the person (or
+  company) a form names, e.g. a license offered as 母亲居民身份证 must be the mother's.
 
-The work is split by concern: `issuance` (issue, status changes), `presentations` (亮证),
-`verification`, `status_lists`, `access_log` and `holders` (who may see and show a license).
+The work is split by concern: `issuance` (issue, status changes) and `truthful` (registry
+checks), `presentations` (亮证), `verification` and `key_binding` (device-made presentations),
+`devices` (phone keys, binding), `verifier_requests` (OpenID4VP-style requests), `collection`
+(归集), `status_registry`, `access_log` and `holders` (who may see and show a license).
 """
 from __future__ import annotations
 
@@ -21,22 +25,25 @@ from ..extensions import db
 from ..security import audit
 from ..security.rbac import Principal
 from ..timeutil import beijing_today, epoch
-from . import access_log, holders, issuance, presentations, status_lists, verification
+from ..identity.actors import actor_of
+from . import access_log, collection, holders, issuance, presentations, status_registry, verification
+from .devices import bind_license, devices_page, register_device, remove_device
+from .holders import license_belongs_to
+from .verifier_requests import create_request, request_status, respond, signed_request_object
 from .issuance import change_status, issue_license, issue_platform_license, prepare_platform_issuer
-from .models import License, LicenseType
+from .models import WALLET_STATUSES, License, LicenseType
 from .presentations import cancel_presentation, create_presentation, effective_status
 from .sdjwt import SdJwtError, verify_presentation
-from .verification import verify, verify_request
+from .verification import verify
 
 __all__ = [
     "license_types", "license_type", "issue_license", "change_status", "issue_platform_license",
     "prepare_platform_issuer", "wallet_licenses", "wallet_license", "create_presentation",
-    "cancel_presentation", "verify", "verify_request", "access_log_page", "status_list_token", "holder_licenses",
-    "use_license_as_material", "LicenseUnusable", "effective_status",
+    "cancel_presentation", "verify", "access_log_page", "status_list_token", "holder_licenses",
+    "use_license_as_material", "LicenseUnusable", "effective_status", "license_belongs_to",
+    "register_device", "devices_page", "remove_device", "bind_license", "create_request", "request_status",
+    "respond", "signed_request_object",
 ]
-
-WALLET_STATUSES = ("valid", "suspended", "revoked", "expired")
-
 
 class LicenseUnusable(ValidationFailed):
     """The license exists and the caller may use it, but it is not valid now (`reason`:
@@ -81,8 +88,11 @@ LIST_COLUMNS = (License.id, License.license_id, License.license_type_code, Licen
 def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_type: str | None = None,
                     status: str | None = None, holder_id_number: str | None = None) -> tuple[list[License], int]:
     """The caller's licenses (or their company's, or with `holder_id_number` their minor
-    child's), newest first, filtered by type and status."""
+    child's), newest first, filtered by type and status. A person opening their own wallet first
+    pulls what the license library holds for them (归集, at most hourly)."""
     wallet = holders.wallet_of(principal, child_id_number=holder_id_number)
+    if wallet.capacity.role == "holder" and wallet.holder_type == "person" and page == 1:
+        collection.collect_on_open(actor_of(principal).own_person())
     query = select(License).where(License.holder_index == wallet.holder_index,
                                   License.holder_type == wallet.holder_type)
     if license_type:
@@ -125,7 +135,7 @@ def access_log_page(*, principal: Principal, license_id: str, page: int, page_si
 
 def status_list_token(list_id: str) -> tuple[str, str]:
     """(statuslist+jwt, ETag) of a status list."""
-    return status_lists.published_token(list_id)
+    return status_registry.published_token(list_id)
 
 
 # ---- for other domains

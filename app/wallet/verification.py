@@ -1,43 +1,45 @@
-"""Verification of presentations: an online one-time `code` or an offline SD-JWT.
+"""Verification of presentations: an online one-time `code` or an offline SD-JWT (made by the
+platform wallet, or by the holder's phone for a device-bound credential).
 
 Checks, in order: the issuer's signature (a key published for an issuer), disclosure
 digests, the key binding (holder key from `cnf`, `aud`, `sd_hash`, `iat`, `exp`), validity,
-that the credential is one of ours signed by its issuer's key, its status, and one-time use
-(online: the code is popped from the shared store, atomic across workers; offline: the
-KB-JWT nonce is claimed once). Failures are answers, not errors: {"valid": false, "reason"}.
+that the credential is one of ours signed by its issuer's key, its device (when device-bound),
+its status, and use (below). Failures are answers, not errors: {"valid": false, "reason"}.
 Only input that is not a code or not an SD-JWT at all is 400.
 
 Registered verifier clients scoped to the license type receive the disclosed fields; everyone
-else receives validity, type, issuer and the holder's masked name.
+else receives validity, type, issuer and the holder's masked name. A presentation has two uses,
+each once: one full check (a verifier scoped to the type) and one basic check (anyone else), so
+an anonymous check never uses up what a registered verifier should see. Online, each use is a
+key in the shared store deleted atomically with journalling the answer; offline, the KB-JWT
+nonce is claimed once per use. A presentation the holder closed answers `cancelled`.
+`require_device_binding` refuses credentials the platform wallet holds the key of.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 
 from flask import request
-from sqlalchemy import select
 
-from ..errors import BadRequest, Unauthorized, ValidationFailed
+from ..errors import BadRequest, ValidationFailed
 from .. import journal
-from ..extensions import db, limiter, store
-from ..identity import service as identity
-from ..security import keys, tokens
-from ..security.jose import JoseError, b64url_json, decode_jws
-from ..security.rbac import Principal, bearer_claims, current_principal
+from ..extensions import store
+from ..identity.clients import client_license_types
+from ..security import keys
+from ..security.jose import b64url_json
+from ..security.rbac import Principal
 from ..timeutil import as_aware, epoch
-from . import access_log, presentations, status_lists
+from . import access_log, key_binding, presentations, status_registry
 from .models import License, Presentation
-from .sdjwt import EXPIRED, SdJwtError, VerifiedPresentation, looks_like_sd_jwt, verify_presentation
+from .sdjwt import (BINDING_CLAIM, DEVICE_BINDING, EXPIRED, PLATFORM_BINDING, SdJwtError, VerifiedPresentation,
+                    verify_presentation)
 
 CODE_RE = re.compile(presentations.CODE_PATTERN)
-IDENTIFIER_RE = re.compile(r"[0-9A-Z.]{20,120}")
 TOKEN_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # kids and nonces we hand out
-MAX_SD_JWT = 16 * 1024
-RATE_SCOPE = "verify"
-TOO_MANY = "核验请求过于频繁，请稍后再试"
 DETAILS = {
     "expired": "证照或亮证码已过期",
     "used": "亮证码已被使用",
@@ -45,7 +47,14 @@ DETAILS = {
     "suspended": "证照已被签发机关暂停使用",
     "bad_signature": "签名、披露内容或持有人绑定校验失败",
     "unknown": "无法识别的亮证码或证照",
+    "cancelled": "持证人已结束本次亮证",
+    "device_removed": "证照绑定的手机设备已被持证人移除或挂失",
+    "device_binding_required": "核验方要求持证人用手机设备密钥亮证",
+    "wrong_nonce": "亮证不是为本次核验生成的（nonce 不符）",
+    "wrong_audience": "亮证不是给该核验方的（aud 不符）",
+    "wrong_type": "证照类型不是核验方请求的类型",
 }
+NONCE_CLAIM_TTL = 600  # seconds a device nonce stays claimed: longer than a KB-JWT is accepted
 
 
 def _clock() -> int:
@@ -53,61 +62,45 @@ def _clock() -> int:
     return epoch()
 
 
-def verify_request(*, code: str | None, sd_jwt: str | None, limit: str) -> dict:
-    """POST /verifications: the caller's rate limit, token revocation and (online) the code's
-    entry are read in one round trip to the shared store, then `verify`."""
-    try:
-        claims = bearer_claims()
-    except Unauthorized:
-        limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), [], detail=TOO_MANY)  # bad tokens count too
-        raise
-    revocation = tokens.revocation_key(claims) if claims is not None else None
-    wanted = ([revocation] if revocation else []) + (_code_reads(code) if _is_code(code) else [])
-    reads = limiter.hit_and_read(limit, RATE_SCOPE, _client_address(), wanted, detail=TOO_MANY)
-    principal = current_principal(optional=True, revoked=bool(reads[revocation]) if revocation else None)
-    return verify(principal=principal, code=code, sd_jwt=sd_jwt, reads=reads)
+def store_reads(code) -> list[str]:
+    """What checking a live code reads from the shared store: its entry and the status version
+    (nothing for what is not a code). The caller may read them ahead and pass them as `reads`."""
+    return [presentations.code_key(code), status_registry.VERSION_KEY] if _is_code(code) else []
 
 
 def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None,
-           reads: dict | None = None) -> dict:
+           reads: dict | None = None, require_device_binding: bool = False) -> dict:
     """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the
-    access log. `reads`: the shared-store entries of `_code_reads(code)`, read by the caller."""
+    access log. `reads`: the shared-store entries of `store_reads(code)`, read by the caller."""
     if (code is None) == (sd_jwt is None):
         raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
                                errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
     if code is not None:
-        return _verify_code(code, principal, reads or {})
-    return _verify_sd_jwt(sd_jwt, principal)
-
-
-def _client_address() -> str:
-    return request.remote_addr or "unknown"
+        return _verify_code(code, principal, reads or {}, require_device_binding)
+    return _verify_sd_jwt(sd_jwt, principal, require_device_binding)
 
 
 def _is_code(code) -> bool:
     return isinstance(code, str) and CODE_RE.fullmatch(code) is not None
 
 
-def _code_reads(code: str) -> list[str]:
-    """What checking a live code reads from the shared store: its entry and the status version."""
-    return [presentations.code_key(code), status_lists.VERSION_KEY]
-
-
 # ---- online
 
 
-def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
+def _verify_code(code: str, principal: Principal | None, reads: dict, require_device_binding: bool) -> dict:
     """The code's entry in the shared store carries the sealed card and presentation, so a live
-    code is checked without the database; consuming it and journalling the answer are one step."""
+    code is checked without the database; using it and journalling the answer are one step."""
     if not _is_code(code):
         raise BadRequest("code 不是有效的亮证码")
-    wanted = _code_reads(code)
-    key = wanted[0]
+    wanted = store_reads(code)
+    key = (wanted[0], presentations.basic_key(code))  # the full use, the basic use
     sealed, status_version = ([reads[k] for k in wanted] if all(k in reads for k in wanted)
                               else store.get_many(*wanted))
     if sealed is None:
         return _code_gone(code, principal)
     shown = presentations.unseal(code, sealed)
+    if require_device_binding:  # online codes are always shown with the platform-held key
+        return _answer(principal, shown, "device_binding_required")
     now = _clock()
     try:
         verified = verify_presentation(shown["sd_jwt"], issuer_keys=ISSUER_KEYS,
@@ -115,10 +108,10 @@ def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
     except SdJwtError as exc:
         return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature", consume=key)
     if (verified.payload.get("identifier") != shown["identifier"]
-            or _signed_by(verified) != f"issuer:{shown['issuer_client_id']}"
+            or signed_by(verified) != f"issuer:{shown['issuer_client_id']}"
             or (verified.kb or {}).get("nonce") != shown["nonce"]):
         return _answer(principal, shown, "bad_signature", consume=key)
-    status = status_lists.status_at(shown["status_list_id"], shown["status_idx"], status_version)
+    status = status_registry.status_at(shown["status_list_id"], shown["status_idx"], status_version)
     if status != "valid":
         return _answer(principal, shown, status, consume=key)
     if shown["expires"] <= now:
@@ -127,34 +120,51 @@ def _verify_code(code: str, principal: Principal | None, reads: dict) -> dict:
 
 
 def _code_gone(code: str, principal: Principal | None) -> dict:
-    """A code the store no longer holds: used, expired or never ours."""
+    """A code the store no longer holds: used, cancelled, expired or never ours."""
     presentation = presentations.presentation_by_code(code)
     if presentation is None:
         return _answer(principal, None, "unknown")
     expired = as_aware(presentation.expires_at) <= _now_datetime()
-    return _answer(principal, presentations.card(presentation.license, presentation),
-                   "expired" if expired else "used")
+    result = "cancelled" if presentation.cancelled_at else "expired" if expired else "used"
+    return _answer(principal, presentations.card(presentation.license, presentation), result)
 
 
 # ---- offline
 
 
-def _verify_sd_jwt(text: str, principal: Principal | None) -> dict:
-    if not isinstance(text, str) or len(text) > MAX_SD_JWT or not looks_like_sd_jwt(text.strip()):
-        raise BadRequest("sd_jwt 不是 SD-JWT")
-    text = text.strip()
-    try:
-        issuer_jws = decode_jws(text.split("~", 1)[0])
-    except JoseError:
-        raise BadRequest("sd_jwt 不是 SD-JWT：签发者 JWT 无法解析") from None
-    identifier = issuer_jws.payload.get("identifier")
-    license = None
-    if isinstance(identifier, str) and IDENTIFIER_RE.fullmatch(identifier):
-        license = db.session.scalar(select(License).where(License.identifier == identifier))
+def _verify_sd_jwt(text: str, principal: Principal | None, require_device_binding: bool) -> dict:
+    text, payload = key_binding.parse(text)
+    if key_binding.binding_of(payload) == DEVICE_BINDING:
+        return _verify_device(text, payload, principal)
+    license = key_binding.license_named_by(payload)
     presentation = presentations.presentation_by_nonce(_kb_nonce(text))
     if presentation is not None and (license is None or presentation.license_id != license.id):
         presentation = None
-    return _check(text, principal, license, presentation, claim_nonce=True)
+    return _check(text, principal, license, presentation, require_device_binding=require_device_binding)
+
+
+def _verify_device(text: str, payload: dict, principal: Principal | None) -> dict:
+    """A presentation the holder's phone made with its device key: for the platform's verification
+    service or for the calling verifier (`aud`), fresh (`iat`), each use of its nonce once."""
+    audiences = {presentations.audience()}
+    if principal is not None and principal.subject_type == "client":
+        audiences.add(principal.subject_id)
+    checked = key_binding.check(text, payload, expected_aud=frozenset(audiences), expected_nonce=None, now=_clock())
+    shown = presentations.card(checked.license, None) if checked.license is not None else None
+    if checked.result != "valid":
+        return _answer(principal, shown, checked.result, binding=DEVICE_BINDING)
+    nonce = (checked.verified.kb or {}).get("nonce")
+    if not isinstance(nonce, str) or not nonce:
+        return _answer(principal, shown, "bad_signature", binding=DEVICE_BINDING)
+    if not _claim_use(principal, shown, hashlib.sha256(nonce.encode()).hexdigest(), NONCE_CLAIM_TTL):
+        return _answer(principal, shown, "used", binding=DEVICE_BINDING)
+    return _answer(principal, shown, "valid", verified=checked.verified, offline=True, binding=DEVICE_BINDING)
+
+
+def _claim_use(principal: Principal | None, shown: dict, nonce: str, ttl: int) -> bool:
+    """Claim this caller's use (full or basic) of an offline presentation's nonce, once."""
+    use = "" if _scoped(principal, shown) else ":basic"
+    return store.set_if_absent(f"wallet:kb-nonce:{nonce}{use}", "1", ttl)
 
 
 def _kb_nonce(text: str) -> str | None:
@@ -190,7 +200,7 @@ class _PublishedIssuerKeys(Mapping):
 ISSUER_KEYS = _PublishedIssuerKeys()
 
 
-def _signed_by(verified: VerifiedPresentation) -> str:
+def signed_by(verified: VerifiedPresentation) -> str:
     """The purpose (`issuer:<client id>`) of the key that signed a verified presentation."""
     published = keys.published_key(verified.kid)
     return published[0] if published is not None else None
@@ -201,7 +211,8 @@ def _now_datetime() -> datetime:
 
 
 def _check(text: str, principal: Principal | None, license: License | None,
-           presentation: Presentation | None, *, claim_nonce: bool) -> dict:
+           presentation: Presentation | None, *, require_device_binding: bool) -> dict:
+    """An offline presentation the platform wallet made (one of our Presentation records)."""
     now = _clock()
     shown = presentations.card(license, presentation) if license is not None else None
     try:
@@ -211,20 +222,23 @@ def _check(text: str, principal: Principal | None, license: License | None,
         return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature")
     if license is None or verified.payload.get("identifier") != license.identifier:
         return _answer(principal, None, "unknown")
-    if _signed_by(verified) != f"issuer:{license.issuer_client_id}":
+    if signed_by(verified) != f"issuer:{license.issuer_client_id}":
         return _answer(principal, shown, "bad_signature")
     nonce = (verified.kb or {}).get("nonce")
     if presentation is None or nonce != presentation.nonce:
         return _answer(principal, presentations.card(license, None), "unknown")
     if license.status in ("revoked", "suspended"):
         return _answer(principal, shown, license.status)
-    if as_aware(presentation.expires_at).timestamp() <= now:  # ended early by the holder
+    if presentation.cancelled_at is not None:  # ended early by the holder
+        return _answer(principal, shown, "cancelled")
+    if as_aware(presentation.expires_at).timestamp() <= now:
         return _answer(principal, shown, "expired")
-    if claim_nonce:
-        ttl = max(1, int(as_aware(presentation.expires_at).timestamp()) - now + 10)
-        if not store.set_if_absent(f"wallet:kb-nonce:{nonce}", "1", ttl):
-            return _answer(principal, shown, "used")
-    return _answer(principal, shown, "valid", verified=verified, offline=claim_nonce)
+    if require_device_binding:
+        return _answer(principal, shown, "device_binding_required")
+    ttl = max(1, int(as_aware(presentation.expires_at).timestamp()) - now + 10)
+    if not _claim_use(principal, shown, nonce, ttl):
+        return _answer(principal, shown, "used")
+    return _answer(principal, shown, "valid", verified=verified, offline=True)
 
 
 def _scoped(principal: Principal | None, shown: dict | None) -> bool:
@@ -233,21 +247,24 @@ def _scoped(principal: Principal | None, shown: dict | None) -> bool:
         return False
     code = shown["license_type"]
     return (principal.claims.get("client_kind") == "verifier" and code in principal.license_types
-            and code in identity.client_license_types(principal.subject_id))
+            and code in client_license_types(principal.subject_id))
 
 
 def _answer(principal: Principal | None, shown: dict | None, result: str, *,
-            verified: VerifiedPresentation | None = None, offline: bool = False, consume: str | None = None) -> dict:
-    """The answer, journalled for the holder's access log (atomically with consuming the code)."""
+            verified: VerifiedPresentation | None = None, offline: bool = False,
+            consume: tuple[str, str] | None = None, binding: str = PLATFORM_BINDING) -> dict:
+    """The answer, journalled for the holder's access log (atomically with using up the code:
+    `consume` = its (full use, basic use) keys; the caller's kind of check takes one)."""
     scoped = _scoped(principal, shown)
     disclosed: list[str] = []
     if result == "valid":
         values = in_field_order(shown["field_names"], verified.disclosed)
-        body = _valid_body(shown, values, scoped)
+        body = valid_body(shown, values, scoped)
+        body[BINDING_CLAIM] = binding
         # offline, the verifier holds the disclosures whatever we answer; online, only what we send
         disclosed = list(values) if offline or scoped else []
     else:
-        body = _failure(result)
+        body = failure(result)
     if shown is None:
         return body
     client_id = principal.subject_id if principal is not None and principal.subject_type == "client" else None
@@ -258,9 +275,9 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     if consume is None:
         journal.push(line)
         return body
-    if journal.push(line, consume=consume, line_if_absent=entry(result="used", disclosed=[])):
+    if journal.push(line, consume=consume[0] if scoped else consume[1], line_if_absent=entry(result="used", disclosed=[])):
         return body
-    return _failure("used")  # another verifier took the code between our read and the consume
+    return failure("used")  # another verifier took this use between our read and the consume
 
 
 def in_field_order(field_names: list[str], disclosed: dict) -> dict:
@@ -268,11 +285,11 @@ def in_field_order(field_names: list[str], disclosed: dict) -> dict:
     return {name: disclosed[name] for name in field_names if name in disclosed}
 
 
-def _failure(result: str) -> dict:
+def failure(result: str) -> dict:
     return {"valid": False, "reason": result, "detail": DETAILS[result]}
 
 
-def _valid_body(shown: dict, values: dict, scoped: bool) -> dict:
+def valid_body(shown: dict, values: dict, scoped: bool) -> dict:
     name_field, masked = shown["name_field"], shown["holder_name_masked"]
     return {
         "valid": True,

@@ -2,14 +2,18 @@
 亮证, verifications, access log and status lists."""
 from __future__ import annotations
 
+import functools
+
 from flask import Response, current_app, request
 from flask.views import MethodView
 
-from ..extensions import ApiBlueprint
-from ..errors import NotFound, ValidationFailed
-from ..security.rbac import auth_required, current_principal
-from . import service
-from .status_lists import CACHE_SECONDS
+from ..errors import Unauthorized
+from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
+from ..guards import refuse_control_characters
+from ..security import tokens
+from ..security.rbac import auth_required, bearer_claims, current_principal
+from . import service, verification
+from .status_registry import CACHE_SECONDS
 from schemas.common import PageArgsSchema, ProblemSchema, paged
 from schemas.wallet import (AccessLogPageSchema, IssuedLicenseSchema, LicenseDetailArgsSchema,
                             LicenseIssueSchema, LicenseStatusChangeSchema, LicenseStatusSchema,
@@ -18,27 +22,36 @@ from schemas.wallet import (AccessLogPageSchema, IssuedLicenseSchema, LicenseDet
                             WalletArgsSchema, WalletLicenseDetailSchema, WalletLicensePageSchema)
 
 blp = ApiBlueprint("wallet", __name__, description="电子证照：证照目录、签发、证照夹、亮证、核验、状态列表")
+refuse_control_characters(blp)
 
-BEARER = [{"bearerAuth": []}]
-OPTIONAL_BEARER = [{"bearerAuth": []}, {}]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 STATUS_LIST_MIME = "application/statuslist+jwt"
 VERIFY_RATE_LIMIT = "600/minute"
+VERIFY_RATE_SCOPE = "verify"
+TOO_MANY_VERIFICATIONS = "核验请求过于频繁，请稍后再试"
 
 
-def _has_control_chars(value) -> bool:
-    return isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+def prefetched_verification(view):
+    """Hand a verification view the caller (`principal`, token optional) and `reads`: the
+    caller's rate-limit hit, the verifier token's revocation entry and (online) the entries
+    `verification.store_reads(code)` names, read in one round trip to the shared store."""
 
+    @functools.wraps(view)
+    def wrapper(self, data, **kwargs):
+        limit = current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)
+        address = request.remote_addr or "unknown"
+        try:
+            claims = bearer_claims()
+        except Unauthorized:
+            limiter.hit(limit, VERIFY_RATE_SCOPE, address, detail=TOO_MANY_VERIFICATIONS)  # bad tokens count too
+            raise
+        revocation = tokens.revocation_keys(claims) if claims is not None else []
+        wanted = revocation + verification.store_reads(data.get("code"))
+        reads = limiter.hit_and_read(limit, VERIFY_RATE_SCOPE, address, wanted, detail=TOO_MANY_VERIFICATIONS)
+        principal = current_principal(optional=True, revoked=tokens.revoked_in(claims, reads) if revocation else None)
+        return view(self, data, principal=principal, reads=reads, **kwargs)
 
-@blp.before_request
-def _refuse_control_characters() -> None:
-    """Ids and query values never hold control characters (PostgreSQL cannot even store NUL):
-    such a path names nothing (404), such a query value is invalid (422)."""
-    if any(_has_control_chars(value) for value in (request.view_args or {}).values()):
-        raise NotFound("请求的地址或资源不存在")
-    bad = sorted({key for key, value in request.args.items(multi=True) if _has_control_chars(value)})
-    if bad:
-        raise ValidationFailed("查询参数包含不允许的控制字符", errors={key: ["包含不允许的控制字符"] for key in bad})
+    return wrapper
 
 
 @blp.route("/license-types")
@@ -183,14 +196,17 @@ class Verifications(MethodView):
     @blp.alt_response(400, schema=ProblemSchema, description="不是亮证码，或根本不是 SD-JWT")
     @blp.alt_response(429, schema=ProblemSchema, description="请求过于频繁（带 Retry-After）")
     @blp.doc(security=OPTIONAL_BEARER)
-    def post(self, data):
+    @prefetched_verification
+    def post(self, data, *, principal, reads):
         """核验亮证（在线亮证码或离线 SD-JWT；核验方令牌可选）
 
-        失败也返回 200：`{"valid": false, "reason": "expired|used|revoked|suspended|bad_signature|unknown"}`。
+        失败也返回 200：`{"valid": false, "reason": "expired|used|revoked|suspended|bad_signature|unknown|cancelled|device_removed|device_binding_required|wrong_audience"}`。
         已登记并获该证照类型授权的核验方可获得持证人选择披露的字段，其他人仅获得有效性、类型、签发机关和脱敏姓名。
+        一次亮证可被完整核验一次（获授权的核验方）、基本核验一次（其他人），匿名核验不会用掉核验方的那一次。
+        `require_device_binding: true` 时只接受持证人手机设备密钥生成的亮证。
         """
-        return service.verify_request(code=data.get("code"), sd_jwt=data.get("sd_jwt"),
-                                      limit=current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)), 200, NO_STORE
+        return service.verify(principal=principal, code=data.get("code"), sd_jwt=data.get("sd_jwt"),
+                              require_device_binding=data["require_device_binding"], reads=reads), 200, NO_STORE
 
 
 @blp.route("/status-lists/<string:list_id>")
@@ -208,3 +224,6 @@ class StatusLists(MethodView):
         if etag in wanted or "*" in wanted:
             return Response(status=304, headers=headers)
         return Response(token, status=200, mimetype=STATUS_LIST_MIME, headers=headers)
+
+
+from . import device_views  # noqa: E402,F401 - device keys and verifier requests, on this blueprint

@@ -1,8 +1,4 @@
-"""What the sub-hall dashboard shows, read straight from the domain services and models.
-
-Each section is computed on its own; a section whose domain is not installed yet (ImportError)
-comes back as None and the page shows an empty state instead of failing.
-"""
+"""What the sub-hall dashboard shows, read straight from the domain services and models."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,9 +6,14 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
-from ..catalogue import service as catalogue
+from ..applications.deadlines import working_days_between
+from ..applications.models import RUNNING_STATUSES, STATUS_LABELS, STATUSES, Application
+from ..catalogue import halls as catalogue
 from ..catalogue.models import Hall
+from ..evaluations import service as evaluations
+from ..evaluations.models import OPEN, RATING_LABELS, SATISFIED_RATINGS, Evaluation, RectificationTicket
 from ..extensions import db
+from ..identity.persons import person_by_subject_id, staff_roles
 from ..security.rbac import Principal
 from ..timeutil import BEIJING, as_aware, beijing_today
 from . import charts
@@ -21,7 +22,6 @@ PERIODS = {"month": 12, "week": 12}
 OVERDUE_SHOWN = 20
 TICKETS_SHOWN = 50
 SERVICES_CHARTED = 10
-RATING_LABELS = {1: "非常不满意", 2: "不满意", 3: "基本满意", 4: "满意", 5: "非常满意"}
 CHART_STATUS_LABELS = {"approved": "准予办结", "rejected": "不予办结"}  # short enough for a phone's bar chart
 
 
@@ -33,7 +33,6 @@ def staff_principal(subject_id: str | None) -> Principal | None:
     so a role taken away stops working at once); None for nobody."""
     if not subject_id:
         return None
-    from ..identity.service import person_by_subject_id, staff_roles
     person = person_by_subject_id(subject_id)
     if person is None or not person.active:
         return None
@@ -64,17 +63,10 @@ class Dashboard:
 def build(hall: Hall, *, principal: Principal, period: str = "month") -> Dashboard:
     board = Dashboard(hall=hall, period=period if period in PERIODS else "month")
     board.coverage = coverage_section(hall.code)
-    board.applications = _optional(applications_section, hall.code)
-    board.satisfaction = _optional(satisfaction_section, hall.code, board.period)
-    board.rectifications = _optional(rectifications_section, hall.code)
+    board.applications = applications_section(hall.code)
+    board.satisfaction = satisfaction_section(hall.code, board.period)
+    board.rectifications = rectifications_section(hall.code)
     return board
-
-
-def _optional(section, *args):
-    try:
-        return section(*args)
-    except ImportError:  # that domain has not landed in this build
-        return None
 
 
 def coverage_section(hall_code: str) -> dict:
@@ -88,9 +80,6 @@ def coverage_section(hall_code: str) -> dict:
 
 
 def applications_section(hall_code: str) -> dict:
-    from ..applications.deadlines import working_days_between
-    from ..applications.models import RUNNING_STATUSES, STATUS_LABELS, STATUSES, Application
-
     rows = db.session.execute(
         select(Application.status, func.count()).where(Application.hall_code == hall_code,
                                                        Application.service_code.is_not(None))
@@ -132,11 +121,8 @@ def _bucket_label(period: str, start: date) -> str:
 
 
 def satisfaction_section(hall_code: str, period: str) -> dict:
-    from ..evaluations import service as evaluations
-    from ..evaluations.models import Evaluation
-
     summary = evaluations.hall_summary(hall_code=hall_code)
-    satisfied = set(getattr(evaluations, "SATISFIED_RATINGS", (4, 5)))
+    satisfied = set(SATISFIED_RATINGS)
     starts = _bucket_starts(period, beijing_today())
     since = datetime.combine(starts[0], datetime.min.time(), BEIJING).astimezone(timezone.utc)
     buckets = {start: [0, 0] for start in starts}  # start -> [satisfied, total]
@@ -167,8 +153,6 @@ def satisfaction_section(hall_code: str, period: str) -> dict:
 
 
 def rectifications_section(hall_code: str) -> dict:
-    from ..evaluations.models import OPEN, Evaluation, RectificationTicket
-
     query = (select(RectificationTicket, Evaluation.service_name)
              .join(Evaluation, Evaluation.id == RectificationTicket.evaluation_id)
              .where(RectificationTicket.hall_code == hall_code, RectificationTicket.status == OPEN))

@@ -16,11 +16,15 @@ import secrets
 from flask import (Blueprint, current_app, redirect, render_template, request, session,
                    url_for)
 
+from ..catalogue.halls import get_hall
 from ..errors import Locked, NotFound, TooManyRequests, Unauthorized
 from ..extensions import limiter
+from ..identity.grants import password_grant
+from ..identity.sessions import logout
 from ..security.pii import mask_name
+from ..security.tokens import decode_access_token
 from ..timeutil import epoch
-from . import dashboard
+from . import dashboard, hall_panels
 
 pages = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
                   static_url_path="/web/static")
@@ -68,7 +72,6 @@ def verify():
 
 
 def _hall(code: str):
-    from ..catalogue.service import get_hall
     try:
         return get_hall(code)
     except NotFound:
@@ -128,7 +131,7 @@ def hall_dashboard(code: str):
         return _forbidden(hall)
     board = dashboard.build(hall, principal=principal, period=request.args.get("period", "month"))
     return render_template("web/dashboard.html", board=board, hall=hall, csrf_token=_csrf_token(),
-                           admin_name=mask_name(principal.claims.get("name")))
+                           admin_name=mask_name(principal.claims.get("name")), panels=hall_panels.build(hall.code))
 
 
 @pages.route("/halls/<code>/dashboard/login", methods=["GET", "POST"])
@@ -157,17 +160,15 @@ def hall_login(code: str):
     password = request.form.get("password", "")
     if not username or not password or len(username) > 64 or len(password) > 256:
         return again(422, "请输入身份证号码（或手机号）和密码。")
-    from ..identity import service as identity
-    from ..security.tokens import decode_access_token
     try:
-        tokens = identity.password_grant(username=username, password=password)
+        tokens = password_grant(username=username, password=password)
     except Locked as exc:
         return again(423, exc.detail, exc.headers)
     except Unauthorized:
         return again(401, "身份证号码（或手机号）或密码错误。")
     # the page keeps its own session; the API tokens the grant minted are never handed out
     claims = decode_access_token(tokens["access_token"])
-    identity.logout(refresh_token=tokens.get("refresh_token"), access_claims=claims)
+    logout(refresh_token=tokens.get("refresh_token"), access_claims=claims)
     principal = dashboard.staff_principal(claims["sub"])
     if not dashboard.is_hall_admin(principal, hall):
         return _forbidden(hall)

@@ -2,16 +2,18 @@
 -- single-use refresh tokens. A request counts as good when the status is 200 and the body matches
 -- the Lua pattern `expect`. When a thread runs out of bodies it starts over and counts `exhausted`
 -- (the figures are then no longer first-use figures; the report flags it).
--- wrk ... -s onetime.lua http://host:port/api/v1/verifications -- bodies.txt nthreads 'pattern'
+-- wrk ... -s onetime.lua http://host:port/api/v1/verifications -- bodies.txt nthreads 'pattern' [status]
+-- (`status`: the expected HTTP status, 200 unless given: 201 for bookings)
 local common = require "common"
 setup, done = common.setup, common.done
 
-local bodies, n, expect = {}, 0, nil
+local bodies, n, expect, want = {}, 0, nil, 200
 local headers = {["Content-Type"] = "application/json"}
 
 function init(args)
   bodies = common.lines(args[1], tonumber(args[2] or "1"))
   expect = args[3]
+  want = tonumber(args[4] or "200")
   for name, value in pairs(wrk.headers) do headers[name] = value end  -- keeps -H (Authorization)
   if #bodies == 0 then error("no bodies for thread " .. tostring(id)) end
 end
@@ -26,5 +28,5 @@ function request()
 end
 
 function response(status, headers, body)
-  common.count(status, status == 200 and (expect == nil or string.find(body, expect) ~= nil))
+  common.count(status, status == want and (expect == nil or string.find(body, expect) ~= nil))
 end

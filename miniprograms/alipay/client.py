@@ -10,7 +10,7 @@ import requests
 
 from app.errors import BadRequest, ServiceUnavailable, TooManyRequests, UpstreamError
 
-from ..base import ChannelIdentity
+from ..base import ChannelAdapter, ChannelIdentity
 from .crypto import AlipayCryptoError, aes_decrypt, aes_encrypt
 from .signing import (SUCCESS_CODE, load_private_key, load_public_key, sign_params,
                       verify_content, verify_response)
@@ -24,7 +24,7 @@ SYSTEM_PARAMS = frozenset({
 INVALID_CODE_SUB_CODES = frozenset({"isv.code-invalid"})
 
 
-class AlipayClient:
+class AlipayClient(ChannelAdapter):
     """One Alipay app's calls to the open-platform gateway; failures raise app.errors.ApiError."""
 
     channel = "alipay"

@@ -10,7 +10,7 @@ import requests
 from app.errors import (ApiError, BadRequest, Forbidden, ServiceUnavailable, TooManyRequests,
                         Unauthorized, UpstreamError)
 
-from ..base import ChannelIdentity
+from ..base import ChannelAdapter, ChannelIdentity
 
 logger = logging.getLogger("miniprograms.wechat")
 
@@ -41,7 +41,7 @@ NOTICE_ERRORS: dict[int, ErrorFactory] = {
 }
 
 
-class WeChatClient:
+class WeChatClient(ChannelAdapter):
     """One mini-program's calls to the WeChat server API; failures raise app.errors.ApiError."""
 
     channel = "wechat"
@@ -108,6 +108,9 @@ class WeChatClient:
 
     def send_notice(self, open_id: str, template: str, data: Mapping[str, str]) -> None:
         self.send_subscribe_message(open_id, template, data)
+
+    def check_text(self, open_id: str, text: str) -> bool:
+        return self.msg_sec_check(open_id, text)
 
     def msg_sec_check(self, openid: str, content: str) -> bool:
         """True when WeChat's text security check (v2, scene 2: comments) suggests "pass"."""

@@ -20,7 +20,7 @@ from ..security import keys
 from ..store import StoreUnavailable
 from ..timeutil import epoch, utcnow
 from .models import License, StatusListRecord
-from .statuslist import INVALID, SUSPENDED, VALID, StatusList, sign_status_list_jwt, status_list_jwt_payload
+from .status_list_codec import INVALID, SUSPENDED, VALID, StatusList, sign_status_list_jwt, status_list_jwt_payload
 
 logger = logging.getLogger("app.wallet.status")
 

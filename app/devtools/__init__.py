@@ -1,0 +1,1 @@
+"""Tools for trying the platform on a laptop: demo accounts, local channel fakes, operator checks."""

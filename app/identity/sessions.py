@@ -1,0 +1,222 @@
+"""Sessions: token pairs, sign-in sessions (one per refresh-token family), listing and ending them,
+and ending every session of a person whose credentials changed.
+
+Every token pair belongs to a session (`sid` claim = the family id) and carries the acting
+person's credentials version (`ver`). Ending a session marks the session row, its refresh tokens
+and, in the shared store, its `sid`, so its access tokens stop at once on every worker. A
+credentials change raises the person's version: sessions and tokens of an older version are dead
+(the shared store says so to the token check; the session row to the refresh grant), which also
+catches a sign-in that raced the change.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+
+from ..errors import Forbidden, NotFound, Unauthorized
+from ..extensions import db
+from ..security import audit
+from ..security.tokens import (issue_access_token, revoke_access_token, revoke_older_credentials,
+                               revoke_session_tokens)
+from ..timeutil import epoch, utcnow
+from .common import sha256_hex
+from .models import CHANNELS, AuthSession, Person, RefreshToken
+from .persons import staff_roles
+
+
+def _credentials_version(person_id: str | None) -> int | None:
+    if not person_id or not person_id.startswith("p_"):
+        return None
+    return db.session.scalar(select(Person.credentials_version).where(Person.subject_id == person_id))
+
+
+def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str, actor_id: str | None = None,
+                 family_id: str | None = None, refresh: bool = True) -> dict:
+    """An access token (and, unless `refresh` is false, a refresh token in the session `family_id`
+    or a new session) as the contract body; rows are added to the db session, not committed."""
+    extra = dict(extra)
+    new_session = refresh and family_id is None
+    if refresh:
+        family_id = family_id or secrets.token_hex(16)
+        extra["sid"] = family_id
+        version = _credentials_version(actor_id or subject_id)
+        if version is not None:
+            extra["ver"] = version
+    token, claims = issue_access_token(subject_id, roles=roles, extra=extra)
+    body = {"access_token": token, "token_type": "Bearer",
+            "expires_in": int(claims["exp"]) - int(claims["iat"])}
+    if refresh:
+        raw = "rt_" + secrets.token_urlsafe(32)
+        now = utcnow()
+        expires_at = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
+        db.session.add(RefreshToken(
+            token_hash=sha256_hex(raw), family_id=family_id, subject_id=subject_id, actor_id=actor_id,
+            channel=channel, access_jti=claims["jti"], access_exp=int(claims["exp"]), created_at=now,
+            expires_at=expires_at))
+        if new_session:
+            db.session.add(AuthSession(session_id=family_id, subject_id=subject_id, actor_id=actor_id,
+                                       channel=channel, credentials_version=claims.get("ver", 0),
+                                       created_at=now, last_used_at=now, expires_at=expires_at))
+        body["refresh_token"] = raw
+    return body
+
+
+def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
+    roles, halls = staff_roles(person.subject_id)
+    extra = {"sub_type": "person", "channel": channel}
+    if halls:
+        extra["halls"] = halls
+    return sorted(roles), extra
+
+
+def issue_person_pair(person: Person, channel: str, family_id: str | None = None) -> dict:
+    """A token pair for a person with their current roles and halls (not committed)."""
+    roles, extra = _person_claims(person, channel)
+    return issue_tokens(person.subject_id, roles, extra, channel=channel, family_id=family_id)
+
+
+def issue_token_pair(subject: Person, *, channel: str = "app") -> dict:
+    """Token pair for a person who signed in some other way (mini-programs); commits.
+
+    Returns the contract body {"access_token","token_type":"Bearer","expires_in","refresh_token"}.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    if not isinstance(subject, Person):
+        raise TypeError("issue_token_pair expects a Person")
+    if not subject.active:
+        raise Forbidden("该账号已停用")
+    body = issue_person_pair(subject, channel)
+    audit.record("auth.login_succeeded", subject_id=subject.subject_id, actor=subject.subject_id,
+                 details={"method": "channel", "channel": channel})
+    db.session.commit()
+    return body
+
+
+def refresh_token_row(raw: str) -> RefreshToken | None:
+    """The stored refresh token whose hash matches `raw`, or None."""
+    return db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw)))
+
+
+def continue_session(row: RefreshToken) -> bool:
+    """Mark the refresh token's session used now and extend it; False when the session was ended,
+    expired or belongs to older credentials (the update is the check, so that it serialises with
+    a concurrent end of the session)."""
+    version = _credentials_version(row.actor_id or row.subject_id) or 0
+    now = utcnow()
+    ttl = timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
+    return db.session.execute(
+        update(AuthSession).where(AuthSession.session_id == row.family_id, AuthSession.revoked_at.is_(None),
+                                  AuthSession.expires_at > now, AuthSession.credentials_version >= version)
+        .values(last_used_at=now, expires_at=now + ttl).execution_options(synchronize_session=False)).rowcount == 1
+
+
+def revoke_family(family_id: str) -> int:
+    """End a session: its row, every refresh token of the family and, on every worker, the
+    access tokens issued with them (not committed). Returns the refresh tokens revoked."""
+    now, now_epoch, count = utcnow(), epoch(), 0
+    db.session.execute(update(AuthSession).where(AuthSession.session_id == family_id,
+                                                 AuthSession.revoked_at.is_(None))
+                       .values(revoked_at=now).execution_options(synchronize_session=False))
+    for row in db.session.scalars(select(RefreshToken).where(RefreshToken.family_id == family_id)):
+        if row.revoked_at is None:
+            row.revoked_at = now
+            count += 1
+        if row.access_exp > now_epoch:
+            revoke_access_token({"jti": row.access_jti, "exp": row.access_exp})
+    revoke_session_tokens(family_id)
+    return count
+
+
+def revoke_acting_sessions(*, subject_id: str, actor_id: str) -> None:
+    """End every session in which `actor_id` acts as `subject_id` (refresh families and access tokens)."""
+    families = db.session.scalars(select(AuthSession.session_id).where(
+        AuthSession.subject_id == subject_id, AuthSession.actor_id == actor_id,
+        AuthSession.revoked_at.is_(None))).all()
+    for family in families:
+        revoke_family(family)
+
+
+def _signed_in_by(person: Person):
+    """Sessions the person signed in to: their own, and those acting for a company or another person."""
+    return or_(AuthSession.actor_id == person.subject_id,
+               and_(AuthSession.subject_id == person.subject_id, AuthSession.actor_id.is_(None)))
+
+
+def sessions_of(person: Person, *, current_session: str | None) -> list[dict]:
+    """The person's live sessions, most recently used first."""
+    rows = db.session.scalars(select(AuthSession).where(
+        _signed_in_by(person), AuthSession.revoked_at.is_(None), AuthSession.expires_at > utcnow(),
+        AuthSession.credentials_version >= person.credentials_version)
+        .order_by(AuthSession.last_used_at.desc(), AuthSession.id.desc())).all()
+    return [{"session_id": row.session_id, "created_at": row.created_at, "last_used_at": row.last_used_at,
+             "channel": row.channel, "current": row.session_id == current_session,
+             "acting_for": row.subject_id if row.subject_id != person.subject_id else None} for row in rows]
+
+
+def end_own_session(person: Person, session_id: str) -> None:
+    """End one of the person's sessions (404 for anyone else's or an unknown one); commits."""
+    row = db.session.scalar(select(AuthSession).where(AuthSession.session_id == session_id, _signed_in_by(person)))
+    if row is None or row.revoked_at is not None:
+        raise NotFound("登录会话不存在或已结束")
+    revoke_family(row.session_id)
+    audit.record("session.ended", subject_id=person.subject_id, actor=person.subject_id,
+                 details={"session": session_id[:8], "channel": row.channel})
+    db.session.commit()
+
+
+def end_channel_sessions(person: Person, channel: str) -> int:
+    """End the person's sessions signed in through `channel` (not committed)."""
+    families = db.session.scalars(select(AuthSession.session_id).where(
+        _signed_in_by(person), AuthSession.channel == channel, AuthSession.revoked_at.is_(None))).all()
+    for family in families:
+        revoke_family(family)
+    return len(families)
+
+
+def end_sessions_of(person: Person, *, keep_session: str | None = None) -> int:
+    """The person's credentials changed: raise their credentials version and end every session
+    they signed in to or that acts for them, except `keep_session` (the caller's). Tokens of the
+    old version die on every worker, sessions still being opened with them too. Not committed;
+    returns the number of sessions ended."""
+    db.session.execute(update(Person).where(Person.id == person.id)
+                       .values(credentials_version=Person.credentials_version + 1)
+                       .execution_options(synchronize_session=False))
+    version = db.session.scalar(select(Person.credentials_version).where(Person.id == person.id))
+    person.credentials_version = version
+    if keep_session:
+        db.session.execute(update(AuthSession).where(AuthSession.session_id == keep_session)
+                           .values(credentials_version=version).execution_options(synchronize_session=False))
+    revoke_older_credentials(person.subject_id, version, keep_session=keep_session)
+    families = db.session.scalars(select(AuthSession.session_id).where(
+        or_(AuthSession.subject_id == person.subject_id, AuthSession.actor_id == person.subject_id),
+        AuthSession.revoked_at.is_(None), AuthSession.session_id != (keep_session or ""))).all()
+    for family in families:
+        revoke_family(family)
+    return len(families)
+
+
+def logout(*, refresh_token: str | None, access_claims: dict | None) -> None:
+    """End the session of the presented access token and/or refresh token (either is enough)."""
+    subject = access_claims.get("sub") if access_claims else None
+    ended = set()
+    if access_claims:
+        revoke_access_token(access_claims)
+        if access_claims.get("sid"):
+            revoke_family(access_claims["sid"])
+            ended.add(access_claims["sid"])
+    row = refresh_token_row(refresh_token) if refresh_token else None
+    if row is not None:
+        if row.family_id not in ended:
+            revoke_family(row.family_id)
+            ended.add(row.family_id)
+        subject = subject or row.subject_id
+    if subject is None:
+        raise Unauthorized("刷新令牌无效")
+    audit.record("auth.logout", subject_id=subject, actor=(access_claims or {}).get("act", {}).get("sub"),
+                 details={"family_revoked": bool(ended)})
+    db.session.commit()
+

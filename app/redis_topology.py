@@ -1,0 +1,159 @@
+"""Which Redis the shared store and the job queue use: one server, a master found through Sentinel,
+or a Redis Cluster, whose multi-key scripts keep their keys in one hash slot.
+
+Settings: `REDIS_URL` (one server; `redis+cluster://host:port` or `REDIS_CLUSTER=1` for a cluster,
+any node as the entry point), `REDIS_SENTINELS` (`host:port,host:port`) with `REDIS_SENTINEL_MASTER`
+(the master's name; `REDIS_URL` then gives only password, database and TLS), and `RQ_REDIS_URL` for
+the job queue (RQ needs one plain server: required with a cluster, default `REDIS_URL`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from flask import current_app
+from redis.cluster import RedisCluster, key_slot
+
+from .store import (CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, UNREACHABLE, RedisStore,
+                    StoreUnavailable)
+
+logger = logging.getLogger("app.store")
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+# Keys one script changes together must share a hash slot on a cluster. A one-time code is deleted
+# in the step that journals its answer (`journal_push(consume=...)`), so codes live in the
+# journal's slot; everything else spreads over the cluster. Key prefix -> hash tag.
+CO_LOCATED = {"journal": "journal", "wallet:code": "journal"}
+
+
+def slot_tagged(key: str) -> str:
+    """`key` with the hash tag of its group (`{journal}journal:seq`), or unchanged."""
+    if "{" in key:
+        return key
+    for prefix, tag in CO_LOCATED.items():
+        if key == prefix or key.startswith(prefix + ":"):
+            return "{" + tag + "}" + key
+    return key
+
+
+def is_cluster(url: str, config) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES or str(config.get("REDIS_CLUSTER") or "0").lower() in (
+        "1", "true", "yes")
+
+
+def _plain(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)))
+
+
+def _sentinel_master(url: str, config, **options) -> redis.Redis:
+    from redis.sentinel import Sentinel
+    hosts = [(host.strip(), int(port)) for host, _, port in
+             (item.strip().rpartition(":") for item in str(config["REDIS_SENTINELS"]).split(",") if item.strip())]
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0)
+    sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout", 1.0),
+                        sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 1.0})
+    return sentinel.master_for(config.get("REDIS_SENTINEL_MASTER") or "mymaster", db=database,
+                               username=parts.username or None, password=parts.password or None,
+                               ssl=parts.scheme == "rediss", **options)
+
+
+def redis_store(url: str, config, prefix: str = "ias:") -> RedisStore:
+    """The shared store on the Redis that `url` and `config` name."""
+    if config.get("REDIS_SENTINELS"):
+        return RedisStore(url, prefix, client=_sentinel_master(url, config, **CLIENT_OPTIONS))
+    if is_cluster(url, config):
+        return ClusterStore(url, prefix)
+    return RedisStore(url, prefix)
+
+
+def queue_url(config) -> str | None:
+    """The plain Redis the job queue uses (RQ does not support Redis Cluster)."""
+    url = config.get("RQ_REDIS_URL") or config.get("REDIS_URL")
+    if url and not config.get("RQ_REDIS_URL") and is_cluster(url, config):
+        raise RuntimeError("RQ 不支持 Redis Cluster：请设置 RQ_REDIS_URL 指向一个普通 Redis")
+    return url
+
+
+def queue_connection() -> redis.Redis:
+    """The job queue's connection (bytes, as RQ expects), one pool per app."""
+    app = current_app._get_current_object()
+    connection = app.extensions.get("rq_connection")
+    if connection is None:
+        if app.config.get("REDIS_SENTINELS") and not app.config.get("RQ_REDIS_URL"):
+            connection = _sentinel_master(app.config["REDIS_URL"], app.config)
+        else:
+            connection = redis.Redis.from_url(queue_url(app.config))
+        connection = app.extensions.setdefault("rq_connection", connection)
+    return connection
+
+
+class ClusterStore(RedisStore):
+    """The store on a Redis Cluster: co-located keys carry hash tags, reads of several keys are
+    split by slot (non-atomic, as a plain MGET's reads need not be), and a rate-limit count with
+    reads elsewhere is one pipeline over the nodes involved. The client learns the cluster's slots
+    on first use (a cluster that is down then is a 503, as a lost server is, not a failed start)."""
+
+    name = "redis-cluster"
+    _SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_count_and_get": COUNT_AND_GET}
+
+    def __init__(self, url: str, prefix: str = "ias:"):
+        self.url, self.prefix = url, prefix
+        self._client, self._connecting = None, threading.Lock()
+
+    @property
+    def client(self) -> RedisCluster:
+        if self._client is None:
+            with self._connecting:
+                if self._client is None:
+                    try:
+                        client = RedisCluster.from_url(_plain(self.url), **CLIENT_OPTIONS)
+                    except UNREACHABLE as exc:
+                        logger.warning("redis cluster unreachable: %s", exc.__class__.__name__)
+                        raise StoreUnavailable() from exc
+                    for name, source in self._SCRIPTS.items():
+                        self.__dict__[name] = client.register_script(source)
+                    self._client = client
+        return self._client
+
+    def __getattr__(self, name):  # the scripts, registered once the cluster answers
+        if name in ClusterStore._SCRIPTS:
+            self.client  # noqa: B018 - connects and registers them
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def ping(self):
+        try:
+            return super().ping()
+        except StoreUnavailable:
+            return False
+
+    def _k(self, key: str) -> str:
+        return self.prefix + slot_tagged(key)
+
+    def get_many(self, *keys):
+        return self._call(self.client.mget_nonatomic, [self._k(key) for key in keys])
+
+    def count_and_get(self, counter, window, keys):
+        names = [self._k(counter), *map(self._k, keys)]
+        if len({key_slot(name.encode()) for name in names}) == 1:
+            return super().count_and_get(counter, window, keys)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVAL", COUNT_AND_GET, 1, names[0], window)
+        for name in names[1:]:
+            pipe.get(name)
+        (count, ttl, _), *values = self._call(pipe.execute)
+        return int(count), int(ttl), values
+
+    def flush(self):
+        batch = []
+        for key in self._call(self.client.scan_iter, match=self.prefix + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                self._call(self.client.delete, *batch)
+                batch = []
+        if batch:
+            self._call(self.client.delete, *batch)

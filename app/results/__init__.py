@@ -1,0 +1,1 @@
+"""Results: decision documents sealed by the issuing department (PAdES), the seal CA, the e-archive."""
