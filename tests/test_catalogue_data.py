@@ -205,9 +205,10 @@ def test_materials_and_products_map_to_license_types(base_items, license_types):
     }
     for item, license_name in produced.items():
         assert lt_name[by_name[item]["produces_license"]] == license_name
-    for item in ("居住证签发", "山东惠才卡申领", "个人参保证明打印", "住房公积金缴存证明打印"):
-        assert by_name[item]["instant_approval"] is True
-    assert 4 <= sum(1 for b in base_items if b["instant_approval"]) <= 15
+    assert by_name["居住证签发"]["instant_approval"] is True
+    # their licenses need facts no registry here holds (payment months, balances): a person decides
+    for item in ("山东惠才卡申领", "个人参保证明打印", "住房公积金缴存证明打印"):
+        assert by_name[item]["instant_approval"] is False
     id_card = next(code for code, name in lt_name.items() if name == "居民身份证")
     for b in base_items:
         for material in b["materials"]:

@@ -9,8 +9,8 @@ from app.catalogue.models import Service
 from app.extensions import db
 from tests.helpers import API
 from tests.test_applications_support import accept_files, upload
-from tests.window_support import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, act, count, service_code, staff_member, take_in,
-                                  walk_in)
+from tests.window_support import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, SHIZHONG, act, count, service_code, staff_member,
+                                  take_in, walk_in)
 
 
 def _ids(response) -> list[str]:
@@ -31,10 +31,15 @@ def test_taken_in_at_qingdao_handled_at_lixia_handed_out_at_qingdao(client, app)
     visitor = walk_in(app, region=LIXIA)
     qingdao = staff_member(app, QINGDAO_SHINAN, name="青岛窗口")
     lixia = staff_member(app, LIXIA, name="历下审批")
-    created = take_in(client, qingdao["headers"], visitor, service_code(app, LIXIA), upload(client, qingdao["headers"]))
+    scan = upload(client, qingdao["headers"])
+    created = take_in(client, qingdao["headers"], visitor, service_code(app, LIXIA), scan)
     assert created.status_code == 201, created.get_json()
     body = created.get_json()
     application_id = body["application_id"]
+    # the scan is the applicant's now; the staff of both halls may still read it, others may not
+    assert client.get(f"{API}/files/{scan}", headers=qingdao["headers"]).status_code == 200
+    assert client.get(f"{API}/files/{scan}", headers=lixia["headers"]).status_code == 200
+    assert client.get(f"{API}/files/{scan}", headers=staff_member(app, SHIZHONG)["headers"]).status_code == 404
     assert body["hall_code"] == LIXIA and body["accepting_hall_code"] == QINGDAO_SHINAN
     assert body["intake"]["staff"]["hall_code"] == QINGDAO_SHINAN
     hand_over = next(e for e in body["timeline"] if e["action"] == "cross_region_hand_over")

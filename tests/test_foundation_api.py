@@ -16,7 +16,7 @@ def assert_problem(response, status):
     assert response.mimetype == PROBLEM
     body = response.get_json()
     assert body["status"] == status
-    assert body["type"].startswith("https://")
+    assert body["type"].startswith("http://localhost/problems/")  # the test app's PUBLIC_BASE_URL: a page explains it
     assert body["title"] and body["detail"]
     assert any("\u4e00" <= ch <= "\u9fff" for ch in body["title"] + body["detail"])
     return body

@@ -50,6 +50,7 @@ class World:
 ROLE_BY_PREFIX = (
     ("POST /api/v1/licenses", "issuer"),
     ("POST /api/v1/verifications", "verifier"),
+    ("POST /api/v1/verification-requests", "verifier"),
     ("POST /api/v1/halls/", "hall_admin"),
     ("PATCH /api/v1/halls/", "hall_admin"),
     ("DELETE /api/v1/halls/", "hall_admin"),

@@ -147,3 +147,14 @@ def test_revocation_and_a_removed_device_stop_device_presentations(client, app, 
                                                                aud=BASE))["reason"] == "revoked"
     log = client.get(f"{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"]).get_json()
     assert [item["result"] for item in log["items"]][:2] == ["revoked", "valid"]
+
+
+def test_binding_to_a_device_needs_a_face_check_where_configured(app, client, alice, card, monkeypatch):
+    device_id = Phone().register(client, alice["headers"])["device_id"]
+    monkeypatch.setitem(app.config, "REQUIRE_L3_FOR", "license_binding")
+    problem = _problem(client.post(f"{API}/wallet/licenses/{card['license_id']}/bindings",
+                                   json={"device_id": device_id}, headers=alice["headers"]), 403)
+    assert problem["type"].endswith("/real-name-level-required") and problem["required_level"] == 3
+    monkeypatch.setitem(app.config, "REQUIRE_L3_FOR", "account_closure")
+    assert client.post(f"{API}/wallet/licenses/{card['license_id']}/bindings", json={"device_id": device_id},
+                       headers=alice["headers"]).status_code == 200

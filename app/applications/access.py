@@ -15,10 +15,10 @@ def handling_staff_may_read(*, principal, stored_file) -> bool:
     """True for hall staff (or their city's admins) of an application that uses the file."""
     if principal.subject_type != "person" or not principal.halls:
         return False
-    halls = set(db.session.scalars(select(Application.hall_code).join(ApplicationMaterial).where(
+    apps = set(db.session.scalars(select(Application).join(ApplicationMaterial).where(
         ApplicationMaterial.file_id == stored_file.id)))
     reference = stored_file.attached_to or ""
     if reference.startswith(REFERENCE_PREFIX):
-        halls.update(db.session.scalars(select(Application.hall_code).where(
+        apps.update(db.session.scalars(select(Application).where(
             Application.application_id == reference[len(REFERENCE_PREFIX):])))
-    return any(staff_role(principal, hall) for hall in halls)
+    return any(staff_role(principal, hall) for app in apps for hall in app.halls)  # 全省通办: both halls

@@ -13,7 +13,7 @@ helper (帮办人, when they filled it in) and the confirmation.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from flask import current_app
@@ -30,7 +30,7 @@ from . import crossregion, materials, submission
 from .assisted_models import CANCELLED, CONFIRMED, DECLINED, PENDING, STATUS_LABELS, AssistedApplication
 from .forms import material_kind, service_spec, validate_form
 from .models import FILE, LICENSE, Application
-from .service import SUBMIT_SCOPE, APPLICATION_ID, ApplicationView, applicant_for, record_event, staff_role
+from .service import APPLICATION_ID, SUBMIT_SCOPE, ApplicationView, applicant_for, record_event, staff_role
 from .window import Intake, add_new_person, applicant_person, require_hall_staff, scans
 
 CONFIRMATION_HOURS = 24
@@ -53,7 +53,7 @@ def _check_files(entries: list[dict], staff_id: str) -> list:
     return list(rows.values())
 
 
-def _expiry(files: list) -> object:
+def _expiry(files: list) -> datetime:
     """CONFIRMATION_HOURS from now, or earlier when an upload would be collected before that."""
     now = utcnow()
     ends = [now + timedelta(hours=CONFIRMATION_HOURS)]

@@ -32,8 +32,8 @@ from ..identity.persons import find_person_by_id_number
 from ..security import audit
 from ..timeutil import isoformat_z
 from . import crossregion, submission
-from .routing import staff_card
 from .models import Application, ApplicationEvent
+from .routing import staff_card
 from .service import ApplicationView
 
 IDENTITY_CHECKS = ("id_card_reader", "face", "documents")

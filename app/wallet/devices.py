@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..identity.actors import actor_of
+from ..identity.levels import ensure_level_for
 from ..security import audit
 from ..security.jose import JoseError, jwk_thumbprint, load_public_jwk
 from ..security.rbac import Principal
@@ -129,6 +130,9 @@ def bind_license(*, principal: Principal, license_id: str, device_id: str) -> di
     license = presentations.license_by_id(license_id)
     capacity = holders.actor_for(principal, license, need=holders.PRESENT)
     owner = capacity.subject_id  # devices belong to the person acting (holder, guardian, agent)
+    acting = actor_of(principal)
+    if acting.person is not None:
+        ensure_level_for(acting.person, "license_binding")  # L3 where REQUIRE_L3_FOR names it
     if not isinstance(device_id, str) or not DEVICE_ID_RE.fullmatch(device_id):
         raise ValidationFailed.field("device_id", "设备不存在")
     device = db.session.scalar(select(Device).where(Device.device_id == device_id,
