@@ -133,11 +133,12 @@ class MaterialReviewSchema(StrictSchema):
                              error_messages=messages("审核结论"), metadata={"enum": ["accepted", "rejected"]})
     reason = fields.String(validate=[validate.Length(max=500, error="理由最多 {max} 个字符"), printable],
                            allow_none=True, metadata={"description": "审核不通过的理由（必填）"})
-    version = fields.Integer(validate=validate.Range(min=1))
+    version = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
 class SpotCheckSampleSchema(StrictSchema):
-    count = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100, error="应介于 {min} 和 {max} 之间"),
+    count = fields.Integer(load_default=10, strict=True,
+                           validate=validate.Range(min=1, max=100, error="应介于 {min} 和 {max} 之间"),
                            metadata={"description": "抽取的办件数"})
 
 
