@@ -9,9 +9,15 @@ import tempfile
 
 import pytest
 
-from app import create_app
-from app.cli import REFERENCE_TABLES, run_seeders
-from app.extensions import db
+pytest.register_assert_rewrite("tests.support")
+
+from app import create_app  # noqa: E402
+from app.cli import REFERENCE_TABLES, run_seeders  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+# Shared fixtures live in tests/support/ and are loaded here, so no test module imports another.
+pytest_plugins = ["tests.support.applications", "tests.support.wallet", "tests.support.devices",
+                  "tests.support.files", "tests.support.catalogue", "tests.support.oidc"]
 
 
 

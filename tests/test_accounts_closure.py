@@ -13,10 +13,10 @@ from app.notifications.models import Notification
 from app.oidc.models import OidcConsent
 from app.security import audit
 from app.security.models import AuditEvent
-from tests.helpers import (API, another_worker, auth_headers, client_token, create_client, needs_redis, register_person,
+from tests.support.helpers import (API, another_worker, auth_headers, client_token, create_client, needs_redis, register_person,
                            valid_phone)
-from tests.test_applications_support import ID_CARD_TYPE, apply, company, hukou_body, person_in  # noqa: F401
-from tests.test_security_support import is_problem
+from tests.support.applications import ID_CARD_TYPE, apply, hukou_body, person_in
+from tests.support.world import is_problem
 
 
 def _close(client, person, **body):
@@ -122,7 +122,7 @@ def test_closing_with_an_sms_code_sent_for_login(client, app):
 
 
 def test_company_proxy_and_client_tokens_cannot_close_an_account(client, app, company):
-    from tests.test_accounts_proxies import act_for, grant
+    from tests.support.proxies import act_for, grant
     representative, _, company_headers = company
     grandma, son = person_in(client, app, name="李奶奶"), person_in(client, app, name="李建国")
     grant(client, grandma, son)
@@ -138,7 +138,7 @@ def test_company_proxy_and_client_tokens_cannot_close_an_account(client, app, co
 
 
 def test_closing_ends_family_proxies_both_ways_and_oidc_consents(client, app):
-    from tests.test_accounts_proxies import act_for, grant
+    from tests.support.proxies import act_for, grant
     grandma, son, daughter = (person_in(client, app, name=name) for name in ("李奶奶", "李建国", "李秀英"))
     grant(client, grandma, son)
     grant(client, son, daughter)

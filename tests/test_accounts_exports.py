@@ -12,11 +12,11 @@ from app.identity.account_models import DataExport
 from app.security import audit
 from app.security.ciphers import pii_cipher
 from app.security.models import AuditEvent
-from tests.helpers import API, auth_headers, needs_redis
-from tests.test_accounts_proxies import act_for, grant
-from tests.test_applications_support import apply, hukou_body, id_card, person_in
-from tests.test_security_support import is_problem
-from tests.test_wallet_api_helpers import present, verifier_headers, verify
+from tests.support.helpers import API, auth_headers, needs_redis
+from tests.support.proxies import act_for, grant
+from tests.support.applications import apply, hukou_body, id_card, person_in
+from tests.support.world import is_problem
+from tests.support.wallet import present, verifier_headers, verify
 
 ID_KEYS = ("subject_id", "application_id", "license_id", "identifier", "presentation_id", "session_id",
            "export_id", "proxy_id", "file_id", "appointment_id", "complaint_id", "reply_id", "evaluation_id",

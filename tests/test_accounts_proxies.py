@@ -12,31 +12,11 @@ from app.extensions import db
 from app.identity.account_models import ProxyGrant
 from app.identity.proxies import PROXY_ENDPOINTS
 from app.security.models import AuditEvent
-from tests.helpers import API, add_registry_person, auth_headers, minor_id_number, valid_credit_code, valid_id_number
-from tests.test_applications_support import apply, hukou_body, id_card, person_in
-from tests.test_security_support import is_problem
-from tests.test_wallet_api_helpers import access_log, present, verifier_headers, verify
-
-ALL = ["applications:submit", "applications:read", "licenses:read", "licenses:present"]
-
-
-def _future(days=30) -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=days)).isoformat()
-
-
-def grant(client, grantor, grantee, *, scopes=ALL, expires_at=None, expect=201):
-    response = client.post(f"{API}/me/proxies", headers=grantor["headers"], json={
-        "id_number": grantee["id_number"], "name": grantee["name"], "scopes": scopes,
-        "expires_at": expires_at or _future()})
-    assert response.status_code == expect, response.get_json()
-    return response.get_json()
-
-
-def act_for(client, grantee, grantor, expect=200):
-    response = client.post(f"{API}/auth/act-as", headers=grantee["headers"], json={"subject_id": grantor["subject_id"]})
-    assert response.status_code == expect, response.get_json()
-    return response.get_json()
-
+from tests.support.helpers import API, add_registry_person, auth_headers, minor_id_number, valid_credit_code, valid_id_number
+from tests.support.applications import apply, hukou_body, id_card, person_in
+from tests.support.world import is_problem
+from tests.support.wallet import access_log, present, verifier_headers, verify
+from tests.support.proxies import ALL, _future, act_for, grant
 
 @pytest.fixture
 def family(client, app):

@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from app.applications.models import Application
 from app.catalogue.models import Hall
 from app.extensions import db
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN, accept_files, apply, count_rows, id_card, new_key, person_in,
+from tests.support.helpers import API, create_staff
+from tests.support.applications import (JINAN, accept_files, apply, count_rows, id_card, new_key, person_in,
                                              upload)
-from tests.test_applications_support import company  # noqa: F401 - a fixture
 
 ENTERPRISE_MEMBERS = ["企业设立登记", "公章刻制备案", "新办纳税人套餐式服务", "单位社会保险参保登记",
                       "单位医疗保险参保登记", "住房公积金单位缴存登记"]

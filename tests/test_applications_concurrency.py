@@ -10,13 +10,13 @@ from app.applications import idempotency
 from app.applications import submission
 from app.applications.models import Application, IdempotencyKey
 from app.store import StoreUnavailable
-from tests.helpers import API, another_worker
-from tests.test_applications_support import apply, count_rows, hukou_body, new_key, person_in
+from tests.support.helpers import API, another_worker
+from tests.support.applications import apply, count_rows, hukou_body, new_key, person_in
 
 THREADS = 50
 
 
-def _storm(clients, headers, body, key):
+def storm(clients, headers, body, key):
     barrier = threading.Barrier(THREADS)
 
     def one(index):
@@ -44,7 +44,7 @@ def _assert_exactly_one(app, results):
 def test_fifty_concurrent_submissions_with_one_key_create_one_application(client, app):
     alice = person_in(client, app)
     clients = [app.test_client() for _ in range(THREADS)]
-    results = _storm(clients, alice["headers"], hukou_body(alice, app), new_key())
+    results = storm(clients, alice["headers"], hukou_body(alice, app), new_key())
     _assert_exactly_one(app, results)
 
 
@@ -52,7 +52,7 @@ def test_two_app_instances_share_the_key(client, app):
     alice = person_in(client, app)
     with another_worker(app) as worker:
         clients = [app.test_client() for _ in range(THREADS // 2)] + [worker.test_client() for _ in range(THREADS // 2)]
-        results = _storm(clients, alice["headers"], hukou_body(alice, app), new_key())
+        results = storm(clients, alice["headers"], hukou_body(alice, app), new_key())
     _assert_exactly_one(app, results)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from app.applications.models import Application, IdempotencyKey
 from app.extensions import db
 from app.security.models import AuditEvent
-from tests.helpers import API
-from tests.test_applications_support import (HUKOU_MOVE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT, apply, code,
+from tests.support.helpers import API
+from tests.support.applications import (HUKOU_MOVE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT, apply, code,
                                              count_rows, hukou_body, id_card, new_key, person_in, residence_body)
-from tests.test_applications_support import company  # noqa: F401 - a fixture
 
 RESIDENCE_FORM = f"{API}/services/{code(JINAN_LIXIA, RESIDENCE_PERMIT)}/form"
 TALENT_SETTLEMENT = "000705007000"  # 人才引进落户: shares `move_to_address` with 户口迁移

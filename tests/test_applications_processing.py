@@ -13,8 +13,8 @@ from app.identity import persons
 from app.identity.models import ChannelBinding
 from app.notifications.models import OutboxMessage
 from app.timeutil import beijing_today
-from tests.helpers import API, auth_headers, create_staff, login
-from tests.test_applications_support import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, QINGDAO_SHINAN, accept_files, apply,
+from tests.support.helpers import API, auth_headers, create_staff, login
+from tests.support.applications import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, QINGDAO_SHINAN, accept_files, apply,
                                              hukou_body, id_card, person_in, upload)
 
 

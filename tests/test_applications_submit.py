@@ -12,14 +12,13 @@ from app.extensions import db
 from app.identity import registries
 from app.security import audit
 from app.wallet.models import AccessLogEntry, License
-from tests.helpers import API, auth_headers
+from tests.support.helpers import API, auth_headers
 from app.wallet import issuance
-from tests.helpers import create_staff
-from tests.test_applications_support import (BUSINESS_LICENSE_TYPE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT,
+from tests.support.helpers import create_staff
+from tests.support.applications import (BUSINESS_LICENSE_TYPE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT,
                                              RESIDENCE_PERMIT_TYPE, TALENT_CARD, TALENT_CARD_TYPE, apply, code,
                                              count_rows, household_book, hukou_body, id_card, issue_license,
                                              new_key, person_in, residence_body, upload)
-from tests.test_applications_support import company  # noqa: F401 - a fixture
 
 
 def test_residence_permit_is_approved_instantly_and_lands_in_the_wallet(client, app):

@@ -11,9 +11,9 @@ from app.appointments.models import Appointment
 from app.catalogue.models import Hall
 from app.extensions import db
 from app.timeutil import beijing_today
-from tests.hall_services_support import (JINAN, LIXIA, SHIZHONG, active_bookings, book, move_slot, non_working_day,
+from tests.support.hall import (JINAN, LIXIA, SHIZHONG, active_bookings, book, move_slot, non_working_day,
                                          service_of, slot_row, slots, windows, working_day)
-from tests.helpers import API, client_token, create_client, create_staff, register_person
+from tests.support.helpers import API, client_token, create_client, create_staff, register_person
 
 
 def test_every_city_hall_has_slots_on_each_of_the_next_ten_working_days(app, client):

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from app.appointments.models import Appointment, AppointmentSlot
 from app.extensions import db
-from tests.hall_services_support import LIXIA, book, service_of, slot_row, slots, working_day
-from tests.helpers import another_worker, register_person
+from tests.support.hall import LIXIA, book, service_of, slot_row, slots, working_day
+from tests.support.helpers import another_worker, register_person
 
 REQUESTS = 20
 
 
-def _storm(clients, send):
+def storm(clients, send):
     barrier = threading.Barrier(REQUESTS)
 
     def one(index):
@@ -60,7 +60,7 @@ def test_twenty_people_one_slot_exactly_capacity_places(app, client):
     slot = _small_slot(app, client)
     people = _people(client, app)
     clients = [app.test_client() for _ in range(REQUESTS)]
-    responses = _storm(clients, lambda c, i: book(c, people[i]["headers"], slot["slot_id"], service))
+    responses = storm(clients, lambda c, i: book(c, people[i]["headers"], slot["slot_id"], service))
     _assert_consistent(app, slot["slot_id"], slot["capacity"], responses)
 
 
@@ -70,7 +70,7 @@ def test_two_app_instances_share_the_places(app, client):
     people = _people(client, app)
     with another_worker(app) as worker:
         clients = [app.test_client() for _ in range(REQUESTS // 2)] + [worker.test_client() for _ in range(REQUESTS // 2)]
-        responses = _storm(clients, lambda c, i: book(c, people[i]["headers"], slot["slot_id"], service))
+        responses = storm(clients, lambda c, i: book(c, people[i]["headers"], slot["slot_id"], service))
     _assert_consistent(app, slot["slot_id"], slot["capacity"], responses)
 
 
@@ -79,7 +79,7 @@ def test_one_person_twenty_times_gets_one_place(app, client):
     slot = _small_slot(app, client)
     alice = register_person(client, app, name="张三")
     clients = [app.test_client() for _ in range(REQUESTS)]
-    responses = _storm(clients, lambda c, i: book(c, alice["headers"], slot["slot_id"], service))
+    responses = storm(clients, lambda c, i: book(c, alice["headers"], slot["slot_id"], service))
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 409: REQUESTS - 1}, statuses
     assert all("已预约" in r.get_json()["detail"] for r in responses if r.status_code == 409)
@@ -92,7 +92,7 @@ def test_concurrent_cancels_return_the_place_once(app, client):
     alice = register_person(client, app, name="张三")
     appointment_id = book(client, alice["headers"], slot["slot_id"], service).get_json()["appointment_id"]
     clients = [app.test_client() for _ in range(REQUESTS)]
-    responses = _storm(clients, lambda c, i: c.delete(f"/api/v1/appointments/{appointment_id}",
+    responses = storm(clients, lambda c, i: c.delete(f"/api/v1/appointments/{appointment_id}",
                                                       headers=alice["headers"]))
     assert Counter(r.status_code for r in responses) == {204: 1, 409: REQUESTS - 1}
     assert slot_row(app, slot["slot_id"]).booked == 0

@@ -14,9 +14,9 @@ from app.extensions import db
 from app.identity.models import ChannelBinding
 from app.notifications.models import Notification, OutboxMessage
 from app.timeutil import beijing_today
-from tests.hall_services_support import (LIXIA, SHIZHONG, book, move_slot, service_of, slot_row, slots,
+from tests.support.hall import (LIXIA, SHIZHONG, book, move_slot, service_of, slot_row, slots,
                                          working_day)
-from tests.helpers import API, register_person
+from tests.support.helpers import API, register_person
 
 
 def _inbox_titles(app, subject_id) -> list[str]:

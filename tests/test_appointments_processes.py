@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.hall_services_support import LIXIA, service_of, working_day
-from tests.helpers import API, register_person
-from tests.procs import process_tools_missing, served_stack
+from tests.support.hall import LIXIA, service_of, working_day
+from tests.support.helpers import API, register_person
+from tests.support.procs import process_tools_missing, served_stack
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(process_tools_missing()), reason=str(process_tools_missing()))]

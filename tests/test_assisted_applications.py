@@ -11,9 +11,9 @@ from app.applications.models import Application
 from app.extensions import db
 from app.files.models import StoredFile
 from app.timeutil import utcnow
-from tests.helpers import API, register_person
-from tests.test_applications_support import id_card, person_in, upload
-from tests.window_support import (HUKOU_MOVE, LIXIA, SHIZHONG, card_request, count, service_code, staff_member,
+from tests.support.helpers import API, register_person
+from tests.support.applications import id_card, person_in, upload
+from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, card_request, count, service_code, staff_member,
                                   take_in, walk_in)
 
 

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.security import audit
 from app.security.models import AuditEvent
 from app.timeutil import as_aware
-from tests.helpers import register_person
+from tests.support.helpers import register_person
 
 
 def _append(app, count, prefix="test.event"):

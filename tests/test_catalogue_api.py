@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.catalogue.models import Service
 from app.extensions import db
-from tests.catalogue_support import API, channel_headers, signed_headers
-from tests.helpers import create_client
+from tests.support.catalogue import API, channel_headers, signed_headers
+from tests.support.helpers import create_client
 
 PROBLEM = "application/problem+json"
 RELEVANCE_CSV = Path(__file__).resolve().parent / "data" / "search_relevance.csv"

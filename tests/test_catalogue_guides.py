@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.catalogue.models import Service, ServiceSituation
 from app.extensions import db
-from tests.catalogue_support import API
+from tests.support.catalogue import API
 
 PDFTOTEXT = shutil.which("pdftotext")
 

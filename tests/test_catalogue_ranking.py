@@ -12,7 +12,7 @@ from app.catalogue import ranking
 from app.catalogue.halls import high_frequency_items
 from app.catalogue.models import Service
 from app.extensions import db
-from tests.catalogue_support import API, catalogue_guard  # noqa: F401 - fixture
+from tests.support.catalogue import API
 
 REFERENCE_FIRST = "居民身份证换领"
 

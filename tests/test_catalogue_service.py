@@ -15,8 +15,8 @@ from app.catalogue.seed import seed_catalogue
 from app.extensions import db
 from app.security.models import AuditEvent
 from schemas.catalogue import ServiceSchema
-from tests.catalogue_support import API, catalogue_guard, catalogue_version, channel_headers  # noqa: F401
-from tests.helpers import another_worker, create_staff, needs_redis, register_person
+from tests.support.catalogue import API, catalogue_version, channel_headers
+from tests.support.helpers import another_worker, create_staff, needs_redis, register_person
 
 PROBLEM = "application/problem+json"
 SIX_SAME = {"name", "item_type", "legal_basis", "materials", "statutory_limit_days"}

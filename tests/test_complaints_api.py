@@ -12,9 +12,9 @@ from app.applications.deadlines import add_working_days
 from app.complaints.models import Complaint, ComplaintReply
 from app.extensions import db
 from app.timeutil import beijing_today
-from tests.hall_services_support import JINAN, LIXIA, SHIZHONG, service_of
-from tests.helpers import API, create_staff, register_person
-from tests.test_applications_support import apply, hukou_body, person_in
+from tests.support.hall import JINAN, LIXIA, SHIZHONG, service_of
+from tests.support.helpers import API, create_staff, register_person
+from tests.support.applications import apply, hukou_body, person_in
 
 CONTENT = "窗口排队两个小时，叫号系统故障无人处理，联系电话13812345678"
 

@@ -12,8 +12,8 @@ from app.complaints import hotline_sync
 from app.complaints.models import Complaint, ComplaintReply
 from app.extensions import db
 from tests.fakes.hotline12345_server import FakeHotline12345Server
-from tests.hall_services_support import LIXIA
-from tests.helpers import API, create_staff, register_person
+from tests.support.hall import LIXIA
+from tests.support.helpers import API, create_staff, register_person
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ def platform(app, monkeypatch):
         monkeypatch.setitem(app.config, "HOTLINE12345_BASE_URL", fake.base_url)
         monkeypatch.setitem(app.config, "HOTLINE12345_APP_ID", fake.app_id)
         monkeypatch.setitem(app.config, "HOTLINE12345_SECRET", fake.secret)
+        monkeypatch.setitem(app.config, "JOBS_INLINE", True)  # the reply push runs where RQ would run it
         yield fake
 
 

@@ -7,26 +7,23 @@
 """
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.helpers import API, DEFAULT_PASSWORD, register_person
-from tests.procs import process_tools_missing, served_stack
-from tests.test_applications_support import hukou_body, person_in
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers
+from tests.support.helpers import API, DEFAULT_PASSWORD, register_person
+from tests.support.procs import process_tools_missing, served_stack
+from tests.support.applications import hukou_body, person_in
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers
+from tests.support.storm import SPREAD, TIMEOUT, storm, workers_of
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(process_tools_missing()), reason=str(process_tools_missing()))]
 
 CONCURRENT = 50
 SEARCH_LIMIT = 20
-TIMEOUT = 30
-SPREAD = {"X-Test-Delay": "0.05"}  # each request holds its worker 50 ms: the storm spreads over workers
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +33,6 @@ def stack():
     with served_stack("ias-conc-", "ias_concurrency", workers=4,
                       overrides={"SEARCH_RATE_LIMIT": f"{SEARCH_LIMIT}/minute"}) as stack:
         yield stack
-
-
-def _storm(count: int, send):
-    """`send(index)` from `count` threads released together; returns the responses."""
-    barrier = threading.Barrier(count)
-
-    def one(index):
-        barrier.wait(TIMEOUT)
-        return send(index)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(one, range(count)))
-
-
-def _workers(responses) -> set[str]:
-    return {r.headers.get("X-Test-Worker") for r in responses}
 
 
 def _scalar(stack, sql: str, *params):
@@ -69,12 +50,12 @@ def test_one_online_code_is_valid_exactly_once_across_workers(stack):
                           headers=alice["headers"], json={"purpose": "酒店入住登记", "mode": "online"})
     assert shown.status_code == 201, shown.text
     code = shown.json()["code"]
-    responses = _storm(CONCURRENT, lambda _i: requests.post(f"{base}{API}/verifications", json={"code": code},
+    responses = storm(CONCURRENT, lambda _i: requests.post(f"{base}{API}/verifications", json={"code": code},
                                                             headers=SPREAD, timeout=TIMEOUT))
     assert [r.status_code for r in responses] == [200] * CONCURRENT
     results = Counter("valid" if r.json()["valid"] else r.json()["reason"] for r in responses)
     assert results == {"valid": 1, "used": CONCURRENT - 1}, results
-    assert len(_workers(responses)) >= 2
+    assert len(workers_of(responses)) >= 2
     log = requests.get(f"{base}{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"],
                        params={"page_size": 100}, timeout=TIMEOUT).json()
     assert Counter(item["result"] for item in log["items"]) == {"valid": 1, "used": CONCURRENT - 1}
@@ -84,7 +65,7 @@ def test_fifty_submissions_with_one_key_make_one_application(stack):
     app, base = stack["app"], stack["server"].url
     alice = person_in(app.test_client(), app, name="李四")
     key, body = str(uuid.uuid4()), hukou_body(alice, app)
-    responses = _storm(CONCURRENT, lambda _i: requests.post(
+    responses = storm(CONCURRENT, lambda _i: requests.post(
         f"{base}{API}/applications", json=body, timeout=TIMEOUT,
         headers={**alice["headers"], **SPREAD, "Idempotency-Key": key}))
     statuses = Counter(r.status_code for r in responses)
@@ -94,7 +75,7 @@ def test_fifty_submissions_with_one_key_make_one_application(stack):
     assert len({r.json()["application_id"] for r in created}) == 1
     assert sum(1 for r in created if r.headers.get("Idempotent-Replayed") != "true") == 1
     assert all(r.headers.get("Retry-After") for r in responses if r.status_code == 409)
-    assert len(_workers(responses)) >= 2
+    assert len(workers_of(responses)) >= 2
     assert _scalar(stack, "SELECT count(*) FROM applications WHERE subject_id = %s", alice["subject_id"]) == 1
     assert _scalar(stack, "SELECT count(*) FROM idempotency_keys WHERE subject_id = %s", alice["subject_id"]) == 1
     again = requests.post(f"{base}{API}/applications", json=body, timeout=TIMEOUT,
@@ -111,14 +92,14 @@ def test_the_login_lock_counts_failures_across_workers(stack):
     app, base = stack["app"], stack["server"].url
     for attempt in range(3):  # until the five failures were answered by at least two workers
         person = register_person(app.test_client(), app, name="王五")
-        wrong = _storm(5, lambda i: _login(base, person["id_number"], f"Wrong-password-{i}"))
+        wrong = storm(5, lambda i: _login(base, person["id_number"], f"Wrong-password-{i}"))
         assert all(r.status_code in (401, 423) for r in wrong), [r.status_code for r in wrong]
-        if len(_workers(wrong)) >= 2:
+        if len(workers_of(wrong)) >= 2:
             break
     else:
         pytest.fail("five concurrent logins were always answered by one worker")
     right = [_login(base, person["id_number"], DEFAULT_PASSWORD) for _ in range(6)]
-    assert len(_workers(wrong + right)) >= 2
+    assert len(workers_of(wrong + right)) >= 2
     for response in right:
         assert response.status_code == 423, response.text
         assert response.headers["Content-Type"].startswith("application/problem+json")
@@ -130,11 +111,11 @@ def test_the_login_lock_counts_failures_across_workers(stack):
 def test_rate_limits_count_across_workers(stack):
     base = stack["server"].url
     total = SEARCH_LIMIT + 10
-    responses = _storm(total, lambda i: requests.get(f"{base}{API}/services", params={"q": f"营业执照{i}"},
+    responses = storm(total, lambda i: requests.get(f"{base}{API}/services", params={"q": f"营业执照{i}"},
                                                      headers=SPREAD, timeout=TIMEOUT))
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {200: SEARCH_LIMIT, 429: total - SEARCH_LIMIT}, statuses
-    assert len(_workers(responses)) >= 2
+    assert len(workers_of(responses)) >= 2
     for response in responses:
         if response.status_code == 429:
             assert response.headers["Content-Type"].startswith("application/problem+json")

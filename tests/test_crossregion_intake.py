@@ -7,9 +7,9 @@ from sqlalchemy import select
 from app.applications.models import Application
 from app.catalogue.models import Service
 from app.extensions import db
-from tests.helpers import API
-from tests.test_applications_support import accept_files, upload
-from tests.window_support import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, SHIZHONG, act, count, service_code, staff_member,
+from tests.support.helpers import API
+from tests.support.applications import accept_files, upload
+from tests.support.window import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, SHIZHONG, act, count, service_code, staff_member,
                                   take_in, walk_in)
 
 

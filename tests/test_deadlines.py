@@ -8,8 +8,8 @@ import pytest
 
 from app.applications import deadlines, submission
 from app.applications.deadlines import add_working_days, in_calendar_range, is_working_day, working_days_between
-from tests.helpers import API
-from tests.test_applications_support import HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, person_in
+from tests.support.helpers import API
+from tests.support.applications import HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, person_in
 
 # Working days after Wednesday 2026-09-30, as the State Council's 2026 arrangement has them:
 # 10-01..10-07 National Day (10-01..10-03 and 10-05..10-07 are weekdays off), Saturday 10-10 is

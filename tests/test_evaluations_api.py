@@ -9,8 +9,8 @@ import pytest
 from app.applications.models import Application
 from app.evaluations.models import Evaluation, RectificationTicket
 from app.extensions import db
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, apply, count_rows, hukou_body,
+from tests.support.helpers import API, create_staff
+from tests.support.applications import (JINAN, JINAN_LIXIA, JINAN_SHIZHONG, apply, count_rows, hukou_body,
                                              id_card, person_in, residence_body)
 
 

@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.helpers import API, DEFAULT_PASSWORD, register_person
-from tests.procs import process_tools_missing, served_stack, wait_for
-from tests.test_applications_support import certificate_body, hukou_body, person_in
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers
+from tests.support.helpers import API, DEFAULT_PASSWORD, register_person
+from tests.support.procs import process_tools_missing, served_stack, wait_for
+from tests.support.applications import certificate_body, hukou_body, person_in
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(process_tools_missing()), reason=str(process_tools_missing()))]

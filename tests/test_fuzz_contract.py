@@ -29,8 +29,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from tests.procs import app_config, dispose, prepare_database, random_secrets
-from tests.test_security_support import PROBLEM, World, build_world, is_problem, main_role, real_path_parameters
+from tests.support.procs import app_config, dispose, prepare_database, random_secrets
+from tests.support.world import PROBLEM, World, build_world, is_problem, main_role, real_path_parameters
 
 API = "/api/v1"
 ROLES = ("citizen", "hall_admin", "issuer", "anonymous")
@@ -167,7 +167,7 @@ class Fuzzer:
 
     def headers_for(self, role: str) -> dict | None:
         if role == "throwaway":  # logout revokes the token it is called with
-            from tests.helpers import login
+            from tests.support.helpers import login
             person = self.world.bob
             return {"Authorization": "Bearer " + login(self.app.test_client(), person["id_number"],
                                                        person["password"])["access_token"]}
@@ -297,8 +297,8 @@ def test_problem_extension_members_are_allowed_by_the_schema(fuzz_app, world):
 def test_a_refused_transition_keeps_the_problem_status_numeric(client, app):
     """Finding: the 409 of an illegal transition put the application's status into the problem's
     `status` member ("status": "accepted"), which RFC 9457 reserves for the HTTP status code."""
-    from tests.helpers import create_staff
-    from tests.test_applications_support import apply, hukou_body, person_in
+    from tests.support.helpers import create_staff
+    from tests.support.applications import apply, hukou_body, person_in
     alice = person_in(client, app)
     submitted = apply(client, alice["headers"], hukou_body(alice, app)).get_json()
     admin = create_staff(app, "370102", "hall_admin")
@@ -312,7 +312,7 @@ def test_a_refused_transition_keeps_the_problem_status_numeric(client, app):
 def test_inbox_times_are_rfc3339_with_a_zone(client, app):
     """Finding: inbox `created_at` was a naive timestamp on SQLite ("2026-11-21T02:06:50.500937"),
     not the documented date-time (RFC 3339 needs the offset)."""
-    from tests.test_applications_support import apply, hukou_body, person_in
+    from tests.support.applications import apply, hukou_body, person_in
     alice = person_in(client, app)
     assert apply(client, alice["headers"], hukou_body(alice, app)).status_code == 201
     items = client.get(f"{API}/inbox", headers=alice["headers"]).get_json()["items"]

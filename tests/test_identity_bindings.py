@@ -9,7 +9,7 @@ from app.extensions import db
 from app.identity.models import ChannelBinding
 from app.security.models import AuditEvent
 from tests.fakes.wechat_server import FakeWeChatServer
-from tests.helpers import (API, add_registry_person, another_worker, auth_headers, issue_sms_code, login,
+from tests.support.helpers import (API, add_registry_person, another_worker, auth_headers, issue_sms_code, login,
                            register_person, valid_id_number, valid_phone)
 
 WECHAT = f"{API}/miniprograms/wechat"

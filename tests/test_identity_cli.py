@@ -10,7 +10,7 @@ from app.extensions import db
 from app.identity import persons, registries
 from app.identity.identifiers import normalize_credit_code
 from app.identity.models import RegistryCredit, RegistryEntity, RegistryGuardian, RegistryPerson
-from tests.helpers import (API, auth_headers, issue_sms_code, login, minor_id_number, register_person,
+from tests.support.helpers import (API, auth_headers, issue_sms_code, login, minor_id_number, register_person,
                            valid_credit_code, valid_id_number, valid_phone)
 
 ID_CARD, DRIVING = "11100000000013100M001", "11100000000013100M009"  # seeded license types

@@ -15,7 +15,7 @@ from app.identity.models import Person
 from app.identity.sessions import issue_token_pair
 from app.security.models import AuditEvent
 from app.security.passwords import verify_password
-from tests.helpers import (API, DEFAULT_PASSWORD, add_registry_person, auth_headers, issue_sms_code, login,
+from tests.support.helpers import (API, DEFAULT_PASSWORD, add_registry_person, auth_headers, issue_sms_code, login,
                            needs_redis, register_person, valid_id_number, valid_phone)
 
 NEW_PASSWORD = "Renewed2026pw"

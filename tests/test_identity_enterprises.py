@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from app.extensions import db
-from tests.helpers import API, add_registry_entity, auth_headers, register_person, valid_credit_code
+from tests.support.helpers import API, add_registry_entity, auth_headers, register_person, valid_credit_code
 
 COMPANY = "山东齐鲁测试有限公司"
 

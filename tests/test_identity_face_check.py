@@ -13,7 +13,7 @@ from app.identity.levels import ensure_level_for, require_level
 from app.identity.models import FaceVerification, Person
 from app.security.models import AuditEvent
 from tests.fakes.facecheck_server import FakeFaceIdServer
-from tests.helpers import API, another_worker, register_person
+from tests.support.helpers import API, another_worker, register_person
 
 FACES = f"{API}/me/face-verifications"
 

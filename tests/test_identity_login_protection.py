@@ -5,7 +5,7 @@ import time
 
 
 from app.extensions import db
-from tests.helpers import API, another_worker, needs_redis, register_person, valid_id_number, valid_phone
+from tests.support.helpers import API, another_worker, needs_redis, register_person, valid_id_number, valid_phone
 
 SHARED = needs_redis("workers share failure counters and locks through Redis")
 

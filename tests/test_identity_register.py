@@ -7,7 +7,7 @@ from datetime import date
 from sqlalchemy import inspect, text
 
 from app.extensions import db
-from tests.helpers import (API, DEFAULT_PASSWORD, add_registry_person, issue_sms_code, login, register_person,
+from tests.support.helpers import (API, DEFAULT_PASSWORD, add_registry_person, issue_sms_code, login, register_person,
                            valid_id_number, valid_phone)
 
 

@@ -10,7 +10,7 @@ from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.identity import channels, enterprises, models, persons, sessions, sms
 from app.identity.identifiers import IdentifierError
-from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, issue_sms_code,
+from tests.support.helpers import (API, add_registry_entity, add_registry_person, auth_headers, issue_sms_code,
                            minor_id_number, register_person, valid_credit_code, valid_id_number, valid_phone)
 
 

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.identity import grants, sessions
 from app.identity.models import AuthSession, Person
 from app.security.models import AuditEvent
-from tests.helpers import API, another_worker, auth_headers, issue_sms_code, login, needs_redis, register_person
+from tests.support.helpers import API, another_worker, auth_headers, issue_sms_code, login, needs_redis, register_person
 
 
 def _sessions(client, headers):
@@ -115,7 +115,7 @@ def test_a_sign_in_that_raced_a_reset_is_dead(client, app, monkeypatch):
 
 
 def test_company_sessions_are_listed_with_whom_they_act_for(client, app):
-    from tests.helpers import add_registry_entity, valid_credit_code
+    from tests.support.helpers import add_registry_entity, valid_credit_code
     person = register_person(client, app, name="秦八")
     code = valid_credit_code()
     add_registry_entity(app, credit_code=code, name="秦八商贸有限公司", representative_id_number=person["id_number"])

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.identity import sms
 from app.identity.models import SmsOutbox, phone_index
 from app.security.models import AuditEvent
-from tests.helpers import API, another_worker, issue_sms_code, needs_redis, register_person, valid_phone
+from tests.support.helpers import API, another_worker, issue_sms_code, needs_redis, register_person, valid_phone
 
 
 def _send(client, phone, purpose="login", ip="10.0.0.5"):

@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.security import tokens
-from tests.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, create_staff, login,
+from tests.support.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, create_staff, login,
                            register_person, valid_id_number)
 
 ID_CARD, DRIVING = "11100000000013100M001", "11100000000013100M009"  # seeded license types

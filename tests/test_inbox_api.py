@@ -6,9 +6,9 @@ import pytest
 
 from app.extensions import db
 from app.notifications.service import notify
-from tests.helpers import API
-from tests.test_applications_support import person_in
-from tests.test_security_support import is_problem
+from tests.support.helpers import API
+from tests.support.applications import person_in
+from tests.support.world import is_problem
 
 
 def _inbox(client, person, **args):

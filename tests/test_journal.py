@@ -13,9 +13,8 @@ from app.security import audit
 from app.security.models import AuditEvent
 from app.wallet import access_log, status_registry
 from app.wallet.models import AccessLogEntry, License
-from tests.helpers import API, needs_redis
-from tests.test_wallet_api_helpers import (ID_CARD, alice, id_card_fields, issue, issuer_headers, present, verifier_headers,
-                                          verify)
+from tests.support.helpers import API, needs_redis
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers, verify
 
 NEEDS_REDIS = needs_redis("queued journal writes need Redis (without it they run in the request)")
 
@@ -126,7 +125,7 @@ def test_entries_of_unknown_kinds_are_refused_when_made(app):
 
 @NEEDS_REDIS
 def test_a_revocation_in_one_worker_reaches_the_copy_another_worker_holds(app, client, shown_card):
-    from tests.helpers import another_worker
+    from tests.support.helpers import another_worker
     alice, police, card = shown_card
     first, second = (present(client, alice["headers"], card["license_id"])["code"] for _ in range(2))
     with another_worker(app) as worker:

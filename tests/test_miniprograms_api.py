@@ -25,7 +25,7 @@ from tests.fakes import alipay_server as ali
 from tests.fakes.alipay_server import FakeAlipayGateway, generate_rsa_keypair, rsa2_sign
 from tests.fakes.http_base import FakeResponse
 from tests.fakes.wechat_server import GARBLED, FakeWeChatServer, Slow
-from tests.helpers import (API, add_registry_person, another_worker, auth_headers, register_person,
+from tests.support.helpers import (API, add_registry_person, another_worker, auth_headers, register_person,
                            valid_id_number, valid_phone)
 
 ALIPAY_APP_ID = "2021000000000001"

@@ -17,10 +17,10 @@ from app.catalogue.models import Hall
 from app.devtools.accounts import DEMO_ACCOUNTS, create_demo_accounts, demo_password, seed_demo_accounts
 from app.extensions import db
 from app.identity import registries, sms
-from tests.browser import login_form
+from tests.support.browser import login_form
 from tests.conftest import make_test_config
-from tests.helpers import API, auth_headers
-from tests.newcomer_support import FLASK, ROOT, background, process_env, read_exports, wait_for_file_text
+from tests.support.helpers import API, auth_headers
+from tests.support.newcomer import FLASK, ROOT, background, process_env, read_exports, wait_for_file_text
 
 LI_SI, ZHAO_MIN = ("440524188001010014", "李四"), ("370202199007082343", "赵敏")
 

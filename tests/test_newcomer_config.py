@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask
 
 from app.config import CODE_ONLY_SETTINGS, OPTIONAL_SETTINGS, SECRET_NAMES, Config, check_for_production
-from tests.procs import random_secrets
+from tests.support.procs import random_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [*(ROOT / "app").rglob("*.py"), *(ROOT / "miniprograms").rglob("*.py"), *(ROOT / "scripts").glob("*.py"),

@@ -15,8 +15,8 @@ from app.devtools.tryit import try_it_text
 from app.errors import HTTP_SLUGS
 from app.extensions import db
 from app.web.problem_docs import BY_SLUG, PROBLEM_DOCS
-from tests.browser import PHONE, ConsoleWatch, artifact, chromium, live_server
-from tests.test_web_pages import Page, assert_self_contained, assert_strict_csp
+from tests.support.browser import PHONE, ConsoleWatch, artifact, chromium, live_server
+from tests.support.pages import Page, assert_self_contained, assert_strict_csp
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from app.devtools.accounts import demo_password
-from tests.newcomer_support import (FLASK, ROOT, as_script, background, json_helper, process_env, read_exports,
+from tests.support.newcomer import (FLASK, ROOT, as_script, background, json_helper, process_env, read_exports,
                                     try_it_blocks, wait_for_file_text)
-from tests.procs import free_port
+from tests.support.procs import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

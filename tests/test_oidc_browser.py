@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser import PHONE, ConsoleWatch, artifact, chromium
-from tests.oidc_support import authorization_request, exchange, new_person, verify_with_jwks
-from tests.oidc_support import provider, relying_party, reset_provider, rp_server  # noqa: F401 - fixtures
+from tests.support.browser import PHONE, ConsoleWatch, artifact, chromium
+from tests.support.oidc import authorization_request, exchange, new_person, verify_with_jwks
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,9 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.oidc_support import (BACKCHANNEL_EVENT, authorization_request, authorize, code_from, exchange,
+from tests.support.oidc import (BACKCHANNEL_EVENT, authorization_request, authorize, code_from, exchange,
                                 new_person, oic_client, page_sign_in, register_client, run_queued_jobs, sign_in,
                                 token_request, userinfo, verify_with_jwks)
-from tests.oidc_support import provider, relying_party, reset_provider, rp_server  # noqa: F401 - fixtures
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

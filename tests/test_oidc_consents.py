@@ -13,11 +13,10 @@ import requests
 from app.extensions import db
 from app.identity.models import Person
 from app.oidc.consents import consents_for_export, revoke_all_for_subject
-from tests.helpers import API, add_registry_entity, auth_headers, valid_credit_code
-from tests.oidc_support import (BACKCHANNEL_EVENT, authorization_request, exchange, form_fields, new_person,
+from tests.support.helpers import API, add_registry_entity, auth_headers, valid_credit_code
+from tests.support.oidc import (BACKCHANNEL_EVENT, authorization_request, exchange, form_fields, new_person,
                                 oic_client, page_sign_in, register_client, run_queued_jobs, sign_in, token_request,
                                 userinfo, verify_with_jwks)
-from tests.oidc_support import provider, relying_party, reset_provider, rp_server  # noqa: F401 - fixtures
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from app.extensions import db
 from app.identity.models import Person
 from app.security import audit
 from app.security.models import AuditEvent
-from tests.oidc_support import (app_consent, authorization_request, authorize, code_from, exchange, new_person,
+from tests.support.oidc import (app_consent, authorization_request, authorize, code_from, exchange, new_person,
                                 oic_client, register_client, sign_in, token_request, userinfo, verify_with_jwks)
-from tests.oidc_support import provider, relying_party, reset_provider, rp_server  # noqa: F401 - fixtures
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from app.identity.models import ApiClient, ClientSigningSecret
 from app.security.models import AuditEvent
 from app.security.rbac import request_channel
 from app.security.signed_requests import _Rejected, signed_client, signed_scope_required, verify_current_request
-from tests.helpers import API, another_worker, create_client
+from tests.support.helpers import API, another_worker, create_client
 
 PING = f"{API}/open/ping"
 

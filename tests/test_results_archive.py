@@ -18,8 +18,7 @@ from app.results import archive, documents
 from app.results.models import ArchivePackage
 from app.security import audit
 from app.security.models import AuditEvent
-from tests.helpers import API, register_person
-from tests.test_files_api import store_dirs  # noqa: F401 - the disk storage fixture
+from tests.support.helpers import API, register_person
 
 DEPARTMENT = "济南市公安局历下分局"
 

@@ -17,11 +17,10 @@ from app.identity.models import ApiClient
 from app.results.models import ArchivePackage, DecisionDocument
 from app.security.models import SigningKey
 from app.wallet.models import License
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN_LIXIA, JINAN_SHIZHONG, accept_files, apply, code, count_rows,
+from tests.support.helpers import API, create_staff
+from tests.support.applications import (JINAN_LIXIA, JINAN_SHIZHONG, accept_files, apply, code, count_rows,
                                              hukou_body, id_card, person_in, residence_body)
-from tests.test_applications_support import inline_jobs  # noqa: F401 - a fixture
-from tests.test_results_seals import oracle, pdftotext, published_root
+from tests.support.seals import oracle, pdftotext, published_root
 SOCIAL_SECURITY_CARD = "002011001000"
 INSURANCE_RECORD = "002011005000"
 ID_CARD = "11100000000013100M001"

@@ -3,7 +3,6 @@ seal verification of altered, unsigned and foreign-signed PDFs, and a local RFC 
 from __future__ import annotations
 
 import io
-import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,16 +21,14 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from app.extensions import db
 from app.results import documents, seals
 from app.results.models import DecisionDocument, SealCertificate
-from tests.helpers import API, register_person
-from tests.test_files_api import store_dirs  # noqa: F401 - the disk storage fixture
+from tests.support.helpers import API, register_person
+from tests.support.seals import oracle, pdftotext, published_root
 
 DEPARTMENT = "济南市公安局历下分局"
 DECIDED_AT = datetime(2026, 3, 2, 3, 30, tzinfo=timezone.utc)
@@ -54,29 +51,9 @@ def download(client, person, file_id) -> bytes:
     return response.data
 
 
-def published_root(client) -> asn1_x509.Certificate:
-    response = client.get(f"{API}/seals/ca")
-    assert response.status_code == 200 and response.mimetype == "application/x-pem-file"
-    certificate = x509.load_pem_x509_certificate(response.data)
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
-
-
-def oracle(pdf: bytes, root: asn1_x509.Certificate, tsa_root: asn1_x509.Certificate | None = None):
-    """pyHanko's validator, trusting only the root published at /seals/ca."""
-    signature = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0]
-    return validate_pdf_signature(
-        signature, signer_validation_context=ValidationContext(trust_roots=[root]),
-        ts_validation_context=ValidationContext(trust_roots=[tsa_root]) if tsa_root else None)
-
-
 def verify(client, pdf: bytes, name="decision.pdf"):
     return client.post(f"{API}/seal-verifications", data={"file": (io.BytesIO(pdf), name, "application/pdf")},
                        content_type="multipart/form-data")
-
-
-def pdftotext(pdf: bytes) -> str:
-    return subprocess.run(["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf, capture_output=True,
-                          check=True, timeout=30).stdout.decode("utf-8")
 
 
 # ---------------------------------------------------------------- the sealed document

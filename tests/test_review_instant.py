@@ -7,10 +7,9 @@ from __future__ import annotations
 from app.extensions import db
 from app.identity import persons, registries
 from app.results.models import DecisionDocument
-from tests.helpers import API, create_staff, minor_id_number
-from tests.test_applications_support import (JINAN_LIXIA, JINAN_SHIZHONG, RESIDENCE_PERMIT, apply, code, id_card,
+from tests.support.helpers import API, create_staff, minor_id_number
+from tests.support.applications import (JINAN_LIXIA, JINAN_SHIZHONG, RESIDENCE_PERMIT, apply, code, id_card,
                                              issue_license, ID_CARD_TYPE, person_in, residence_body, upload)
-from tests.test_applications_support import inline_jobs  # noqa: F401 - a fixture
 
 BIRTH_CERTIFICATE = "002017001000"  # 出生医学证明签发: 母亲 / 父亲居民身份证 as materials
 

@@ -12,10 +12,10 @@ from app.extensions import db
 from app.files import service as files
 from app.files.models import StoredFile
 from app.timeutil import utcnow
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN_LIXIA, JINAN_SHIZHONG, accept_files, apply, count_rows, hukou_body,
+from tests.support.helpers import API, create_staff
+from tests.support.applications import (JINAN_LIXIA, JINAN_SHIZHONG, accept_files, apply, count_rows, hukou_body,
                                              id_card, pdf_scan, person_in, residence_body, upload)
-from tests.test_files_api import HTML, SVG, png_bomb, png_declaring
+from tests.support.files import HTML, SVG, png_bomb, png_declaring
 
 
 def _act(client, headers, application_id, action, comment=None, **extra):

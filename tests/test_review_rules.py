@@ -7,8 +7,8 @@ from datetime import date, timedelta
 
 from app.applications.deadlines import add_working_days
 from app.applications.models import Application
-from tests.helpers import API, create_staff
-from tests.test_applications_support import (JINAN_LIXIA, apply, code, count_rows, id_card, person_in,
+from tests.support.helpers import API, create_staff
+from tests.support.applications import (JINAN_LIXIA, apply, code, count_rows, id_card, person_in,
                                              residence_body, upload)
 
 SOCIAL_SECURITY_CARD = "002011001000"  # 社会保障卡申领: delivery by post or at the window

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from app.applications.models import Application
 from app.extensions import db
 from app.timeutil import beijing_today
-from tests.browser import PHONE, ConsoleWatch, artifact, chromium, hall_admin, live_server
-from tests.test_applications_support import upload
-from tests.window_support import (LIXIA, QINGDAO_SHINAN, SHIZHONG, act, department_of, service_code, staff_member,
+from tests.support.browser import PHONE, ConsoleWatch, artifact, chromium, hall_admin, live_server
+from tests.support.applications import upload
+from tests.support.window import (LIXIA, QINGDAO_SHINAN, SHIZHONG, act, department_of, service_code, staff_member,
                                   take_in, walk_in)
 
 pytestmark = pytest.mark.slow

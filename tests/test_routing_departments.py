@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from app.identity.models import StaffAssignment
 from app.extensions import db
-from tests.helpers import API, valid_id_number
-from tests.test_applications_support import accept_files, upload
-from tests.window_support import (HUKOU_MOVE, LIXIA, SHIZHONG, act, department_of, service_code, staff_member,
+from tests.support.helpers import API, valid_id_number
+from tests.support.applications import accept_files, upload
+from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, act, department_of, service_code, staff_member,
                                   take_in, walk_in)
 
 

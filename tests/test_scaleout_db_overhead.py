@@ -23,7 +23,7 @@ from app.db_routing import engine_options
 from app.extensions import db
 from app.notifications.models import Notification
 from app.wallet.models import LicenseType
-from tests.helpers import API
+from tests.support.helpers import API
 
 pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="PostgreSQL's wire protocol")
 

@@ -20,7 +20,7 @@ from app.journal import DEAD_LETTERS, JOURNAL, LOCK
 from app.redis_topology import ClusterStore, queue_url, redis_store, slot_tagged
 from app.store import JOURNAL_PUSH, RedisStore
 from app.wallet.presentations import code_key
-from tests.procs import _stop_process, free_port, redis_server_bin, wait_for
+from tests.support.procs import _stop_process, free_port, redis_server_bin, wait_for
 
 CLUSTER_URL = os.environ.get("TEST_REDIS_CLUSTER_URL")
 needs_cluster = pytest.mark.skipif(not CLUSTER_URL, reason="needs the Redis Cluster of scripts/services.sh "

@@ -17,8 +17,8 @@ from app.db_routing import REPLICA_ENDPOINTS
 from app.extensions import db
 from app.notifications.models import Notification
 from app.wallet.models import LicenseType
-from tests.helpers import API
-from tests.procs import wait_for
+from tests.support.helpers import API
+from tests.support.procs import wait_for
 
 REPLICA_URL = os.environ.get("TEST_DATABASE_REPLICA_URL")
 pytestmark = pytest.mark.skipif(not (REPLICA_URL and os.environ.get("TEST_DATABASE_URL")),

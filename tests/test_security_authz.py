@@ -7,11 +7,10 @@ import pytest
 
 from app.catalogue.models import Service
 from app.extensions import db
-from tests.catalogue_support import catalogue_guard  # noqa: F401 - fixture: hall service writes are undone
-from tests.helpers import API, auth_headers, client_token, create_client, create_staff, valid_id_number
-from tests.test_applications_support import apply, hukou_body
-from tests.test_security_support import HALL, build_world, is_problem, new_person
-from tests.test_wallet_api_helpers import DRIVING, ID_CARD, id_card_fields, issue, present
+from tests.support.helpers import API, auth_headers, client_token, create_client, create_staff, valid_id_number
+from tests.support.applications import apply, hukou_body
+from tests.support.world import HALL, build_world, is_problem, new_person
+from tests.support.wallet import DRIVING, ID_CARD, id_card_fields, issue, present
 
 
 VALID_ID = valid_id_number(7)

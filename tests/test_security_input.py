@@ -11,12 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.catalogue_support import catalogue_guard  # noqa: F401 - fixture: hall service writes are undone
-from tests.helpers import API, DEFAULT_PASSWORD, issue_sms_code, valid_phone
-from tests.test_applications_support import hukou_body, id_card, residence_body
-from tests.test_security_support import (HALL, build_world, is_problem, main_role, real_path_parameters,
+from tests.support.helpers import API, DEFAULT_PASSWORD, issue_sms_code, valid_phone
+from tests.support.applications import hukou_body, id_card, residence_body
+from tests.support.world import (HALL, build_world, is_problem, main_role, real_path_parameters,
                                          registry_person)
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, today
+from tests.support.wallet import ID_CARD, id_card_fields, today
 
 pytestmark = pytest.mark.usefixtures("catalogue_guard")
 

@@ -16,11 +16,11 @@ from app.catalogue import halls as catalogue_halls
 from app.config import SECRET_NAMES
 from app.identity import sms
 from app.observability import JsonFormatter, RequestIdFilter
-from tests.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, issue_sms_code,
+from tests.support.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, issue_sms_code,
                            valid_id_number, valid_phone)
-from tests.test_applications_support import hukou_body, id_card, residence_body
-from tests.test_security_support import build_world, registry_person
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, present
+from tests.support.applications import hukou_body, id_card, residence_body
+from tests.support.world import build_world, registry_person
+from tests.support.wallet import ID_CARD, id_card_fields, issue, present
 
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{16}[0-9Xx](?![0-9A-Za-z])")
 PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")

@@ -18,8 +18,8 @@ from app.security import tokens as access_tokens
 from app.security.models import SigningKey
 from app.security.tokens import ACCESS_PURPOSE, issue_access_token
 from app.timeutil import utcnow
-from tests.helpers import API
-from tests.test_security_support import build_world, is_problem
+from tests.support.helpers import API
+from tests.support.world import build_world, is_problem
 
 
 @pytest.fixture

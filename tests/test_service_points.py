@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.catalogue.models import Hall, Service, ServicePoint
 from app.catalogue.points import seed as points_seed
 from app.extensions import db
-from tests.helpers import API
+from tests.support.helpers import API
 
 EARTH_KM = 6371.0088
 QUANCHENG_SQUARE = (36.6617, 117.0210)  # 泉城广场, 济南

@@ -14,10 +14,8 @@ from app.security.models import AuditEvent
 from app.wallet import verification
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, Presentation
-from tests.helpers import API, needs_redis, register_person, valid_id_number
-from tests.test_wallet_api_helpers import (BUSINESS, DRIVING, ID_CARD, VEHICLE, access_log, alice, id_card_fields, issue,
-                                          issuer_headers, present, resident, today, vehicle_fields, verifier_headers,
-                                          verify)
+from tests.support.helpers import API, needs_redis, register_person, valid_id_number
+from tests.support.wallet import (BUSINESS, DRIVING, ID_CARD, VEHICLE, access_log, id_card_fields, issue, issuer_headers, present, resident, today, vehicle_fields, verifier_headers, verify)
 
 
 def _count(app, model, *where):

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from app import journal
 from app.extensions import db
 from app.wallet.models import AccessLogEntry, License
-from tests.helpers import API, another_worker, needs_redis, register_person
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, issuer_headers, present
+from tests.support.helpers import API, another_worker, needs_redis, register_person
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present
 
 THREADS = 12
 

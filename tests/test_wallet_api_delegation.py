@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, minor_id_number,
+from tests.support.helpers import (API, add_registry_entity, add_registry_person, auth_headers, minor_id_number,
                            register_person, valid_credit_code, valid_id_number)
-from tests.test_wallet_api_helpers import (BUSINESS, ID_CARD, access_log, business_fields, id_card_fields, issue,
+from tests.support.wallet import (BUSINESS, ID_CARD, access_log, business_fields, id_card_fields, issue,
                                           issuer_headers, present, verifier_headers, verify)
 
 

@@ -19,11 +19,11 @@ from app.security import keys
 from app.timeutil import BEIJING
 from app.wallet.qr import MAX_VERSION
 from app.wallet.seed import catalogue
-from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import (BUSINESS, ID_CARD, VEHICLE, access_log, alice, business_fields,
-                                          decode_qr_svg, id_card_fields, issue, issuer_headers, present,
-                                          verifier_headers, verify, vehicle_fields)
-from tests.helpers import valid_credit_code
+from tests.support.helpers import API, register_person
+from tests.support.wallet import (BUSINESS, ID_CARD, VEHICLE, access_log, business_fields, decode_qr_svg,
+                                  id_card_fields, issue, issuer_headers, present, verifier_headers, verify,
+                                  vehicle_fields)
+from tests.support.helpers import valid_credit_code
 
 BASE = "http://localhost"  # PUBLIC_BASE_URL of the test app
 
@@ -232,7 +232,7 @@ def test_qr_codes_scan_and_fit(client, alice, card, police):
 
 
 def test_business_license_default_disclosure_fits_a_qr_code(app, client):
-    from tests.helpers import add_registry_entity, valid_id_number
+    from tests.support.helpers import add_registry_entity, valid_id_number
     issuer = issuer_headers(app, client, types=(BUSINESS,), name="济南市市场监督管理局")
     boss = register_person(client, app, name="王五", id_number=valid_id_number())
     code = valid_credit_code()

@@ -14,8 +14,8 @@ from app.wallet.demo_licenses import seed_demo_licenses
 from app.wallet.identifier import build_identifier
 from app.wallet.models import License
 from tests.fakes.license_library_server import FakeLicenseLibraryServer
-from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import ID_CARD, person_id_number
+from tests.support.helpers import API, register_person
+from tests.support.wallet import ID_CARD, person_id_number
 
 SOCIAL_SECURITY = "111000000000131143001"
 ISSUER_CODE = "11370100MB0002345A"

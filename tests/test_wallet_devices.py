@@ -7,10 +7,9 @@ import secrets
 
 from jwcrypto.jwk import JWK
 
-from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import present, verify
-from tests.test_wallet_devices_helpers import (BASE, Phone, alice, bound, card, hotel, library_verify,  # noqa: F401
-                                               payload_of, police)
+from tests.support.helpers import API, register_person
+from tests.support.wallet import present, verify
+from tests.support.devices import BASE, Phone, library_verify, payload_of
 
 
 def _problem(response, status):

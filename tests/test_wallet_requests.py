@@ -13,10 +13,9 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.wallet.device_models import VerificationRequest
-from tests.helpers import API, register_person
-from tests.test_wallet_api_helpers import DRIVING, ID_CARD, decode_qr_svg
-from tests.test_wallet_devices_helpers import (Phone, alice, bound, card, hotel, library_verify, police,  # noqa: F401
-                                               verifier)
+from tests.support.helpers import API, register_person
+from tests.support.wallet import DRIVING, ID_CARD, decode_qr_svg
+from tests.support.devices import Phone, library_verify, verifier
 
 
 def ask(client, headers, expect=201, **body):

@@ -16,9 +16,9 @@ from app.wallet import service, status_registry
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, LicenseType, StatusListRecord
 from app.wallet.seed import seed_license_types
-from tests.helpers import API, add_registry_person, minor_id_number, register_person, valid_id_number
-from tests.test_wallet_api_helpers import (DRIVING, ID_CARD, access_log, alice, driving_fields, id_card_fields, issue,
-                                          issuer_headers, present, resident, verify)
+from tests.support.helpers import API, add_registry_person, minor_id_number, register_person, valid_id_number
+from tests.support.wallet import (DRIVING, ID_CARD, access_log, driving_fields, id_card_fields, issue,
+                                  issuer_headers, present, resident, verify)
 
 SOCIAL_SECURITY = "111000000000131143001"  # 社会保障卡, validity_years 10
 
@@ -216,8 +216,8 @@ def test_identity_fields_agree_with_the_registry_and_the_id_number(app, client, 
 
 
 def test_enterprise_fields_agree_with_the_legal_entity_registry(app, client):
-    from tests.helpers import valid_credit_code
-    from tests.test_wallet_api_helpers import BUSINESS, business_fields, registered_company
+    from tests.support.helpers import valid_credit_code
+    from tests.support.wallet import BUSINESS, business_fields, registered_company
     issuer = issuer_headers(app, client, types=(BUSINESS,), name="济南市市场监督管理局")
     code = valid_credit_code()
     body = {"license_type": BUSINESS, "holder_credit_code": code, "valid_from": "2024-01-01",

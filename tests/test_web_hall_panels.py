@@ -10,9 +10,9 @@ from sqlalchemy import select
 from app.complaints.models import Complaint
 from app.extensions import db
 from app.timeutil import beijing_today
-from tests.browser import PHONE, ConsoleWatch, artifact, chromium, hall_admin, live_server
-from tests.hall_services_support import LIXIA, book, move_slot, service_of, slots, working_day
-from tests.helpers import API, create_staff, register_person
+from tests.support.browser import PHONE, ConsoleWatch, artifact, chromium, hall_admin, live_server
+from tests.support.hall import LIXIA, book, move_slot, service_of, slots, working_day
+from tests.support.helpers import API, create_staff, register_person
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from app.applications.models import Application
 from app.identity.models import Person, id_index
-from tests.test_applications_support import upload
-from tests.window_support import LIXIA, count, service_code, staff_member, take_in, walk_in
+from tests.support.applications import upload
+from tests.support.window import LIXIA, count, service_code, staff_member, take_in, walk_in
 
 WINDOWS = 10
 

@@ -8,9 +8,9 @@ from app.applications.models import Application, ApplicationEvent
 from app.extensions import db
 from app.identity.models import Person
 from app.security.audit import AuditEvent
-from tests.helpers import API, issue_sms_code, register_person, valid_phone
-from tests.test_applications_support import accept_files, apply, new_key, person_in, upload
-from tests.window_support import (HUKOU_MOVE, LIXIA, SHIZHONG, act, card_request, count, service_code, staff_member,
+from tests.support.helpers import API, issue_sms_code, register_person, valid_phone
+from tests.support.applications import accept_files, apply, new_key, person_in, upload
+from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, act, card_request, count, service_code, staff_member,
                                   take_in, walk_in)
 
 
@@ -162,7 +162,7 @@ def test_staff_working_at_two_halls_name_where_they_take_it_in(client, app):
     with app.app_context():
         from app.identity import persons
         persons.create_staff(role="hall_staff", hall_code=SHIZHONG, id_number=_id_of(app, staff), name="李工作")
-    from tests.helpers import auth_headers, login
+    from tests.support.helpers import auth_headers, login
     headers = auth_headers(login(client, _id_of(app, staff))["access_token"])
     code = service_code(app, LIXIA)
     created = take_in(client, headers, visitor, code, upload(client, headers))

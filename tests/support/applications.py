@@ -1,6 +1,6 @@
 """Shared helpers of the applications and evaluations tests (no tests of its own).
 
-    from tests.test_applications_support import apply, issue_license, person_in, company, upload
+    from tests.support.applications import apply, issue_license, person_in, company, upload
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.extensions import db
 from app.wallet import service as wallet
 from app.wallet.holders import person_index
 from app.wallet.models import License, LicenseType
-from tests.helpers import (API, add_registry_entity, auth_headers, register_person, valid_credit_code,
+from tests.support.helpers import (API, add_registry_entity, auth_headers, register_person, valid_credit_code,
                            valid_id_number)
 
 JINAN_LIXIA = "370102"

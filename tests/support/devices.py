@@ -10,8 +10,8 @@ from jwcrypto.jwk import JWK
 from sd_jwt.holder import SDJWTHolder
 from sd_jwt.verifier import SDJWTVerifier
 
-from tests.helpers import API, auth_headers, client_token, create_client
-from tests.test_wallet_api_helpers import ID_CARD, alice, id_card_fields, issue, issuer_headers  # noqa: F401
+from tests.support.helpers import API, auth_headers, client_token, create_client
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers
 
 BASE = "http://localhost"  # PUBLIC_BASE_URL of the test app
 

@@ -14,7 +14,7 @@ from app.appointments.models import Appointment, AppointmentSlot
 from app.catalogue.models import Hall, Service
 from app.extensions import db
 from app.timeutil import BEIJING, beijing_today
-from tests.helpers import API
+from tests.support.helpers import API
 
 LIXIA = "370102"       # 济南市历下区 (a county hall: 8-12 windows)
 SHIZHONG = "370103"    # 济南市市中区

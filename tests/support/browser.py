@@ -21,7 +21,7 @@ from app.catalogue.models import Service
 from app.evaluations.models import Evaluation, RectificationTicket
 from app.extensions import db
 from app.identity import persons
-from tests.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_id_number
+from tests.support.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_id_number
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -7,8 +7,8 @@ from app.applications.models import Application
 from app.catalogue.models import Service
 from app.extensions import db
 from app.identity import persons
-from tests.helpers import API, DEFAULT_PASSWORD, add_registry_person, auth_headers, login, valid_id_number, valid_phone
-from tests.test_applications_support import apply
+from tests.support.helpers import API, DEFAULT_PASSWORD, add_registry_person, auth_headers, login, valid_id_number, valid_phone
+from tests.support.applications import apply
 
 LIXIA, SHIZHONG, QINGDAO_SHINAN = "370102", "370103", "370202"
 SOCIAL_CARD = "002011001000"  # 社会保障卡申领: 全省通办, 窗口领取 or post, a scanned ID card will do

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
-from tests.helpers import API, WORKER_CONFIG_KEYS, auth_headers, register_person
+from tests.support.helpers import API, WORKER_CONFIG_KEYS, auth_headers, register_person
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 

@@ -301,7 +301,7 @@ def dispose(application) -> None:
 
 
 class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py` serving `tests.procs:make_wsgi_app()` on a free loopback port."""
+    """`gunicorn -c gunicorn.conf.py` serving `tests.support.procs:make_wsgi_app()` on a free loopback port."""
 
     def __init__(self, directory: str, *, database_url: str, redis_url: str | None, secrets: dict,
                  workers: int = 2, threads: int = 1, timeout: int = 30, overrides: dict | None = None):
@@ -329,7 +329,7 @@ class Gunicorn:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--no-control-socket",
-             "tests.procs:make_wsgi_app()"],
+             "tests.support.procs:make_wsgi_app()"],
             cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         ok = wait_for(lambda: requests.get(self.url + "/healthz", timeout=2).status_code == 200, 60, 0.2)

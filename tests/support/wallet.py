@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.identity.identifiers import id_check_char
-from tests.helpers import API, auth_headers, client_token, create_client, register_person
+from tests.support.helpers import API, auth_headers, client_token, create_client, register_person
 
 ID_CARD = "11100000000013100M001"         # 居民身份证, person
 DRIVING = "11100000000013100M009"         # 机动车驾驶证, person
@@ -56,7 +56,7 @@ def id_card_fields(name="张三", id_number: str | None = None, **extra) -> dict
 
 def resident(app, name: str = "张三", **kwargs) -> str:
     """A new ID number the population registry knows under `name` (no account)."""
-    from tests.helpers import add_registry_person
+    from tests.support.helpers import add_registry_person
     id_number = person_id_number(**kwargs)
     add_registry_person(app, id_number=id_number, name=name)
     return id_number
@@ -69,7 +69,7 @@ def driving_fields(name="张三") -> dict:
 
 def registered_company(app, credit_code: str, *, name="山东示例科技有限公司", representative="王五") -> None:
     """Put the company (and its representative) into the development registries."""
-    from tests.helpers import add_registry_entity, add_registry_person, valid_id_number
+    from tests.support.helpers import add_registry_entity, add_registry_person, valid_id_number
     rep_id = valid_id_number()
     add_registry_person(app, id_number=rep_id, name=representative)
     add_registry_entity(app, credit_code=credit_code, name=name, representative_id_number=rep_id)

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from app.catalogue.models import Bundle, Service
 from app.extensions import db
 from app.wallet.models import License
-from tests.helpers import (API, add_registry_entity, add_registry_person, auth_headers, client_token, create_client,
+from tests.support.helpers import (API, add_registry_entity, add_registry_person, auth_headers, client_token, create_client,
                            create_staff, register_person, valid_credit_code, valid_id_number, valid_phone)
-from tests.test_applications_support import (HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, id_card, person_in,
+from tests.support.applications import (HUKOU_MOVE, JINAN_LIXIA, apply, code, hukou_body, id_card, person_in,
                                              residence_body)
-from tests.test_wallet_api_helpers import ID_CARD, id_card_fields, issue, present
+from tests.support.wallet import ID_CARD, id_card_fields, issue, present
 
 PROBLEM = "application/problem+json"
 HALL = JINAN_LIXIA

@@ -1,6 +1,6 @@
 """Shared test helpers: valid identifiers, registered persons, staff, clients and tokens.
 
-    from tests.helpers import register_person, auth_headers
+    from tests.support.helpers import register_person, auth_headers
     alice = register_person(client, app)            # registry entry + account + tokens
     client.get("/api/v1/me", headers=alice["headers"])
 """
