@@ -12,11 +12,13 @@ from sqlalchemy import select
 from .extensions import db
 from .jobs import QUEUE_NAME, use_app
 from .security import keys
+from .oidc.settings import ID_TOKEN_TTL, OIDC_KEY_PURPOSE
 from .security.models import SigningKey
 
 COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli", "app.catalogue.cli", "app.applications.cli", "app.devtools.cli",
                                    "app.appointments.cli", "app.complaints.cli",
-                                   "app.files.cli", "app.results.cli", "app.wallet.cli", "app.partitions")
+                                   "app.files.cli", "app.results.cli", "app.wallet.cli", "app.partitions",
+                                   "app.oidc.maintenance")
 SEEDERS: tuple[tuple[str, str], ...] = (
     ("identity registries", "app.identity.registries:seed_demo"),
     ("access-token key", "app.security.keys:ensure_access_key"),
@@ -37,7 +39,8 @@ keys_cli = AppGroup("keys", help="签名密钥管理")
 def rotate_keys():
     """New signing keys; old public keys stay in JWKS until what they signed expires."""
     ttl = current_app.config["ACCESS_TOKEN_TTL"] + 60
-    new = keys.rotate(["access"] + _other_purposes(), keep_for={"access": ttl})
+    id_token_ttl = current_app.config.get("OIDC_ID_TOKEN_TTL") or ID_TOKEN_TTL
+    new = keys.rotate(["access"] + _other_purposes(), keep_for={"access": ttl, OIDC_KEY_PURPOSE: id_token_ttl + 60})
     click.echo(json.dumps({"rotated": new}, ensure_ascii=False))
 
 

@@ -13,7 +13,12 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
+from app.extensions import db
+from app.oidc.settings import ID_TOKEN_TTL
+from app.security.models import SigningKey
+from app.timeutil import as_aware
 from tests.support.oidc import (BACKCHANNEL_EVENT, authorization_request, authorize, code_from, exchange,
                                 new_person, oic_client, page_sign_in, register_client, run_queued_jobs, sign_in,
                                 token_request, userinfo, verify_with_jwks)
@@ -168,6 +173,10 @@ def test_id_tokens_signed_before_a_key_rotation_still_verify(provider, relying_p
     assert old_kid != new_kid and old_kid.startswith("oidc-") and new_kid.startswith("oidc-")
     for tokens in (before, after):
         verify_with_jwks(provider, tokens["id_token"].jwt, audience=relying_party["client_id"])
+    with provider.app.app_context():  # the retired key stays published only as long as its ID tokens live
+        retired = db.session.scalar(select(SigningKey).where(SigningKey.kid == old_kid))
+        window = (as_aware(retired.publish_until) - as_aware(retired.retired_at)).total_seconds()
+        assert window == provider.app.config.get("OIDC_ID_TOKEN_TTL", ID_TOKEN_TTL) + 60
 
 
 def test_the_clients_command_registers_an_oidc_client_that_works(provider, rp_server, person, reset_provider,

@@ -5,12 +5,12 @@ from typing import Callable
 
 from flask import g
 
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, NotFound
 from ..security.rbac import Principal, current_principal
 from . import proxies
 from .enterprises import agent_scopes, enterprise_for
 from .models import Enterprise, Person
-from .persons import person_by_subject_id
+from .persons import person_by_subject_id, personal
 
 COMPANY_GONE = "企业不存在或您已无权代表该企业"
 
@@ -124,11 +124,7 @@ class Actor:
     def own_person(self) -> Person:
         """The person behind a personal token; 403 for company and client tokens, 401 when the
         account is gone or disabled."""
-        if self.subject_type != "person" or self.principal.claims.get("act"):
-            raise Forbidden("请使用个人身份登录后再办理此操作")
-        if self.person is None or not self.person.active:
-            raise Unauthorized("账号不存在或已停用")
-        return self.person
+        return personal(self.principal, lambda: self.person)
 
     def company(self) -> Enterprise:
         """The company of a company token with an active person acting for it; 404 otherwise."""

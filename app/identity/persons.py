@@ -49,9 +49,15 @@ def person_by_subject_id(subject_id: str) -> Person | None:
 
 def acting_person(principal: Principal) -> Person:
     """The person behind a personal token (not a company or client token); 403 otherwise."""
+    return personal(principal, lambda: person_by_subject_id(principal.subject_id))
+
+
+def personal(principal: Principal, load_person) -> Person:
+    """The one rule for acting as oneself: a person's own token (403 for company, client and act-as
+    tokens), an account that exists and is active (401 otherwise). `load_person` is called only then."""
     if principal.subject_type != "person" or principal.claims.get("act"):
         raise Forbidden("请使用个人身份登录后再办理此操作")
-    person = person_by_subject_id(principal.subject_id)
+    person = load_person()
     if person is None or not person.active:
         raise Unauthorized("账号不存在或已停用")
     return person

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..security import keys
 from ..security.tokens import issuer
 from .claims import ACR_VALUES
-from .logout import OIDC_KEY_PURPOSE
+from .settings import OIDC_KEY_PURPOSE
 from .models import AUTH_METHODS, BASE_SCOPES, EXTRA_SCOPES
 from .pages import login_pages
 from .server import build_server, endpoint_url, oidc_server

@@ -17,11 +17,11 @@ from .browser import end_session
 from .claims import pairwise_sub
 from .clients import client_by_id
 from .models import OidcClient, OidcToken
+from .settings import OIDC_KEY_PURPOSE
 from .tokens import revoke_session
 
 logger = logging.getLogger("app.oidc")
 
-OIDC_KEY_PURPOSE = "oidc"
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
 DELIVERY_TIMEOUT = 5

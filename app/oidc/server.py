@@ -33,13 +33,13 @@ from ..security.tokens import issuer
 from ..timeutil import as_aware, utcnow
 from .claims import live_parties, pairwise_sub, released_claims
 from .clients import client_by_id
-from .logout import OIDC_KEY_PURPOSE, sign_out_browser
+from .logout import sign_out_browser
 from .models import AUTH_METHODS, OidcAuthorizationCode, OidcToken
+from .settings import ID_TOKEN_TTL, OIDC_KEY_PURPOSE
 from .tokens import (access_ttl, find_token, grantee_of, new_access_token, new_refresh_token,
                      revoke_family, revoke_rows, save_token)
 
 CODE_TTL = 120  # OIDC_CODE_TTL overrides
-ID_TOKEN_TTL = 600
 PATHS = {"authorization": "/oauth/authorize", "token": "/oauth/token", "userinfo": "/oauth/userinfo",
          "revocation": "/oauth/revoke", "introspection": "/oauth/introspect", "end_session": "/oauth/logout",
          "jwks": "/.well-known/jwks.json"}
