@@ -259,6 +259,19 @@ def test_imported_items_are_the_published_list(base_items):
     assert {b["base_code"] for b in base_items} == own | {b["base_code"] for b in imported}
 
 
+
+def test_the_data_readme_attributes_every_source_and_states_the_real_counts(base_items):
+    """The data README names each imported list's source with its licence, and its counts are the catalogue's."""
+    readme = (DATA_DIR / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("|")]
+    for source in {row["source"] for row in seed_data.load_imported_rows()}:
+        rows = [line for line in table if source in line]
+        assert rows and all(re.search(r"Licen[cs]e|CC[- ]BY|CC0|MIT|开放", line) for line in rows), source
+    items = re.search(r"\*\*([\d,]+) distinct items\*\*", readme)
+    situations = re.search(r"\*\*([\d,]+) handling situations\*\*", readme)
+    assert items and int(items.group(1).replace(",", "")) == len(base_items)
+    assert situations and int(situations.group(1).replace(",", "")) == sum(len(b["situations"]) for b in base_items)
+
 def test_import_rules():
     from app.catalogue import importing
     assert importing.match_key("发票领用(县级行使）") == "发票领用"
