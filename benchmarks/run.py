@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from . import bench_device, bench_hall_services, report
+from . import bench_device, bench_hall_services, bench_personal, report
 from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
                       free_port, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
@@ -72,6 +72,8 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "search_300k": ("search, generated catalogue", "large"),
     "detail": ("service detail", "app"),
     "wallet": ("wallet list", "app"),
+    "applications": ("application list", "app"),
+    "inbox": ("inbox", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
     "device_verification": ("offline verification of a device presentation (phone key)", "app"),
@@ -79,7 +81,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "appointment_slots": ("appointment slot listing", "app"),
     "appointment_booking": ("appointment booking", "app"),
 }
-APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "refresh", "verification", "device_verification",
+APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "applications", "inbox", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
@@ -338,6 +340,23 @@ class AppTargets:
                             script="paths.lua", script_args=[str(paths)],
                             headers=[f"Authorization: Bearer {token}"], server=self.server,
                             notes=[f"holder with {listed if listed is not None else len(licenses)} licenses"])
+
+    def t_applications(self) -> None:
+        """A person with a few applications (instant approvals: each also leaves inbox messages)."""
+        token = self.holder_token()
+        listed = bench_personal.ensure_applications(self, token)
+        self._personal_row("applications", "/applications", token, f"person with {listed} applications")
+
+    def t_inbox(self) -> None:
+        token = self.holder_token()
+        listed = bench_personal.ensure_inbox(self, token)
+        self._personal_row("inbox", "/inbox", token, f"person with {listed} messages in the inbox")
+
+    def _personal_row(self, name: str, path: str, token: str, note: str) -> None:
+        paths = write_lines(self.data_dir / f"{name}_paths.txt", [f"{API}{path}"])
+        self.runner.measure(name, f"GET /api/v1{path} (holder token)", self.server.base_url, script="paths.lua",
+                            script_args=[str(paths)], headers=[f"Authorization: Bearer {token}"],
+                            server=self.server, notes=[note])
 
     def t_refresh(self) -> None:
         """Single-use refresh tokens, minted in-process: a calibration pool first, then what warm-up and

@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response
 
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
 from ..security.rbac import auth_required, current_principal, request_channel
-from ..security.signed_requests import signed_client
+from ..security.signed_requests import SECURITY as SIGNED, signed_client
 from ..store import StoreUnavailable
-from . import bundles, form_templates, halls, publishing, service
+from . import bundles, form_templates, halls, publishing, region, service
 from .index import fresh_index
 from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSchema, BundleSchema, CoverageSchema,
                                HallSchema, HallTreeSchema, RevisionListSchema, ServiceCreateSchema,
@@ -28,7 +28,10 @@ from schemas.common import ProblemSchema
 blp = ApiBlueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
 
 MAX_AGE = 60
+VARY = "Authorization, X-Client-Id"  # what decides the channel (a token, or a signed client's id)
 CATALOGUE_SCOPE = "catalogue:read"
+READERS = OPTIONAL_BEARER[:1] + SIGNED + OPTIONAL_BEARER[1:]  # a token, a signed client, or nobody
+SERVICE_DETAIL = ServiceDetailSchema()
 SERVICE_QUERY_ARGS = ServiceQueryArgsSchema()  # one instance: webargs would build a schema per request from a class
 
 
@@ -47,9 +50,11 @@ def _read_context() -> tuple[str | None, str]:
 
 
 def _cache_headers(etag: str) -> dict:
+    """Anonymous answers are the same for everyone: a CDN may keep them (`public`) for MAX_AGE and
+    then revalidate with the ETag; a token's or a signed client's answer depends on its channel."""
     private = bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
     return {"ETag": f'W/"{etag}"', "Cache-Control": f"{'private' if private else 'public'}, max-age={MAX_AGE}",
-            "Vary": "Authorization"}
+            "Vary": VARY}
 
 
 def _not_modified(etag: str) -> Response | None:
@@ -86,7 +91,7 @@ class Halls(MethodView):
                                                 "children": []}]}]}]})
     @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self):
         """大厅树（省、16市、县区）
 
@@ -102,7 +107,7 @@ class HallsById(MethodView):
     @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
     @blp.alt_response(404, schema=ProblemSchema, description="大厅不存在")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self, code):
         """大厅详情（含已发布事项数）"""
         channel, etag = _read_context()
@@ -206,7 +211,7 @@ class Services(MethodView):
     @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
     @blp.alt_response(422, schema=ProblemSchema, description="参数错误（如 page_size 超过100、q 超过100个字符）")
     @blp.alt_response(429, schema=ProblemSchema, description="检索过于频繁（带 Retry-After）")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self, args):
         """检索政务服务事项
 
@@ -214,6 +219,7 @@ class Services(MethodView):
         有 q 时按相关度排序，否则按高频与热度排序。facets 给出结果在大厅、服务对象、主题、事项类型上的分布。
         """
         channel, etag = _read_context()
+        args, etag = region.with_caller_city(args, etag)
         cached = _not_modified(etag)
         if cached is not None:
             return cached
@@ -234,18 +240,30 @@ class ServicesById(MethodView):
     @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
     @blp.alt_response(404, schema=ProblemSchema, description="事项不存在、已撤下或未在当前渠道开放")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self, code):
-        """办事指南（事项详情）"""
+        """办事指南（事项详情）
+
+        The body is rendered once per code, channel and catalogue version in each worker, and kept
+        with the worker's index (a republished catalogue changes the version and the ETag).
+        """
         channel, etag = _read_context()
-        return _not_modified(etag) or (service.get_service(code, channel=channel), 200, _cache_headers(etag))
+        cached = _not_modified(etag)
+        if cached is not None:
+            return cached
+        payload = fresh_index().cached_response(("service", code, channel), lambda: _detail_json(code, channel))
+        return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
+
+
+def _detail_json(code: str, channel: str | None) -> bytes:
+    return current_app.json.dumps(SERVICE_DETAIL.dump(service.get_service(code, channel=channel))).encode("utf-8")
 
 
 @blp.route("/services/<string:code>/form-templates/<string:kind>")
 class ServiceFormTemplates(MethodView):
     @blp.response(200, content_type="application/pdf", description="PDF 申请表（blank 空白表，sample 填写样例）")
     @blp.alt_response(404, schema=ProblemSchema, description="事项不存在、不是高频事项或模板类型不存在")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self, code, kind):
         """下载高频事项的申请表（空白表或填写样例）"""
         channel, etag = _read_context()
@@ -267,7 +285,7 @@ class Topics(MethodView):
                   example={"items": [{"code": "person-birth", "name": "出生", "audience": "person"}]})
     @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     @blp.alt_response(403, schema=ProblemSchema, description="签名的第三方客户端没有 catalogue:read 授权")
-    @blp.doc(security=OPTIONAL_BEARER)
+    @blp.doc(security=READERS)
     def get(self):
         """主题（个人生命周期事件、企业全生命周期阶段）"""
         _, etag = _read_context()

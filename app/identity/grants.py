@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import NoReturn
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..errors import Forbidden, Locked, NotFound, Unauthorized
 from ..extensions import db, store
@@ -21,7 +22,8 @@ from .enterprises import enterprise_claims, enterprise_for
 from .identifiers import IdentifierError, normalize_phone
 from .models import Person, RefreshToken, phone_index
 from .persons import acting_person, find_person_by_id_number, find_person_by_phone, person_by_subject_id
-from .sessions import continue_session, issue_person_pair, issue_tokens, refresh_token_row, revoke_family
+from .sessions import (claim_refresh_token, continue_session, issue_person_pair, issue_tokens,
+                       refresh_token_row, revoke_family)
 
 logger = logging.getLogger("app.identity")
 
@@ -113,24 +115,13 @@ def sms_grant(*, phone: str, code: str) -> dict:
 
 
 def refresh_grant(*, refresh_token: str) -> dict:
-    """Rotate a refresh token; a token used twice revokes its whole family (401)."""
-    row = refresh_token_row(refresh_token or "")
+    """Rotate a refresh token; a token used twice revokes its whole family (401).
+
+    The claim finds and uses the token in one statement; the session check carries the person's
+    credentials version as a subquery, and the new pair reuses the person row it loads."""
+    row = claim_refresh_token(refresh_token or "")
     if row is None:
-        raise Unauthorized("刷新令牌无效")
-    if row.revoked_at is not None and row.used_at is None:
-        raise Unauthorized("刷新令牌已注销，请重新登录")
-    claimed = db.session.execute(
-        update(RefreshToken).where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None),
-                                   RefreshToken.revoked_at.is_(None))
-        .values(used_at=utcnow()).execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        revoked = revoke_family(row.family_id)
-        audit.record("auth.refresh_reused", subject_id=row.subject_id, actor=row.actor_id,
-                     details={"family": row.family_id[:8], "revoked": revoked})
-        db.session.commit()
-        logger.warning("refresh token reused; family revoked", extra={"subject": row.subject_id})
-        raise Unauthorized("刷新令牌已被使用过，为保护账号安全，该登录会话已全部注销，请重新登录")
+        _refused(refresh_token or "")
     if as_aware(row.expires_at) <= utcnow():
         db.session.commit()
         raise Unauthorized("刷新令牌已过期，请重新登录")
@@ -150,6 +141,22 @@ def refresh_grant(*, refresh_token: str) -> dict:
     return body
 
 
+def _refused(refresh_token: str) -> NoReturn:
+    """Why a token could not be claimed: unknown, revoked, or used before (the family is revoked)."""
+    db.session.rollback()
+    row = refresh_token_row(refresh_token)
+    if row is None:
+        raise Unauthorized("刷新令牌无效")
+    if row.revoked_at is not None and row.used_at is None:
+        raise Unauthorized("刷新令牌已注销，请重新登录")
+    revoked = revoke_family(row.family_id)
+    audit.record("auth.refresh_reused", subject_id=row.subject_id, actor=row.actor_id,
+                 details={"family": row.family_id[:8], "revoked": revoked})
+    db.session.commit()
+    logger.warning("refresh token reused; family revoked", extra={"subject": row.subject_id})
+    raise Unauthorized("刷新令牌已被使用过，为保护账号安全，该登录会话已全部注销，请重新登录")
+
+
 def _refreshed_pair(row: RefreshToken) -> dict:
     if row.subject_id.startswith("e_"):
         enterprise = enterprise_for(row.subject_id)
@@ -164,7 +171,8 @@ def _refreshed_pair(row: RefreshToken) -> dict:
     person = person_by_subject_id(row.subject_id)
     if person is None or not person.active:
         raise Forbidden("账号不存在或已停用")
-    return issue_person_pair(person, row.channel, family_id=row.family_id)
+    return issue_person_pair(person, row.channel, family_id=row.family_id,
+                             credentials_version=person.credentials_version)
 
 
 def client_credentials_grant(*, client_id: str, client_secret: str) -> dict:

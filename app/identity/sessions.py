@@ -14,7 +14,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..extensions import db
@@ -34,15 +34,17 @@ def _credentials_version(person_id: str | None) -> int | None:
 
 
 def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str, actor_id: str | None = None,
-                 family_id: str | None = None, refresh: bool = True) -> dict:
+                 family_id: str | None = None, refresh: bool = True, credentials_version: int | None = None) -> dict:
     """An access token (and, unless `refresh` is false, a refresh token in the session `family_id`
-    or a new session) as the contract body; rows are added to the db session, not committed."""
+    or a new session) as the contract body; rows are added to the db session, not committed.
+    `credentials_version`: the acting person's, when the caller has just read it."""
     extra = dict(extra)
     new_session = refresh and family_id is None
     if refresh:
         family_id = family_id or secrets.token_hex(16)
         extra["sid"] = family_id
-        version = _credentials_version(actor_id or subject_id)
+        version = (credentials_version if credentials_version is not None
+                   else _credentials_version(actor_id or subject_id))
         if version is not None:
             extra["ver"] = version
     token, claims = issue_access_token(subject_id, roles=roles, extra=extra)
@@ -72,10 +74,13 @@ def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
     return sorted(roles), extra
 
 
-def issue_person_pair(person: Person, channel: str, family_id: str | None = None) -> dict:
-    """A token pair for a person with their current roles and halls (not committed)."""
+def issue_person_pair(person: Person, channel: str, family_id: str | None = None, *,
+                      credentials_version: int | None = None) -> dict:
+    """A token pair for a person with their current roles and halls (not committed);
+    `credentials_version` when the caller has just read the person's."""
     roles, extra = _person_claims(person, channel)
-    return issue_tokens(person.subject_id, roles, extra, channel=channel, family_id=family_id)
+    return issue_tokens(person.subject_id, roles, extra, channel=channel, family_id=family_id,
+                        credentials_version=credentials_version)
 
 
 def issue_token_pair(subject: Person, *, channel: str = "app") -> dict:
@@ -101,16 +106,31 @@ def refresh_token_row(raw: str) -> RefreshToken | None:
     return db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw)))
 
 
-def continue_session(row: RefreshToken) -> bool:
+def claim_refresh_token(raw: str):
+    """Use the refresh token whose hash matches `raw` if nobody used or revoked it yet, in one
+    statement; its row (id, family_id, subject_id, actor_id, channel, expires_at), or None."""
+    return db.session.execute(
+        update(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw), RefreshToken.used_at.is_(None),
+                                   RefreshToken.revoked_at.is_(None))
+        .values(used_at=utcnow())
+        .returning(RefreshToken.id, RefreshToken.family_id, RefreshToken.subject_id, RefreshToken.actor_id,
+                   RefreshToken.channel, RefreshToken.expires_at)
+        .execution_options(synchronize_session=False)).first()
+
+
+def continue_session(row) -> bool:
     """Mark the refresh token's session used now and extend it; False when the session was ended,
     expired or belongs to older credentials (the update is the check, so that it serialises with
-    a concurrent end of the session)."""
-    version = _credentials_version(row.actor_id or row.subject_id) or 0
+    a concurrent end of the session; the person's credentials version is read in the same statement)."""
+    person_id = row.actor_id or row.subject_id
+    version = (select(Person.credentials_version).where(Person.subject_id == person_id).scalar_subquery()
+               if person_id and person_id.startswith("p_") else None)
     now = utcnow()
     ttl = timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
     return db.session.execute(
         update(AuthSession).where(AuthSession.session_id == row.family_id, AuthSession.revoked_at.is_(None),
-                                  AuthSession.expires_at > now, AuthSession.credentials_version >= version)
+                                  AuthSession.expires_at > now,
+                                  AuthSession.credentials_version >= func.coalesce(version, 0))
         .values(last_used_at=now, expires_at=now + ttl).execution_options(synchronize_session=False)).rowcount == 1
 
 

@@ -31,6 +31,7 @@ from .devices import bind_license, devices_page, register_device, remove_device
 from .holders import license_belongs_to
 from .verifier_requests import create_request, request_status, respond, signed_request_object
 from .issuance import change_status, issue_license, issue_platform_license, prepare_platform_issuer
+from ..identity.models import Person
 from .models import WALLET_STATUSES, License, LicenseType
 from .presentations import cancel_presentation, create_presentation, effective_status
 from .sdjwt import SdJwtError, verify_presentation
@@ -89,18 +90,49 @@ def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_
                     status: str | None = None, holder_id_number: str | None = None) -> tuple[list[License], int]:
     """The caller's licenses (or their company's, or with `holder_id_number` their minor
     child's), newest first, filtered by type and status. A person opening their own wallet first
-    pulls what the license library holds for them (归集, at most hourly)."""
-    wallet = holders.wallet_of(principal, child_id_number=holder_id_number)
-    if wallet.capacity.role == "holder" and wallet.holder_type == "person" and page == 1:
+    pulls what the license library holds for them (归集, at most hourly); their page is then one
+    database read (the licenses joined to the person the token names)."""
+    if status and status not in WALLET_STATUSES:
+        raise ValidationFailed.field("status", "状态应为 valid、suspended、revoked 或 expired")
+    own = principal.subject_type == "person" and not principal.claims.get("act") and not holder_id_number
+    if own:
+        if page == 1:
+            collection.collect_on_open(_OpeningHolder(principal))
+        query = select(License).join(Person, and_(Person.id_number_index == License.holder_index,
+                                                  Person.subject_id == principal.subject_id,
+                                                  Person.active.is_(True))).where(License.holder_type == "person")
+        found = _page(_filtered(query, license_type, status), page, page_size)
+        if found[0]:
+            return found
+    wallet = holders.wallet_of(principal, child_id_number=holder_id_number)  # 401/403/404 as they apply
+    if not own and wallet.capacity.role == "holder" and wallet.holder_type == "person" and page == 1:
         collection.collect_on_open(actor_of(principal).own_person())
     query = select(License).where(License.holder_index == wallet.holder_index,
                                   License.holder_type == wallet.holder_type)
+    return _page(_filtered(query, license_type, status), page, page_size)
+
+
+class _OpeningHolder:
+    """What `collection.collect_on_open` reads of the person opening their wallet: the subject id
+    from the token, the ID number (a database read) only when a pull is due."""
+
+    def __init__(self, principal: Principal):
+        self.subject_id, self._actor = principal.subject_id, actor_of(principal)
+
+    @property
+    def id_number(self) -> str:
+        return self._actor.own_person().id_number
+
+
+def _filtered(query, license_type: str | None, status: str | None):
     if license_type:
         query = query.where(License.license_type_code == license_type)
     if status:
-        if status not in WALLET_STATUSES:
-            raise ValidationFailed.field("status", "状态应为 valid、suspended、revoked 或 expired")
         query = query.where(_status_filter(status))
+    return query
+
+
+def _page(query, page: int, page_size: int) -> tuple[list[License], int]:
     counted = db.session.execute(query.add_columns(func.count().over()).options(load_only(*LIST_COLUMNS))
                                  .order_by(License.issued_at.desc(), License.id.desc())
                                  .offset((page - 1) * page_size).limit(page_size)).all()

@@ -102,6 +102,8 @@ def _verify_code(code: str, principal: Principal | None, reads: dict, require_de
     if require_device_binding:  # online codes are always shown with the platform-held key
         return _answer(principal, shown, "device_binding_required")
     now = _clock()
+    if CHECKED in shown:
+        return _verify_checked(principal, shown, status_version, now, key)
     try:
         verified = verify_presentation(shown["sd_jwt"], issuer_keys=ISSUER_KEYS,
                                        expected_aud=presentations.audience(), now=now)
@@ -117,6 +119,38 @@ def _verify_code(code: str, principal: Principal | None, reads: dict, require_de
     if shown["expires"] <= now:
         return _answer(principal, shown, "expired", consume=key)
     return _answer(principal, shown, "valid", verified=verified, consume=key)
+
+
+def checked_at_presentation(sd_jwt: str, shown: dict) -> dict:
+    """Verify a presentation the platform just made (both signatures, the digests, the key
+    binding, that it names this license and was signed by its issuer's key) and return what a
+    later verification of its online code needs: the disclosed claims and the credential's
+    validity window. Sealed with the card (AES-GCM, bound to the code), so a verification
+    trusts it without checking the signatures again. SdJwtError when it does not verify."""
+    verified = verify_presentation(sd_jwt, issuer_keys=ISSUER_KEYS, expected_aud=presentations.audience(),
+                                   expected_nonce=shown["nonce"], now=_clock())
+    if (verified.payload.get("identifier") != shown["identifier"]
+            or signed_by(verified) != f"issuer:{shown['issuer_client_id']}"):
+        raise SdJwtError("bad_signature", "not this license's credential, or not signed by its issuer")
+    return {"disclosed": verified.disclosed, "exp": verified.payload.get("exp"), "nbf": verified.payload.get("nbf")}
+
+
+CHECKED = "checked"  # the sealed entry's key for what checked_at_presentation returned
+VALIDITY_LEEWAY = 5  # seconds, as verify_presentation allows
+
+
+def _verify_checked(principal: Principal | None, shown: dict, status_version, now: int,
+                    key: tuple[str, str]) -> dict:
+    """A code whose presentation was verified when it was made: the status and the times remain."""
+    checked = shown[CHECKED]
+    status = status_registry.status_at(shown["status_list_id"], shown["status_idx"], status_version)
+    if status != "valid":
+        return _answer(principal, shown, status, consume=key)
+    exp, nbf = checked.get("exp"), checked.get("nbf")
+    if (shown["expires"] <= now or (exp is not None and now >= exp + VALIDITY_LEEWAY)
+            or (nbf is not None and now + VALIDITY_LEEWAY < nbf)):
+        return _answer(principal, shown, "expired", consume=key)
+    return _answer(principal, shown, "valid", disclosed=checked["disclosed"], consume=key)
 
 
 def _code_gone(code: str, principal: Principal | None) -> dict:
@@ -252,17 +286,19 @@ def _scoped(principal: Principal | None, shown: dict | None) -> bool:
 
 def _answer(principal: Principal | None, shown: dict | None, result: str, *,
             verified: VerifiedPresentation | None = None, offline: bool = False,
-            consume: tuple[str, str] | None = None, binding: str = PLATFORM_BINDING) -> dict:
+            consume: tuple[str, str] | None = None, binding: str = PLATFORM_BINDING,
+            disclosed: dict | None = None) -> dict:
     """The answer, journalled for the holder's access log (atomically with using up the code:
-    `consume` = its (full use, basic use) keys; the caller's kind of check takes one)."""
+    `consume` = its (full use, basic use) keys; the caller's kind of check takes one). The
+    disclosed claims come from `verified`, or as `disclosed` when checked at presentation time."""
     scoped = _scoped(principal, shown)
-    disclosed: list[str] = []
+    logged: list[str] = []
     if result == "valid":
-        values = in_field_order(shown["field_names"], verified.disclosed)
+        values = in_field_order(shown["field_names"], verified.disclosed if verified is not None else disclosed)
         body = valid_body(shown, values, scoped)
         body[BINDING_CLAIM] = binding
         # offline, the verifier holds the disclosures whatever we answer; online, only what we send
-        disclosed = list(values) if offline or scoped else []
+        logged = list(values) if offline or scoped else []
     else:
         body = failure(result)
     if shown is None:
@@ -271,7 +307,7 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     entry = functools.partial(access_log.journal_line, license_pk=shown["license_pk"],
                               presentation_id=shown["presentation_id"], verifier_client_id=client_id,
                               actor=principal.subject_id if principal else None, ip=request.remote_addr)
-    line = entry(result=result, disclosed=disclosed)
+    line = entry(result=result, disclosed=logged)
     if consume is None:
         journal.push(line)
         return body

@@ -1,0 +1,57 @@
+"""Set-up of the personal daily-path rows (application list, inbox) for `benchmarks.run`: the
+holder applies through the API for an instant-approval service with their ID card as material."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from .setup_data import API, SetupSkipped, bearer, create_presentations
+
+RESIDENCE_PERMIT = "370102-000705015000"  # 居住证签发 at 济南市历下区: instant, the ID card as material
+APPLICATIONS = 3
+
+
+def _id_card(targets) -> str:
+    for spec in targets.licenses():
+        if spec.get("name") == "居民身份证":
+            return spec["license_id"]
+    raise SetupSkipped("the holder has no 居民身份证 to apply with")
+
+
+def ensure_applications(targets, token: str) -> int:
+    """At least APPLICATIONS applications of the holder; returns how many the list holds."""
+    api, holder = targets.api, targets.holder()
+    status, body = api.request("GET", f"{API}/applications", headers=bearer(token))
+    if status != 200:
+        raise SetupSkipped(f"GET /api/v1/applications answers {status}: {str(body)[:200]}")
+    have = body.get("total", 0)
+    license_id = _id_card(targets)
+    for n in range(have, APPLICATIONS):
+        form = {"name": holder.name, "id_number": holder.id_number, "phone": holder.phone,
+                "address": f"济南市历下区泺源大街{n + 1}号", "residence_start": "2024-03-01", "residence_reason": "就业"}
+        payload = {"service_code": RESIDENCE_PERMIT, "form": form,
+                   "materials": [{"name": "居民身份证", "license_id": license_id},
+                                 {"name": "居住证明", "commitment": True}]}
+        status, body = api.request("POST", f"{API}/applications", payload,
+                                   {**bearer(token), "Idempotency-Key": str(uuid.uuid4())})
+        if status not in (200, 201, 202):
+            raise SetupSkipped(f"POST /api/v1/applications answers {status}: {str(body)[:300]}")
+    status, body = api.request("GET", f"{API}/applications", headers=bearer(token))
+    return body.get("total", 0) if status == 200 else 0
+
+
+def ensure_inbox(targets, token: str, timeout_s: float = 30.0) -> int:
+    """Messages in the holder's inbox: those of their applications, and of a few verifications of
+    their licenses (written by the job worker); returns the total once there are some."""
+    ensure_applications(targets, token)
+    api = targets.api
+    for code in create_presentations(targets.server.base_url, token, targets.licenses(), 3, deadline_s=60):
+        api.request("POST", f"{API}/verifications", {"code": code})
+    t0 = time.monotonic()
+    while True:
+        status, body = api.request("GET", f"{API}/inbox", headers=bearer(token))
+        if status != 200:
+            raise SetupSkipped(f"GET /api/v1/inbox answers {status}: {str(body)[:200]}")
+        if body.get("total") or time.monotonic() - t0 > timeout_s:
+            return body.get("total", 0)
+        time.sleep(0.5)

@@ -1,0 +1,162 @@
+"""The daily path does little per request: catalogue reads cached per catalogue version with
+ETag / 304 and CDN-friendly Cache-Control, a refresh in a few statements, the wallet list in
+one read, and an online verification without checking signatures again (they were checked when
+the presentation was made and sealed with it). Statements are counted, never timed."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from app.catalogue import publishing
+from app.catalogue.index import catalogue_index
+from app.extensions import db
+from app.identity import persons, sessions
+from app.wallet import verification
+from tests.support.helpers import API
+from tests.support.wallet import issue, present, verifier_headers, verify
+
+
+@contextmanager
+def statements(app):
+    """Every SQL statement the app's engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _some_service(client) -> str:
+    return client.get(f"{API}/services?page_size=1").get_json()["items"][0]["code"]
+
+
+def _republish(app) -> None:
+    with app.app_context():
+        publishing.next_catalogue_version()
+        db.session.commit()
+        catalogue_index(app).changed()
+
+
+def test_service_detail_is_cached_per_catalogue_version_with_etag_and_304(app, client):
+    code = _some_service(client)
+    first = client.get(f"{API}/services/{code}")
+    assert first.status_code == 200 and first.get_json()["code"] == code
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "public, max-age=60"
+    assert "Authorization" in first.headers["Vary"]
+    with statements(app) as seen:
+        again = client.get(f"{API}/services/{code}")
+    assert again.get_json() == first.get_json() and again.headers["ETag"] == etag
+    assert not [s for s in seen if "FROM services" in s], seen  # answered from the worker's cache
+    not_modified = client.get(f"{API}/services/{code}", headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.get_data() == b""
+    assert not_modified.headers["ETag"] == etag
+    _republish(app)
+    changed = client.get(f"{API}/services/{code}", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert changed.get_json() == first.get_json()
+
+
+def test_a_withdrawn_service_is_gone_after_republishing(app, client):
+    code = _some_service(client)
+    assert client.get(f"{API}/services/{code}").status_code == 200
+    with app.app_context():
+        from app.catalogue.models import Service
+        db.session.get(Service, code).status = "withdrawn"
+        publishing.next_catalogue_version()
+        db.session.commit()
+        catalogue_index(app).changed()
+    try:
+        assert client.get(f"{API}/services/{code}").status_code == 404
+    finally:
+        with app.app_context():
+            from app.catalogue.models import Service
+            db.session.get(Service, code).status = "published"
+            db.session.commit()
+        _republish(app)
+
+
+def test_a_callers_catalogue_answer_is_private_and_personal_routes_carry_no_cache_headers(client, alice):
+    code = _some_service(client)
+    mine = client.get(f"{API}/services/{code}", headers=alice["headers"])
+    assert mine.status_code == 200 and mine.headers["Cache-Control"].startswith("private")
+    for path in ("/wallet/licenses", "/inbox", "/applications", "/me"):
+        response = client.get(f"{API}{path}", headers=alice["headers"])
+        assert response.status_code == 200, (path, response.get_json())
+        assert "public" not in response.headers.get("Cache-Control", ""), path
+        assert "ETag" not in response.headers, path
+
+
+def test_a_refresh_claims_the_token_in_one_statement_and_runs_five(app, client, alice):
+    with app.app_context():
+        person = persons.find_person_by_id_number(alice["id_number"])
+        token = sessions.issue_person_pair(person, "app")["refresh_token"]
+        db.session.commit()
+    with statements(app) as seen:
+        response = client.post(f"{API}/auth/token", json={"grant_type": "refresh_token", "refresh_token": token})
+    assert response.status_code == 200, response.get_json()
+    sql = [s for s in seen if s.split()[0] in ("SELECT", "UPDATE", "INSERT", "DELETE")]
+    assert sql[0].startswith("UPDATE refresh_tokens") and "RETURNING" in sql[0], sql
+    writes = [s for s in sql if not s.startswith("SELECT")]
+    assert [s.split()[0] + " " + s.split()[1 if s.startswith("UPDATE") else 2] for s in writes] == [
+        "UPDATE refresh_tokens", "UPDATE auth_sessions", "INSERT refresh_tokens"], writes
+    assert len(sql) <= 5, sql  # was 8: read, claim, version, session, person, roles, version, insert
+    again = client.post(f"{API}/auth/token", json={"grant_type": "refresh_token", "refresh_token": token})
+    assert again.status_code == 401  # reuse still revokes the family
+    newer = response.get_json()["refresh_token"]
+    assert client.post(f"{API}/auth/token", json={"grant_type": "refresh_token",
+                                                  "refresh_token": newer}).status_code == 401
+
+
+def test_the_wallet_list_is_one_read(app, client, alice, police):
+    issue(client, police, holder_id_number=alice["id_number"])
+    first = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert first.status_code == 200 and first.get_json()["total"] == 1
+    with statements(app) as seen:
+        again = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert again.get_json() == first.get_json()
+    assert len(seen) == 1 and "JOIN persons" in seen[0], seen
+
+
+def test_an_online_verification_checks_no_signature_and_an_offline_one_does(app, client, alice, police,
+                                                                            monkeypatch):
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    calls = []
+    real = verification.verify_presentation
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("expected_nonce"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verification, "verify_presentation", counting)
+    online = present(client, alice["headers"], card["license_id"], disclose=["name"], mode="online")
+    assert len(calls) == 1  # checked once, when the presentation was made
+    hotel = verifier_headers(app, client)
+    answer = verify(client, hotel, code=online["code"])
+    assert answer["valid"] is True and answer["disclosed"] == {"name": "张三"}
+    assert len(calls) == 1
+    offline = present(client, alice["headers"], card["license_id"], disclose=["name"], mode="offline")
+    assert verify(client, hotel, sd_jwt=offline["sd_jwt"])["valid"] is True
+    assert len(calls) == 2
+    tampered = offline["sd_jwt"].replace("~", "~x", 1)
+    assert verify(client, sd_jwt=tampered)["valid"] is False
+
+
+def test_a_revoked_license_and_a_cancelled_presentation_still_answer_so(app, client, alice, police):
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    shown = present(client, alice["headers"], card["license_id"])
+    cancelled = present(client, alice["headers"], card["license_id"])
+    assert client.delete(f"{API}/wallet/licenses/{card['license_id']}/presentations/"
+                         f"{cancelled['presentation_id']}", headers=alice["headers"]).status_code == 204
+    assert verify(client, code=cancelled["code"])["reason"] == "cancelled"
+    assert client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "revoked", "reason": "遗失"},
+                       headers=police).status_code == 200
+    assert verify(client, code=shown["code"])["reason"] == "revoked"
