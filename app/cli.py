@@ -27,6 +27,7 @@ SEEDERS: tuple[tuple[str, str], ...] = (
     ("service points", "app.catalogue.points.seed:seed_service_points"),
     ("demo accounts", "app.devtools.accounts:seed_demo_accounts"),
     ("demo licenses", "app.wallet.demo_licenses:seed_demo_licenses"),
+    ("demo activity", "app.devtools.demo_activity:seed_demo_activity"),
 )
 # Tables `seed` fills with reference data; the test suite seeds them once per session and keeps them.
 REFERENCE_TABLES: tuple[str, ...] = ("license_types", "halls", "services", "topics", "bundles", "catalogue_state",
@@ -51,7 +52,8 @@ def _other_purposes() -> list[str]:
 
 @click.command("seed")
 def seed():
-    """Halls, catalogue, license types, topics, bundles and demo registries (idempotent)."""
+    """Halls, catalogue, license types, topics, bundles and demo registries; in development the demo
+    accounts, licenses and activity too (idempotent)."""
     ensure_migrated()
     run_seeders(click.echo)
     click.echo("seed: done")

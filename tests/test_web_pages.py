@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from app.catalogue import halls as catalogue
 from app.extensions import db
 from app.identity.models import RefreshToken, StaffAssignment
+from app.security.models import AuditEvent
 from app.web import charts
 from tests.support.browser import (hall_admin, issue_id_card, login_form, present, seed_hall_activity)
 from tests.support.helpers import API, DEFAULT_PASSWORD, create_staff, register_person, valid_id_number
@@ -151,8 +152,9 @@ def test_hall_admin_signs_in_and_api_tokens_are_not_left_behind(app, client):
     assert_strict_csp(dashboard)
     assert dashboard.headers["Cache-Control"] == "no-store"
     with app.app_context():
-        rows = db.session.scalars(select(RefreshToken)).all()
-        assert rows and all(row.revoked_at is not None for row in rows)
+        assert db.session.scalars(select(RefreshToken)).all() == []  # no API session is ever minted
+        signed_in = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "auth.login_succeeded")).all()
+        assert [row.details for row in signed_in] == [{"method": "password", "page": "dashboard"}]
 
 
 def test_wrong_password_is_401_and_five_failures_lock_the_account(app, client):

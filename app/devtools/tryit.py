@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .accounts import DEMO_ACCOUNTS, ROLE_NAMES, UNREGISTERED_DEMO_PERSON
+from .demo_cases import demo_activity_lines
 
 DASHBOARD_HALL = "370102"
 
@@ -25,6 +26,8 @@ def try_it_text(base_url: str, *, demo_password: str | None) -> str:
             lines.append(f"    {account.id_number}  {account.name}  {ROLE_NAMES[account.role]}{hall}")
         id_number, name = UNREGISTERED_DEMO_PERSON
         lines.append(f"    {id_number}  {name}  (in the registry, no account: try registering or a mini-program login)")
+        lines.append("  demo activity    (flask seed; GET /api/v1/applications as each resident)")
+        lines += [f"    {line}" for line in demo_activity_lines()]
     lines += [
         "  curl walkthrough README.md, section \"Try it\"; mini-programs on a laptop: make fakes",
         "  registries       .venv/bin/flask --app wsgi registry list",

@@ -15,12 +15,10 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from ..errors import Locked, TooManyRequests, Unauthorized
 from ..extensions import db, limiter
 from ..identity.enterprises import enterprise_for, enterprises_of
-from ..identity.grants import password_grant
+from ..identity.grants import check_password
 from ..identity.persons import person_by_subject_id
-from ..identity.sessions import logout as end_api_session
 from ..security.pii import mask_name
 from ..security.rbac import Principal
-from ..security.tokens import signed_claims
 from ..timeutil import epoch
 from ..web.views import PERMISSIONS_POLICY
 from . import browser
@@ -194,7 +192,7 @@ def login():
     if not username or not password or len(username) > 64 or len(password) > 256:
         return again(422, "请输入身份证号码（或手机号）和密码。")
     try:
-        person = _check_password(username, password)
+        person = check_password(username=username, password=password, page="oidc")
     except Locked as exc:
         return again(423, exc.detail, exc.headers)
     except Unauthorized:
@@ -204,15 +202,6 @@ def login():
     response = redirect(url_for("oidc_pages.resume", interaction=pending["id"]), code=303)
     browser.set_cookie(response, cookie)
     return response
-
-
-def _check_password(username: str, password: str):
-    """The identity service's password grant (its lock, audit and rehash), keeping only who it is:
-    the API session it opens is ended at once."""
-    tokens = password_grant(username=username, password=password)
-    claims = signed_claims(tokens["access_token"])
-    end_api_session(refresh_token=tokens["refresh_token"], access_claims=claims)
-    return person_by_subject_id(claims["sub"])
 
 
 @login_pages.post("/oauth/authorize/consent")

@@ -290,19 +290,23 @@ def sign_credential(license: License, *, holder_public_jwk: dict, binding: str,
                     values: dict | None = None) -> tuple[str, str]:
     """(kid, SD-JWT VC with every disclosure) of a license for a holder key, signed now by its
     issuer's active key: `cnf.jwk` = the holder key, `holder_binding` = "platform" | "device",
-    the license's own identifier, validity and status list entry."""
+    the license's own identifier, validity and status list entry.
+
+    Only what a verifier needs, as the credential travels in the offline QR code: no `iat` and
+    no `_sd_alg` (sha-256 is the default), `nbf` only while the license is not yet valid, no
+    decoy digests (the type, `vct`, fixes which claims exist, so decoys would hide nothing)."""
     kid, issuer_key = keys.active_key(f"issuer:{license.issuer_client_id}")
+    now = epoch()
+    starts = _beijing_epoch(license.valid_from)
     credential = issue_sd_jwt_vc(
         issuer_key=issuer_key, kid=kid, iss=issuer_uri(license.issuer_credit_code), vct=vct(license.license_type_code),
         claims=values if values is not None else license.field_values,
-        always_visible={"identifier": license.identifier, "nbf": _beijing_epoch(license.valid_from),
+        always_visible={"identifier": license.identifier, **({"nbf": starts} if starts > now else {}),
                         BINDING_CLAIM: binding},
-        iat=epoch(), exp=_beijing_epoch(license.valid_until + timedelta(days=1)),
+        iat=None, exp=_beijing_epoch(license.valid_until + timedelta(days=1)),
         holder_public_jwk=holder_public_jwk,
         status=status_claim(idx=license.status_idx, uri=status_registry.list_uri(license.status_list_id)),
-        # the type (vct) fixes which claims exist, so decoy digests would hide nothing and
-        # only make the offline QR code larger
-        decoys=0)
+        decoys=0, name_sd_alg=False)
     return kid, credential
 
 

@@ -8,17 +8,17 @@ import segno
 from segno.encoder import DataOverflowError
 
 MAX_VERSION = 40
-_ERROR_LEVELS = ("m", "l")
 
 
 def make_qr(text: str) -> segno.QRCode:
-    """Smallest regular QR code holding `text`: level M if it fits in version 40, else L."""
-    for error in _ERROR_LEVELS:
-        try:
-            return segno.make(text, error=error, micro=False)
-        except DataOverflowError:
-            continue
-    raise ValueError(f"text of {len(text)} characters does not fit in a version {MAX_VERSION} QR code")
+    """The smallest regular QR code holding `text` verbatim, so that a camera gets the largest
+    modules: the lowest version at which error correction level L fits, raised to the highest level
+    that still fits that version (segno's `boost_error`). base64url text (SD-JWT, codes) has lower
+    case letters, so byte mode is the densest mode that holds it."""
+    try:
+        return segno.make(text, error="l", boost_error=True, micro=False)
+    except DataOverflowError:
+        raise ValueError(f"text of {len(text)} characters does not fit in a version {MAX_VERSION} QR code") from None
 
 
 def qr_svg(text: str, *, scale: int = 4, border: int = 4) -> tuple[str, int]:

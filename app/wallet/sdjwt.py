@@ -80,24 +80,29 @@ def issue_sd_jwt_vc(
     vct: str,
     claims: dict[str, Any],
     always_visible: dict[str, Any],
-    iat: int,
+    iat: int | None,
     exp: int,
     holder_public_jwk: dict[str, Any],
     status: dict[str, Any] | None,
     decoys: int | None = None,
+    name_sd_alg: bool = True,
 ) -> str:
-    """Issuer form `<jwt>~<d1>~...~`: every `claims` key selectively disclosable, `always_visible` in the clear."""
+    """Issuer form `<jwt>~<d1>~...~`: every `claims` key selectively disclosable, `always_visible` in the clear.
+    `iat=None` and `name_sd_alg=False` leave out what no verifier needs (`iat` is optional in SD-JWT VC;
+    without `_sd_alg` the digests are sha-256, RFC 9901 section 4.1.1): for credentials shown in a QR code."""
     _check_claim_names(claims, always_visible)
     load_public_jwk(holder_public_jwk)
     disclosures = [make_disclosure(name, value) for name, value in claims.items()]
     decoy_count = secrets.randbelow(4) + 1 if decoys is None else decoys
     digests = [disclosure_digest(d) for d in disclosures] + [_decoy_digest() for _ in range(decoy_count)]
-    payload: dict[str, Any] = {"iss": iss, "iat": iat, "exp": exp, "vct": vct, **always_visible}
+    payload: dict[str, Any] = {"iss": iss, **({"iat": iat} if iat is not None else {}), "exp": exp, "vct": vct,
+                               **always_visible}
     payload["cnf"] = {"jwk": {k: holder_public_jwk[k] for k in _JWK_PUBLIC_MEMBERS}}
     if status:
         payload["status"] = status
     payload["_sd"] = sorted(digests)
-    payload["_sd_alg"] = SD_ALG
+    if name_sd_alg:
+        payload["_sd_alg"] = SD_ALG
     jwt = es256_sign_jws({"typ": SD_JWT_VC_TYP, "kid": kid}, payload, issuer_key)
     return "~".join([jwt, *disclosures]) + "~"
 

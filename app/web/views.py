@@ -19,10 +19,8 @@ from flask import (Blueprint, current_app, redirect, render_template, request, s
 from ..catalogue.halls import get_hall
 from ..errors import Locked, NotFound, TooManyRequests, Unauthorized
 from ..extensions import limiter
-from ..identity.grants import password_grant
-from ..identity.sessions import logout
+from ..identity.grants import check_password
 from ..security.pii import mask_name
-from ..security.tokens import decode_access_token
 from ..timeutil import epoch
 from . import dashboard, hall_panels
 
@@ -161,19 +159,16 @@ def hall_login(code: str):
     if not username or not password or len(username) > 64 or len(password) > 256:
         return again(422, "请输入身份证号码（或手机号）和密码。")
     try:
-        tokens = password_grant(username=username, password=password)
+        person = check_password(username=username, password=password, page="dashboard")
     except Locked as exc:
         return again(423, exc.detail, exc.headers)
     except Unauthorized:
         return again(401, "身份证号码（或手机号）或密码错误。")
-    # the page keeps its own session; the API tokens the grant minted are never handed out
-    claims = decode_access_token(tokens["access_token"])
-    logout(refresh_token=tokens.get("refresh_token"), access_claims=claims)
-    principal = dashboard.staff_principal(claims["sub"])
+    principal = dashboard.staff_principal(person.subject_id)
     if not dashboard.is_hall_admin(principal, hall):
         return _forbidden(hall)
     session.clear()  # a fresh session (and CSRF token) on sign-in: no fixation
-    session[SESSION_SUBJECT], session[SESSION_AT] = claims["sub"], epoch()
+    session[SESSION_SUBJECT], session[SESSION_AT] = person.subject_id, epoch()
     session[SESSION_CSRF] = secrets.token_urlsafe(32)
     return redirect(url_for("pages.hall_dashboard", code=hall.code), code=303)
 

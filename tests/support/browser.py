@@ -23,7 +23,7 @@ from app.extensions import db
 from app.identity import persons
 from tests.support.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_id_number
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

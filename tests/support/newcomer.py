@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.support.procs import random_secrets
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLASK = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi"]
 README = ROOT / "README.md"
 

@@ -7,13 +7,20 @@
 
   var API = "/api/v1";
   var TOKEN_KEY = "ias.verifier";
+  // every `reason` of app/wallet/verification.py DETAILS (tests/test_wallet_reasons.py checks)
   var REASONS = {
     expired: "已过期",
     used: "已被使用（一次性核验码只能使用一次）",
     revoked: "已吊销",
     suspended: "已暂停",
     bad_signature: "签名无效或被篡改",
-    unknown: "无法识别"
+    unknown: "无法识别",
+    cancelled: "持证人已结束本次亮证",
+    device_removed: "证照绑定的手机已被移除或挂失",
+    device_binding_required: "需持证人用手机设备密钥亮证",
+    wrong_nonce: "不是为本次核验生成的亮证",
+    wrong_audience: "不是出示给本核验方的亮证",
+    wrong_type: "证照类型不是所请求的类型"
   };
   var SHOWN_BY = { holder: "持证人本人", guardian: "监护人", representative: "法定代表人", agent: "经办人" };
   var labelCache = {};
@@ -211,10 +218,11 @@
     result.className = "result invalid";
     result.textContent = "";
     result.appendChild(verdict(false, "无效"));
-    var p = el("p", "原因：" + (REASONS[reason] || REASONS.unknown), "reason");
+    var label = REASONS[reason];
+    var p = el("p", "原因：" + (label || detail || REASONS.unknown), "reason");
     p.id = "reason";
     result.appendChild(p);
-    if (detail) result.appendChild(el("p", detail, "note"));
+    if (detail && label) result.appendChild(el("p", detail, "note"));
     result.appendChild(facts([["核验时间", stamp(at)]]));
     result.appendChild(el("p", "请勿据此办理业务。如有疑问，请持证人重新出示，或联系签发机关。", "note"));
   }
