@@ -16,6 +16,7 @@ from .extensions import api, db, migrate
 from .guards import init_input_guards
 from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
+from .openapi import init_openapi
 from .ratelimit import RateLimiter
 from .sessions import LazyCookieSessionInterface
 from .security.signed_requests import init_signed_requests
@@ -74,6 +75,7 @@ def create_app(config=None) -> Flask:
     app.json.ensure_ascii = False
     configure_logging(app)
     _init_extensions(app)
+    init_openapi(app)
     init_request_hooks(app)
     init_input_guards(app)
     init_signed_requests(app, find_client=signing_credentials)

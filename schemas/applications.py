@@ -180,7 +180,7 @@ class FormFieldSchema(Schema):
     type = fields.String(metadata={"enum": ["text", "number", "date", "select", "id_number", "phone"]})
     required = fields.Boolean()
     options = fields.List(fields.String())
-    prefill = fields.Raw(allow_none=True, metadata={"description": "预填值；身份证号码和手机号码默认脱敏，原样提交即可"})
+    prefill = fields.Raw(allow_none=True, metadata={"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "description": "预填值；身份证号码和手机号码默认脱敏，原样提交即可"})
     prefill_source = fields.String(allow_none=True, metadata={"enum": ["profile", "history", "wallet", None]})
 
 
@@ -190,7 +190,7 @@ class FormMaterialSchema(Schema):
     license_type_code = fields.String(allow_none=True)
     commitment_allowed = fields.Boolean()
     missing_allowed = fields.Boolean(metadata={"description": "非核心材料可容缺后补"})
-    satisfied_by = fields.Raw(allow_none=True, metadata={
+    satisfied_by = fields.Raw(allow_none=True, metadata={"anyOf": [{"type": "object"}, {"type": "string"}], 
         "description": "`{\"license_id\"}`（卡包中可用的证照）、`\"commitment\"`（可告知承诺）或 null"})
 
 
@@ -232,15 +232,15 @@ def _iso(value):
 
 
 class TimelineEventSchema(Schema):
-    at = fields.Function(lambda e: isoformat_z(e.at))
+    at = fields.Function(lambda e: isoformat_z(e.at), metadata={"type": "string", "format": "date-time"})
     action = fields.String()
     from_status = fields.String(allow_none=True)
     to_status = fields.String(allow_none=True)
     actor_role = fields.String(metadata={"enum": ["applicant", "staff", "system"]})
     comment = fields.String(allow_none=True)
     details = fields.Function(lambda e: {k: v for k, v in (e.data or {}).items() if k in EVENT_DETAILS},
-                              metadata={"description": "轮次（round）、要求补正或补交的材料、审核结论、邮件单号等"})
-    shown_by = fields.Function(lambda e: (e.data or {}).get("shown_by"), metadata={
+                              metadata={"type": "object", "description": "轮次（round）、要求补正或补交的材料、审核结论、邮件单号等"})
+    shown_by = fields.Function(lambda e: (e.data or {}).get("shown_by"), metadata={"type": "object", "nullable": True, 
         "description": "亲友代办时的代办人（role、subject_id、name_masked），本人办理时为 null"})
 
 
@@ -252,15 +252,15 @@ class ApplicationSummarySchema(Schema):
     service_name = fields.String()
     hall_code = fields.String()
     bundle_code = fields.String(allow_none=True)
-    parent_application_id = fields.Function(lambda a: a.parent.application_id if a.parent_id else None)
+    parent_application_id = fields.Function(lambda a: a.parent.application_id if a.parent_id else None, metadata={"type": "string", "nullable": True})
     applicant_name = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
-    status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status))
-    deadline = fields.Function(lambda a: _iso(a.deadline))
-    overdue = fields.Function(_overdue)
-    submitted_at = fields.Function(lambda a: isoformat_z(a.submitted_at))
-    updated_at = fields.Function(lambda a: isoformat_z(a.updated_at))
-    completed_at = fields.Function(lambda a: isoformat_z(a.completed_at))
+    status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status), metadata={"type": "string", "nullable": True})
+    deadline = fields.Function(lambda a: _iso(a.deadline), metadata={"type": "string", "format": "date", "nullable": True})
+    overdue = fields.Function(_overdue, metadata={"type": "boolean"})
+    submitted_at = fields.Function(lambda a: isoformat_z(a.submitted_at), metadata={"type": "string", "format": "date-time", "nullable": True})
+    updated_at = fields.Function(lambda a: isoformat_z(a.updated_at), metadata={"type": "string", "format": "date-time", "nullable": True})
+    completed_at = fields.Function(lambda a: isoformat_z(a.completed_at), metadata={"type": "string", "format": "date-time", "nullable": True})
     version = fields.Integer()
     channel = fields.String(metadata={"enum": list(CHANNELS)})
     department = fields.String(allow_none=True)
@@ -278,35 +278,35 @@ class ApplicationSchema(Schema):
     department = fields.String(attribute="application.department", allow_none=True)
     hall_code = fields.String(attribute="application.hall_code")
     bundle_code = fields.String(attribute="application.bundle_code", allow_none=True)
-    parent_application_id = fields.Method("_parent_id")
-    applicant = fields.Method("_applicant")
+    parent_application_id = fields.Method("_parent_id", metadata={"type": "string", "nullable": True})
+    applicant = fields.Method("_applicant", metadata={"type": "object"})
     status = fields.String(attribute="application.status", metadata={"enum": list(STATUSES)})
-    status_label = fields.Method("_status_label")
+    status_label = fields.Method("_status_label", metadata={"type": "string", "nullable": True})
     instant_approval = fields.Boolean(attribute="application.instant")
-    deadline = fields.Method("_deadline", metadata={"description": "承诺办结日期（工作日，含法定节假日与调休）"})
-    overdue = fields.Method("_overdue")
-    submitted_at = fields.Method("_submitted_at")
-    updated_at = fields.Method("_updated_at")
-    completed_at = fields.Method("_completed_at")
+    deadline = fields.Method("_deadline", metadata={"type": "string", "format": "date", "nullable": True, "description": "承诺办结日期（工作日，含法定节假日与调休）"})
+    overdue = fields.Method("_overdue", metadata={"type": "boolean"})
+    submitted_at = fields.Method("_submitted_at", metadata={"type": "string", "format": "date-time", "nullable": True})
+    updated_at = fields.Method("_updated_at", metadata={"type": "string", "format": "date-time", "nullable": True})
+    completed_at = fields.Method("_completed_at", metadata={"type": "string", "format": "date-time", "nullable": True})
     version = fields.Integer(attribute="application.version")
     round = fields.Integer(attribute="application.round", metadata={"description": "提交轮次（补正一次加一）"})
     spot_check = fields.String(attribute="application.spot_check", allow_none=True,
                                metadata={"enum": ["selected", "passed", "breach", None]})
     channel = fields.String(attribute="application.channel", metadata={
         "enum": list(CHANNELS), "description": "online 本人在线申请；window 窗口一窗受理；assisted 帮办代办"})
-    intake = fields.Function(lambda view: intake_of(view.application), metadata={
+    intake = fields.Function(lambda view: intake_of(view.application), metadata={"type": "object", "nullable": True, 
         "description": "窗口受理或帮办：工作人员（staff）、身份核验方式、帮办方式、确认时间；本人在线申请为 null"})
     accepting_hall_code = fields.String(attribute="application.accepting_hall_code", allow_none=True, metadata={
         "description": "全省通办：收件的受理大厅（办理大厅为 hall_code）；办理结果在此领取"})
     pickup_status = fields.String(attribute="application.pickup_status", allow_none=True, metadata={
         "enum": ["ready", "handed_over", None], "description": "窗口领取的办理结果：ready 待领取，handed_over 已领取"})
-    form = fields.Method("_form")
-    materials = fields.Method("_materials")
-    issued_license = fields.Method("_issued_license")
-    result = fields.Method("_result", metadata={"description": "办结后：决定书（加盖电子印章的 PDF）地址、"
+    form = fields.Method("_form", metadata={"type": "object"})
+    materials = fields.Method("_materials", metadata={"type": "array", "items": {"type": "object"}})
+    issued_license = fields.Method("_issued_license", metadata={"type": "object", "nullable": True})
+    result = fields.Method("_result", metadata={"type": "object", "nullable": True, "description": "办结后：决定书（加盖电子印章的 PDF）地址、"
                                                                "签发的证照、领取或寄递情况"})
-    timeline = fields.Method("_timeline")
-    children = fields.Method("_children")
+    timeline = fields.Method("_timeline", metadata={"type": "array", "items": {"type": "object"}})
+    children = fields.Method("_children", metadata={"type": "array", "items": {"type": "object"}, "nullable": True})
 
     def _parent_id(self, view):
         app = view.application

@@ -29,8 +29,8 @@ class SlotArgsSchema(StrictSchema):
 
 class SlotSchema(Schema):
     slot_id = fields.String(metadata={"example": "370102-20261202-0900"})
-    start = fields.Function(lambda s: _local(s["start"]), metadata={"example": "2026-12-02T09:00:00+08:00"})
-    end = fields.Function(lambda s: _local(s["end"]), metadata={"example": "2026-12-02T09:30:00+08:00"})
+    start = fields.Function(lambda s: _local(s["start"]), metadata={"type": "string", "format": "date-time", "example": "2026-12-02T09:00:00+08:00"})
+    end = fields.Function(lambda s: _local(s["end"]), metadata={"type": "string", "format": "date-time", "example": "2026-12-02T09:30:00+08:00"})
     capacity = fields.Integer(metadata={"example": 10})
     remaining = fields.Integer(metadata={"example": 7})
 
@@ -50,14 +50,14 @@ class AppointmentCreateSchema(StrictSchema):
 class AppointmentSchema(Schema):
     appointment_id = fields.String(metadata={"example": "apt_0123456789abcdef0123"})
     status = fields.String(metadata={"enum": list(STATUSES)})
-    status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status, a.status))
-    slot_id = fields.Function(lambda a: a.slot.slot_id)
+    status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status, a.status), metadata={"type": "string"})
+    slot_id = fields.Function(lambda a: a.slot.slot_id, metadata={"type": "string"})
     ticket = fields.String(metadata={"description": "取号凭证（时段-序号）", "example": "0900-003"})
     hall_code = fields.String()
     service_code = fields.String()
     service_name = fields.String()
-    start = fields.Function(lambda a: _local(a.slot.start_at))
-    end = fields.Function(lambda a: _local(a.slot.end_at))
+    start = fields.Function(lambda a: _local(a.slot.start_at), metadata={"type": "string", "format": "date-time"})
+    end = fields.Function(lambda a: _local(a.slot.end_at), metadata={"type": "string", "format": "date-time"})
     created_at = UtcDateTime()
     reminded_at = UtcDateTime(allow_none=True)
 
@@ -76,13 +76,13 @@ class QueueArgsSchema(PageArgsSchema):
 
 
 class QueueEntrySchema(Schema):
-    appointment_id = fields.Function(lambda e: e.appointment.appointment_id)
-    ticket = fields.Function(lambda e: e.appointment.ticket)
-    status = fields.Function(lambda e: e.appointment.status)
-    start = fields.Function(lambda e: _local(e.appointment.slot.start_at))
-    end = fields.Function(lambda e: _local(e.appointment.slot.end_at))
-    service_code = fields.Function(lambda e: e.appointment.service_code)
-    service_name = fields.Function(lambda e: e.appointment.service_name)
+    appointment_id = fields.Function(lambda e: e.appointment.appointment_id, metadata={"type": "string"})
+    ticket = fields.Function(lambda e: e.appointment.ticket, metadata={"type": "string", "nullable": True})
+    status = fields.Function(lambda e: e.appointment.status, metadata={"type": "string"})
+    start = fields.Function(lambda e: _local(e.appointment.slot.start_at), metadata={"type": "string", "format": "date-time"})
+    end = fields.Function(lambda e: _local(e.appointment.slot.end_at), metadata={"type": "string", "format": "date-time"})
+    service_code = fields.Function(lambda e: e.appointment.service_code, metadata={"type": "string", "nullable": True})
+    service_name = fields.Function(lambda e: e.appointment.service_name, metadata={"type": "string", "nullable": True})
     name_masked = fields.String(allow_none=True, metadata={"example": "张*"})
     id_number_masked = fields.String(allow_none=True, metadata={"example": "370102********8819"})
 

@@ -107,7 +107,7 @@ class MaterialSchema(StrictSchema):
     commitment_allowed = fields.Boolean(metadata={
         "description": "可以告知承诺代替；不填时沿用基本目录的设定"})
     license_type_name = fields.Function(lambda m: license_type_name(m.get("license_type_code")), dump_only=True,
-                                        metadata={"description": "可代替该材料的电子证照（授权调用后免交纸质材料）",
+                                        metadata={"type": "string", "nullable": True, "description": "可代替该材料的电子证照（授权调用后免交纸质材料）",
                                                   "example": "居民户口簿"})
 
 
@@ -220,7 +220,7 @@ class ServiceDetailSchema(Schema):
     address = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": ["published", "withdrawn"]})
     version = fields.Integer(metadata={"description": "修改时可放入 If-Match 头", "example": 1})
-    updated_at = fields.Function(lambda service: isoformat_z(service.updated_at))
+    updated_at = fields.Function(lambda service: isoformat_z(service.updated_at), metadata={"type": "string", "format": "date-time", "nullable": True})
     conditions = fields.List(fields.String(), metadata={"description": "办理条件"})
     process = fields.List(fields.Nested(ProcessStepSchema), metadata={"description": "办理流程"})
     situations = fields.List(fields.Nested(SituationSchema), metadata={
@@ -233,7 +233,7 @@ class ServiceDetailSchema(Schema):
     guide_note = fields.String(metadata={"description": "办事指南各部分的来源"})
     parent_item = fields.String(allow_none=True, metadata={"description": "来源目录中的主项名称"})
     source_ref = fields.String(allow_none=True, metadata={"description": "导入事项的来源（仓库#事项编码）"})
-    form_templates = fields.Method("_form_templates", allow_none=True, metadata={
+    form_templates = fields.Method("_form_templates", allow_none=True, metadata={"type": "object", 
         "description": "高频事项的空白申请表与填写样例（PDF）"})
 
     @staticmethod
@@ -328,7 +328,7 @@ class RevisionSchema(Schema):
     actor = fields.String(allow_none=True)
     changed_fields = fields.List(fields.String())
     snapshot = fields.Dict()
-    created_at = fields.Function(lambda revision: isoformat_z(revision.created_at))
+    created_at = fields.Function(lambda revision: isoformat_z(revision.created_at), metadata={"type": "string", "format": "date-time"})
 
 
 class RevisionListSchema(Schema):

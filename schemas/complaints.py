@@ -41,7 +41,7 @@ class ReplySchema(Schema):
     reply_id = fields.String()
     content = fields.String()
     close = fields.Boolean(attribute="closes")
-    created_at = fields.Function(lambda r: isoformat_z(r.created_at))
+    created_at = fields.Function(lambda r: isoformat_z(r.created_at), metadata={"type": "string", "format": "date-time"})
 
 
 def _overdue(view) -> bool:
@@ -51,27 +51,27 @@ def _overdue(view) -> bool:
 class ComplaintSchema(Schema):
     """One complaint (the complainant's view); `replies` oldest first."""
 
-    complaint_id = fields.Function(lambda v: v.complaint.complaint_id, metadata={"example": "cp_0123456789abcdef0123"})
-    status = fields.Function(lambda v: v.complaint.status, metadata={"enum": [OPEN, CLOSED]})
-    due_date = fields.Function(lambda v: v.complaint.due_date.isoformat())
-    overdue = fields.Function(_overdue)
-    category = fields.Function(lambda v: v.complaint.category)
-    category_label = fields.Function(lambda v: CATEGORY_LABELS[v.complaint.category])
-    source = fields.Function(lambda v: v.complaint.source, metadata={"enum": ["app", "hotline12345"]})
-    content = fields.Function(lambda v: v.complaint.content)
-    hall_code = fields.Function(lambda v: v.complaint.hall_code)
-    service_code = fields.Function(lambda v: v.complaint.service_code)
-    application_id = fields.Function(lambda v: v.complaint.application_id)
-    created_at = fields.Function(lambda v: isoformat_z(v.complaint.created_at))
-    closed_at = fields.Function(lambda v: isoformat_z(v.complaint.closed_at))
-    rating = fields.Function(lambda v: v.complaint.rating)
-    replies = fields.Function(lambda v: ReplySchema(many=True).dump(v.complaint.replies))
+    complaint_id = fields.Function(lambda v: v.complaint.complaint_id, metadata={"type": "string", "example": "cp_0123456789abcdef0123"})
+    status = fields.Function(lambda v: v.complaint.status, metadata={"type": "string", "enum": [OPEN, CLOSED]})
+    due_date = fields.Function(lambda v: v.complaint.due_date.isoformat(), metadata={"type": "string", "format": "date"})
+    overdue = fields.Function(_overdue, metadata={"type": "boolean"})
+    category = fields.Function(lambda v: v.complaint.category, metadata={"type": "string"})
+    category_label = fields.Function(lambda v: CATEGORY_LABELS[v.complaint.category], metadata={"type": "string"})
+    source = fields.Function(lambda v: v.complaint.source, metadata={"type": "string", "enum": ["app", "hotline12345"]})
+    content = fields.Function(lambda v: v.complaint.content, metadata={"type": "string"})
+    hall_code = fields.Function(lambda v: v.complaint.hall_code, metadata={"type": "string"})
+    service_code = fields.Function(lambda v: v.complaint.service_code, metadata={"type": "string", "nullable": True})
+    application_id = fields.Function(lambda v: v.complaint.application_id, metadata={"type": "string", "nullable": True})
+    created_at = fields.Function(lambda v: isoformat_z(v.complaint.created_at), metadata={"type": "string", "format": "date-time"})
+    closed_at = fields.Function(lambda v: isoformat_z(v.complaint.closed_at), metadata={"type": "string", "format": "date-time", "nullable": True})
+    rating = fields.Function(lambda v: v.complaint.rating, metadata={"type": "integer", "nullable": True})
+    replies = fields.Function(lambda v: ReplySchema(many=True).dump(v.complaint.replies), metadata={"type": "array", "items": {"type": "object"}})
 
 
 class HallComplaintSchema(ComplaintSchema):
     """As the hall's staff see it: who complained only masked, and never for a report (举报)."""
 
-    ticket_no = fields.Function(lambda v: v.complaint.external_id, metadata={"description": "12345 工单号"})
+    ticket_no = fields.Function(lambda v: v.complaint.external_id, metadata={"type": "string", "nullable": True, "description": "12345 工单号"})
     complainant_masked = fields.String(allow_none=True, metadata={"example": "张*"})
     contact_phone_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
 

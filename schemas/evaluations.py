@@ -30,21 +30,21 @@ class EvaluationCreateSchema(StrictSchema):
 class TicketBriefSchema(Schema):
     ticket_id = fields.String()
     status = fields.String()
-    due_date = fields.Function(lambda t: t.due_date.isoformat())
+    due_date = fields.Function(lambda t: t.due_date.isoformat(), metadata={"type": "string", "format": "date"})
 
 
 class EvaluationSchema(Schema):
     evaluation_id = fields.String()
-    application_id = fields.Function(lambda e: e.application.application_id)
+    application_id = fields.Function(lambda e: e.application.application_id, metadata={"type": "string"})
     hall_code = fields.String()
     service_code = fields.String()
     service_name = fields.String()
     rating = fields.Integer()
-    rating_label = fields.Function(lambda e: RATING_LABELS[e.rating])
+    rating_label = fields.Function(lambda e: RATING_LABELS[e.rating], metadata={"type": "string"})
     dimensions = fields.Dict()
     comment = fields.String(allow_none=True)
-    created_at = fields.Function(lambda e: isoformat_z(e.created_at))
-    rectification = fields.Function(lambda e: TicketBriefSchema().dump(e.ticket) if e.ticket else None)
+    created_at = fields.Function(lambda e: isoformat_z(e.created_at), metadata={"type": "string", "format": "date-time"})
+    rectification = fields.Function(lambda e: TicketBriefSchema().dump(e.ticket) if e.ticket else None, metadata={"type": "object", "nullable": True})
 
 
 class ServiceSummarySchema(Schema):
@@ -89,21 +89,21 @@ class CloseTicketSchema(StrictSchema):
 
 class FollowUpSchema(Schema):
     note = fields.String()
-    created_at = fields.Function(lambda f: isoformat_z(f.created_at))
+    created_at = fields.Function(lambda f: isoformat_z(f.created_at), metadata={"type": "string", "format": "date-time"})
 
 
 class RectificationSchema(Schema):
     ticket_id = fields.String()
     application_id = fields.String()
     service_code = fields.String()
-    service_name = fields.Function(lambda t: t.evaluation.service_name)
+    service_name = fields.Function(lambda t: t.evaluation.service_name, metadata={"type": "string", "nullable": True})
     hall_code = fields.String()
     rating = fields.Integer()
-    comment = fields.Function(lambda t: t.evaluation.comment)
+    comment = fields.Function(lambda t: t.evaluation.comment, metadata={"type": "string", "nullable": True})
     status = fields.String(metadata={"enum": ["open", "closed"]})
-    due_date = fields.Function(lambda t: t.due_date.isoformat())
-    created_at = fields.Function(lambda t: isoformat_z(t.created_at))
-    closed_at = fields.Function(lambda t: isoformat_z(t.closed_at))
+    due_date = fields.Function(lambda t: t.due_date.isoformat(), metadata={"type": "string", "format": "date"})
+    created_at = fields.Function(lambda t: isoformat_z(t.created_at), metadata={"type": "string", "format": "date-time"})
+    closed_at = fields.Function(lambda t: isoformat_z(t.closed_at), metadata={"type": "string", "format": "date-time", "nullable": True})
     resolution = fields.String(allow_none=True)
     follow_ups = fields.List(fields.Nested(FollowUpSchema))
 

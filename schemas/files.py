@@ -19,6 +19,6 @@ class FileSchema(Schema):
     content_type = fields.String(metadata={"example": "image/jpeg"})
     size = fields.Integer(metadata={"example": 482113})
     sha256 = fields.String(metadata={"description": "明文内容的 SHA-256（十六进制）"})
-    created_at = fields.Function(lambda row: isoformat_z(row.created_at))
+    created_at = fields.Function(lambda row: isoformat_z(row.created_at), metadata={"type": "string", "format": "date-time"})
     attached = fields.Function(lambda row: row.attached_at is not None,
-                               metadata={"description": "是否已被办件使用（未使用的文件一天后删除）"})
+                               metadata={"type": "boolean", "description": "是否已被办件使用（未使用的文件一天后删除）"})

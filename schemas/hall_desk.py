@@ -90,18 +90,18 @@ class AssistedApplicationSchema(Schema):
     """An assisted application as its applicant (or the helper's hall) sees it before it is submitted."""
 
     application_id = fields.String()
-    status = fields.Function(lambda d: d.state, metadata={"enum": list(STATUSES)})
-    status_label = fields.Function(lambda d: STATUS_LABELS[d.state])
+    status = fields.Function(lambda d: d.state, metadata={"type": "string", "enum": list(STATUSES)})
+    status_label = fields.Function(lambda d: STATUS_LABELS[d.state], metadata={"type": "string"})
     service_code = fields.String()
     service_name = fields.String()
     hall_code = fields.String(metadata={"description": "帮办人所在大厅"})
     contact = fields.String(metadata={"enum": list(CONTACTS)})
-    helper = fields.Method("_helper")
-    form = fields.Method("_form", metadata={"description": "帮办人填写的表单（身份证号码、手机号码脱敏）"})
-    materials = fields.Method("_materials")
-    created_at = fields.Function(lambda d: isoformat_z(d.created_at))
-    expires_at = fields.Function(lambda d: isoformat_z(d.expires_at))
-    decided_at = fields.Function(lambda d: isoformat_z(d.decided_at))
+    helper = fields.Method("_helper", metadata={"type": "object", "nullable": True})
+    form = fields.Method("_form", metadata={"type": "object", "description": "帮办人填写的表单（身份证号码、手机号码脱敏）"})
+    materials = fields.Method("_materials", metadata={"type": "array", "items": {"type": "object"}})
+    created_at = fields.Function(lambda d: isoformat_z(d.created_at), metadata={"type": "string", "format": "date-time"})
+    expires_at = fields.Function(lambda d: isoformat_z(d.expires_at), metadata={"type": "string", "format": "date-time", "nullable": True})
+    decided_at = fields.Function(lambda d: isoformat_z(d.decided_at), metadata={"type": "string", "format": "date-time", "nullable": True})
 
     def _helper(self, draft):
         return staff_card(draft.helper_id, draft.hall_code)

@@ -245,9 +245,9 @@ class PersonSchema(Schema):
     """A registered person, ID number masked."""
 
     subject_id = fields.String(metadata={"example": "p_3f9c2a7b1e4d5c6a8b90"})
-    subject_type = fields.Constant("person")
+    subject_type = fields.Constant("person", metadata={"type": "string"})
     id_number_masked = fields.Function(lambda person: mask_id_number(person.id_number),
-                                       metadata={"example": "110105********002X"})
+                                       metadata={"type": "string", "nullable": True, "example": "110105********002X"})
     name = fields.String(metadata={"example": "张三"})
     real_name_level = fields.Integer(metadata={"description": REAL_NAME_LEVELS, "example": 2})
 
@@ -284,8 +284,8 @@ class MeSchema(Schema):
     subject_type = fields.String(metadata={"enum": ["person", "client"]})
     name = fields.String(allow_none=True)
     id_number_masked = fields.Function(lambda me: mask_id_number(me.get("id_number")),
-                                       metadata={"example": "110105********002X"})
-    phone_masked = fields.Function(lambda me: mask_phone(me.get("phone")), metadata={"example": "138****8000"})
+                                       metadata={"type": "string", "nullable": True, "example": "110105********002X"})
+    phone_masked = fields.Function(lambda me: mask_phone(me.get("phone")), metadata={"type": "string", "nullable": True, "example": "138****8000"})
     id_number = fields.String(metadata={"description": "仅在 reveal=true 时返回"})
     phone = fields.String(metadata={"description": "仅在 reveal=true 时返回"})
     real_name_level = fields.Integer(allow_none=True, metadata={"description": REAL_NAME_LEVELS})
@@ -307,14 +307,14 @@ class MeSchema(Schema):
 class EnterpriseSchema(Schema):
     """A company and the caller's relation to it."""
 
-    subject_id = fields.Function(lambda item: item["enterprise"].subject_id)
+    subject_id = fields.Function(lambda item: item["enterprise"].subject_id, metadata={"type": "string"})
     credit_code = fields.Function(lambda item: item["enterprise"].credit_code,
-                                  metadata={"example": "91110000600037341L"})
-    name = fields.Function(lambda item: item["enterprise"].name)
+                                  metadata={"type": "string", "example": "91110000600037341L"})
+    name = fields.Function(lambda item: item["enterprise"].name, metadata={"type": "string"})
     role = fields.String(metadata={"enum": ["representative", "agent"]})
     scopes = fields.List(fields.String())
     expires_at = UtcDateTime(allow_none=True, metadata={"description": "经办人授权的截止时间"})
-    claimed_at = fields.Function(lambda item: isoformat_z(item["enterprise"].claimed_at))
+    claimed_at = fields.Function(lambda item: isoformat_z(item["enterprise"].claimed_at), metadata={"type": "string", "format": "date-time", "nullable": True})
 
 
 class EnterpriseListSchema(Schema):
@@ -325,13 +325,13 @@ class AgentSchema(Schema):
     """One agent grant; the agent's ID number masked."""
 
     agent_id = fields.String(metadata={"example": "ag_0c1d2e3f4a5b6c7d8e9f"})
-    credit_code = fields.Function(lambda grant: grant.enterprise.credit_code)
-    id_number_masked = fields.Function(lambda grant: mask_id_number(grant.agent_id_number))
+    credit_code = fields.Function(lambda grant: grant.enterprise.credit_code, metadata={"type": "string"})
+    id_number_masked = fields.Function(lambda grant: mask_id_number(grant.agent_id_number), metadata={"type": "string", "nullable": True})
     scopes = fields.List(fields.String())
     expires_at = UtcDateTime()
     created_at = UtcDateTime()
     revoked_at = UtcDateTime(allow_none=True)
-    status = fields.Function(lambda grant: _grant_status(grant), metadata={"enum": ["active", "expired", "revoked"]})
+    status = fields.Function(lambda grant: _grant_status(grant), metadata={"type": "string", "enum": ["active", "expired", "revoked"]})
 
 
 class AgentListSchema(Schema):
@@ -360,7 +360,7 @@ class SessionListSchema(Schema):
 
 
 class PhoneChangedSchema(Schema):
-    phone_masked = fields.Function(lambda body: mask_phone(body["phone"]), metadata={"example": "139****5678"})
+    phone_masked = fields.Function(lambda body: mask_phone(body["phone"]), metadata={"type": "string", "nullable": True, "example": "139****5678"})
 
 
 class FaceVerificationSchema(Schema):

@@ -104,7 +104,7 @@ class SessionResultSchema(Schema):
 class PhoneResultSchema(Schema):
     """The phone number now on the account, masked."""
 
-    phone_masked = fields.Function(lambda person: mask_phone(person.phone), metadata={"example": "138****8000"})
+    phone_masked = fields.Function(lambda person: mask_phone(person.phone), metadata={"type": "string", "nullable": True, "example": "138****8000"})
 
 
 class OpenDataSchema(Schema):
@@ -129,6 +129,6 @@ class OpenPingSchema(Schema):
     name = fields.String(metadata={"example": "某银行开放平台"})
     channel = fields.String(metadata={"enum": ["app", "wechat", "alipay"]})
     scopes = fields.Function(lambda client: sorted(client.scopes),
-                             metadata={"example": ["catalogue:read", "licenses:verify"]})
-    server_time = fields.Function(lambda _client: int(time.time()), metadata={"description": "服务器当前 Unix 时间（秒），便于校准时钟",
+                             metadata={"type": "array", "items": {"type": "string"}, "example": ["catalogue:read", "licenses:verify"]})
+    server_time = fields.Function(lambda _client: int(time.time()), metadata={"type": "integer", "description": "服务器当前 Unix 时间（秒），便于校准时钟",
                                            "example": 1735689600})

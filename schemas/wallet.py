@@ -114,7 +114,7 @@ class IssuedLicenseSchema(Schema):
     valid_from = fields.Date()
     valid_until = fields.Date()
     issued_at = UtcDateTime()
-    status_list = fields.Function(lambda lic: {"idx": lic.status_idx, "list_id": lic.status_list_id})
+    status_list = fields.Function(lambda lic: {"idx": lic.status_idx, "list_id": lic.status_list_id}, metadata={"type": "object"})
 
 
 class LicenseStatusChangeSchema(StrictSchema):
@@ -149,8 +149,8 @@ class WalletLicenseSchema(Schema):
 
     license_id = fields.String(metadata={"example": LICENSE_ID_EXAMPLE})
     license_type = fields.String(attribute="license_type_code", metadata={"example": "11100000000013100M001"})
-    name = fields.Function(lambda lic: lic.license_type.name, metadata={"example": "居民身份证"})
-    status = fields.Function(effective_status, metadata={"enum": list(WALLET_STATUSES)})
+    name = fields.Function(lambda lic: lic.license_type.name, metadata={"type": "string", "example": "居民身份证"})
+    status = fields.Function(effective_status, metadata={"type": "string", "enum": list(WALLET_STATUSES)})
     valid_from = fields.Date()
     valid_until = fields.Date()
     identifier = fields.String(metadata={"example": IDENTIFIER_EXAMPLE})
@@ -185,28 +185,28 @@ def _holder_masked(item: dict) -> str:
 
 
 class LicenseFieldValueSchema(LicenseFieldSchema):
-    value = fields.Raw(allow_none=True)
+    value = fields.Raw(allow_none=True, metadata={"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]})
 
 
 class WalletLicenseDetailSchema(Schema):
     """One license with its field values (sensitive ones masked unless revealed)."""
 
-    license_id = fields.Function(lambda item: item["license"].license_id)
-    license_type = fields.Function(lambda item: item["license"].license_type_code)
-    name = fields.Function(lambda item: item["license"].license_type.name)
+    license_id = fields.Function(lambda item: item["license"].license_id, metadata={"type": "string"})
+    license_type = fields.Function(lambda item: item["license"].license_type_code, metadata={"type": "string"})
+    name = fields.Function(lambda item: item["license"].license_type.name, metadata={"type": "string"})
     status = fields.Function(lambda item: effective_status(item["license"]),
-                             metadata={"enum": list(WALLET_STATUSES)})
-    status_reason = fields.Function(lambda item: item["license"].status_reason)
-    valid_from = fields.Function(lambda item: item["license"].valid_from.isoformat())
-    valid_until = fields.Function(lambda item: item["license"].valid_until.isoformat())
-    identifier = fields.Function(lambda item: item["license"].identifier)
+                             metadata={"type": "string", "enum": list(WALLET_STATUSES)})
+    status_reason = fields.Function(lambda item: item["license"].status_reason, metadata={"type": "string", "nullable": True})
+    valid_from = fields.Function(lambda item: item["license"].valid_from.isoformat(), metadata={"type": "string", "format": "date"})
+    valid_until = fields.Function(lambda item: item["license"].valid_until.isoformat(), metadata={"type": "string", "format": "date"})
+    identifier = fields.Function(lambda item: item["license"].identifier, metadata={"type": "string"})
     issuer = fields.Function(lambda item: {"name": item["license"].issuer_name,
-                                           "credit_code": item["license"].issuer_credit_code})
-    holder_type = fields.Function(lambda item: item["license"].holder_type)
-    holder_masked = fields.Function(_holder_masked, metadata={"example": "370102********8819"})
-    issued_at = fields.Function(lambda item: UtcDateTime()._serialize(item["license"].issued_at, None, None))
-    default_disclose = fields.Function(lambda item: list(item["license"].license_type.default_disclose))
-    field_values = fields.Function(_detail_fields, data_key="fields", metadata={"description": "字段及其值（敏感字段默认脱敏）"})
+                                           "credit_code": item["license"].issuer_credit_code}, metadata={"type": "object"})
+    holder_type = fields.Function(lambda item: item["license"].holder_type, metadata={"type": "string"})
+    holder_masked = fields.Function(_holder_masked, metadata={"type": "string", "nullable": True, "example": "370102********8819"})
+    issued_at = fields.Function(lambda item: UtcDateTime()._serialize(item["license"].issued_at, None, None), metadata={"type": "string", "format": "date-time"})
+    default_disclose = fields.Function(lambda item: list(item["license"].license_type.default_disclose), metadata={"type": "array", "items": {"type": "string"}})
+    field_values = fields.Function(_detail_fields, data_key="fields", metadata={"type": "array", "items": {"type": "object"}, "description": "字段及其值（敏感字段默认脱敏）"})
     viewer_role = fields.String(metadata={"enum": ["holder", "guardian", "representative", "agent", "proxy"]})
     reveal = fields.Boolean()
 

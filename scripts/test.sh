@@ -7,6 +7,7 @@ state=$(mktemp -d /tmp/ias-services.XXXXXX)
 trap 'scripts/services.sh stop "$state"' EXIT INT TERM
 
 pytest_args=(-q -p no:cacheprovider "$@")
+scripts/ensure-node-tools.sh || { echo "could not install the Node tools (npm ci in tools/)" >&2; exit 1; }
 scripts/services.sh start "$state" || { echo "could not start PostgreSQL and Redis" >&2; exit 1; }
 scripts/services.sh start-replica "$state" || { echo "could not start the PostgreSQL replica" >&2; exit 1; }
 # shellcheck disable=SC1091
