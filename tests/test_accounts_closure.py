@@ -1,10 +1,14 @@
 """Closing an account (DELETE /me): tokens die at once on every worker, logins fail, contact data
-and bindings are erased, the ID number registers again, applications and the audit chain stay."""
+and bindings are erased, the ID number registers again, future appointment places go back to their
+slots, applications and the audit chain stay."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import time
+
+from sqlalchemy import func, select, update
 
 from app.applications.models import Application
+from app.appointments.models import Appointment, AppointmentSlot
 from app.extensions import db
 from app.identity import sms
 from app.identity.account_models import AccountClosure, ProxyGrant
@@ -13,9 +17,11 @@ from app.notifications.models import Notification
 from app.oidc.models import OidcConsent
 from app.security import audit
 from app.security.models import AuditEvent
+from app.timeutil import beijing_today
 from tests.support.helpers import (API, another_worker, auth_headers, client_token, create_client, needs_redis, register_person,
                            valid_phone)
 from tests.support.applications import ID_CARD_TYPE, apply, hukou_body, person_in
+from tests.support.hall import LIXIA, book, move_slot, service_of, slots, working_day
 from tests.support.world import is_problem
 
 
@@ -192,3 +198,33 @@ def test_closure_is_in_the_openapi_document(client):
     assert operation["summary"].startswith("注销账号") and operation["security"] == [{"bearerAuth": []}]
     assert "204" in operation["responses"]
     assert set(operation["requestBody"]["content"]["application/json"]["examples"]) == {"password", "sms"}
+
+
+def test_closing_frees_future_appointment_places_for_others(client, app):
+    alice, bob = person_in(client, app, name="张三"), person_in(client, app, name="李四")
+    service = service_of(app, LIXIA)
+    future, started = slots(client, LIXIA, working_day(2), service_code=service)[:2]
+    booked = book(client, alice["headers"], future["slot_id"], service)
+    assert booked.status_code == 201, booked.get_json()
+    earlier = book(client, alice["headers"], started["slot_id"], service).get_json()["appointment_id"]
+    move_slot(app, started["slot_id"], beijing_today(), time(0, 0))  # began today: kept for no-show counting
+    with app.app_context():  # a one-window slot: her booking fills it
+        db.session.execute(update(AppointmentSlot).where(AppointmentSlot.slot_id == future["slot_id"])
+                           .values(capacity=1))
+        db.session.commit()
+    assert book(client, bob["headers"], future["slot_id"], service).status_code == 409
+
+    assert _close(client, alice, password=alice["password"]).status_code == 204
+    with app.app_context():
+        slot = db.session.scalar(select(AppointmentSlot).where(AppointmentSlot.slot_id == future["slot_id"]))
+        assert (slot.capacity, slot.booked) == (1, 0)
+        mine = {row.appointment_id: row for row in db.session.scalars(
+            select(Appointment).where(Appointment.subject_id == alice["subject_id"]))}
+        assert (mine[booked.get_json()["appointment_id"]].status, mine[earlier].status) == ("cancelled", "booked")
+        assert mine[booked.get_json()["appointment_id"]].active_slot_id is None
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.event == "account.closed"))
+        assert event.details["appointments_cancelled"] == 1
+        assert event.details["appointments"] == [booked.get_json()["appointment_id"]]
+    taken = book(client, bob["headers"], future["slot_id"], service)
+    assert taken.status_code == 201, taken.get_json()
+    assert book(client, person_in(client, app, name="王五")["headers"], future["slot_id"], service).status_code == 409

@@ -14,7 +14,8 @@ from app.security.ciphers import pii_cipher
 from app.security.models import AuditEvent
 from tests.support.helpers import API, auth_headers, needs_redis
 from tests.support.proxies import act_for, grant
-from tests.support.applications import apply, hukou_body, id_card, person_in
+from tests.support.applications import apply, hukou_body, id_card, person_in, upload
+from tests.support.window import LIXIA, card_request, service_code, staff_member
 from tests.support.world import is_problem
 from tests.support.wallet import present, verifier_headers, verify
 
@@ -206,3 +207,32 @@ def test_export_operations_are_in_the_openapi_document(client):
     assert fetched["summary"] and "404" in fetched["responses"]
     example = fetched["responses"]["200"]["content"]["application/json"]["example"]
     assert example["status"] == "ready" and "profile" in example["data"]
+
+
+def _assisted_draft(client, app, helper, person, contact="phone") -> str:
+    body = {**card_request(person, service_code(app, LIXIA), upload(client, helper["headers"])), "contact": contact,
+            "applicant": {"id_number": person["id_number"], "name": person["name"]}}
+    made = client.post(f"{API}/assisted-applications", json=body, headers=helper["headers"])
+    assert made.status_code == 201, made.get_json()
+    return made.get_json()["application_id"]
+
+
+def test_the_export_holds_what_hall_staff_filled_in_for_the_caller(client, app):
+    alice, bob = person_in(client, app, name="张三丰"), person_in(client, app, name="李四光")
+    helper = staff_member(app, LIXIA, name="帮办员")
+    waiting = _assisted_draft(client, app, helper, alice)
+    declined = _assisted_draft(client, app, helper, alice, contact="desk")
+    assert client.delete(f"{API}/assisted-applications/{declined}", headers=alice["headers"]).status_code == 204
+    for_bob = _assisted_draft(client, app, helper, bob)
+
+    data = export_of(client, alice)["data"]
+    drafts = data["assisted_applications"]
+    assert [(d["application_id"], d["status"], d["contact"]) for d in drafts] == [
+        (waiting, "pending", "phone"), (declined, "declined", "desk")]
+    assert drafts[0]["form"]["id_number"] == alice["id_number"] and drafts[0]["form"]["phone"] == alice["phone"]
+    assert drafts[0]["helper"]["name"] == "帮办员" and drafts[0]["hall_code"] == LIXIA
+    assert drafts[0]["materials"] == [{"name": "居民身份证", "kind": "file"}]
+    assert data["applications"] == []  # nothing is submitted before she confirms
+    alice_text = json.dumps(data, ensure_ascii=False)
+    assert for_bob not in alice_text and bob["id_number"] not in alice_text and "李四光" not in alice_text
+    assert [d["application_id"] for d in export_of(client, bob)["data"]["assisted_applications"]] == [for_bob]

@@ -7,10 +7,13 @@ from sqlalchemy import select
 from app.applications.models import Application
 from app.catalogue.models import Service
 from app.extensions import db
-from tests.support.helpers import API
+from tests.support.helpers import API, create_staff
 from tests.support.applications import accept_files, upload
-from tests.support.window import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, SHIZHONG, act, count, service_code, staff_member,
-                                  take_in, walk_in)
+from tests.support.window import (HUKOU_MOVE, LIXIA, QINGDAO_SHINAN, SHIZHONG, act, application_row, count,
+                                  service_code, staff_member, take_in, walk_in)
+from tests.support.world import is_problem
+
+QINGDAO = "370200"  # the city above 青岛市市南区
 
 
 def _ids(response) -> list[str]:
@@ -50,7 +53,8 @@ def test_taken_in_at_qingdao_handled_at_lixia_handed_out_at_qingdao(client, app)
     assert application_id in _ids(client.get(f"{API}/halls/{QINGDAO_SHINAN}/applications", headers=qingdao["headers"]))
     assert application_id in _ids(client.get(f"{API}/halls/{LIXIA}/applications", headers=lixia["headers"]))
     assert client.get(f"{API}/applications/{application_id}", headers=qingdao["headers"]).status_code == 200
-    assert act(client, qingdao["headers"], application_id, "accept").status_code == 404
+    refused = act(client, qingdao["headers"], application_id, "accept")
+    assert refused.status_code == 403 and LIXIA in refused.get_json()["detail"]  # it can see it, may not decide
     assert act(client, lixia["headers"], application_id, "accept").status_code == 200
     accept_files(client, lixia["headers"], application_id)
     assert act(client, lixia["headers"], application_id, "approve").status_code == 200
@@ -97,3 +101,51 @@ def test_what_cannot_cross_regions(client, app):
     not_mine = take_in(client, qingdao["headers"], visitor, service_code(app, LIXIA), scan, accepting_hall=LIXIA)
     assert not_mine.status_code == 422 and list(not_mine.get_json()["errors"]) == ["accepting_hall"]
     assert count(app, Application) == 0
+
+
+def _review(client, headers, application_id, decision="accepted", reason=None):
+    return client.post(f"{API}/applications/{application_id}/materials/居民身份证/review", headers=headers,
+                       json={"decision": decision, **({"reason": reason} if reason else {})})
+
+
+def _refused_as_the_accepting_hall(response, what: str) -> None:
+    assert response.status_code == 403 and is_problem(response, 403), response.get_json()
+    body = response.get_json()
+    assert body["detail"].startswith("全省通办") and what in body["detail"]
+    assert (body["hall_code"], body["accepting_hall_code"]) == (LIXIA, QINGDAO_SHINAN)
+
+
+def test_the_accepting_hall_sees_it_but_gets_403_for_every_decision_and_others_get_404(client, app):
+    visitor = walk_in(app, region=LIXIA)
+    qingdao = staff_member(app, QINGDAO_SHINAN, name="青岛窗口")
+    lixia = staff_member(app, LIXIA, name="历下审批")
+    city_admin = create_staff(app, QINGDAO, role="hall_admin")  # acts for the county halls of 青岛
+    stranger = staff_member(app, SHIZHONG)
+    created = take_in(client, qingdao["headers"], visitor, service_code(app, LIXIA), upload(client, qingdao["headers"]))
+    application_id = created.get_json()["application_id"]
+    version = application_row(app, application_id).version
+
+    for headers in (qingdao["headers"], city_admin):
+        assert client.get(f"{API}/applications/{application_id}", headers=headers).status_code == 200
+        _refused_as_the_accepting_hall(act(client, headers, application_id, "accept"), "受理")
+        _refused_as_the_accepting_hall(act(client, headers, application_id, "reject", "材料不全"), "不予办理")
+        _refused_as_the_accepting_hall(act(client, headers, application_id, "request_more", "请补正"), "要求补正")
+        _refused_as_the_accepting_hall(_review(client, headers, application_id), "材料审核")
+    # staff who cannot see it learn nothing, not even that it exists
+    for response in (act(client, stranger["headers"], application_id, "accept"),
+                     _review(client, stranger["headers"], application_id)):
+        assert response.status_code == 404 and is_problem(response, 404)
+        assert LIXIA not in response.get_json()["detail"] and "全省通办" not in response.get_json()["detail"]
+    unknown = act(client, qingdao["headers"], "a_00000000000000000000", "accept")
+    assert unknown.status_code == 404
+    row = application_row(app, application_id)
+    assert (row.status, row.version) == ("submitted", version)  # nothing was written by the refusals
+    detail = client.get(f"{API}/applications/{application_id}", headers=lixia["headers"]).get_json()
+    assert [m["review"] for m in detail["materials"]] == ["pending"]
+
+    # the responsible hall reviews and decides; at the end the accepting hall still only reads
+    assert _review(client, lixia["headers"], application_id).status_code == 200
+    assert act(client, lixia["headers"], application_id, "accept").status_code == 200
+    _refused_as_the_accepting_hall(act(client, qingdao["headers"], application_id, "approve"), "办结")
+    assert act(client, lixia["headers"], application_id, "approve").status_code == 200
+    _refused_as_the_accepting_hall(act(client, qingdao["headers"], application_id, "dispatch"), "寄出")

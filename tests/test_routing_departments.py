@@ -12,6 +12,7 @@ from tests.support.helpers import API, valid_id_number
 from tests.support.applications import accept_files, upload
 from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, act, department_of, service_code, staff_member,
                                   take_in, walk_in)
+from tests.support.world import is_problem
 
 
 def _queue(client, headers, department, hall=LIXIA, **params):
@@ -84,9 +85,48 @@ def test_without_department_staff_the_front_desk_decides_and_admins_always_may(c
     staff_member(app, LIXIA, department=department_of(app, code), name="人社审批")
     second = _intake(client, app, desk, code)
     assert act(client, desk["headers"], second, "accept").status_code == 200
-    accept_files(client, desk["headers"], second)
+    accept_files(client, admin["headers"], second)  # the department reviews now (or an admin)
     assert act(client, desk["headers"], second, "approve").status_code == 403
     assert act(client, admin["headers"], second, "approve").status_code == 200
+
+
+def _review(client, headers, application_id, decision="accepted", reason=None):
+    return client.post(f"{API}/applications/{application_id}/materials/居民身份证/review", headers=headers,
+                       json={"decision": decision, **({"reason": reason} if reason else {})})
+
+
+def _reviews(client, headers, application_id) -> list:
+    detail = client.get(f"{API}/applications/{application_id}", headers=headers).get_json()
+    return [(m["review"], m["review_reason"]) for m in detail["materials"]]
+
+
+def test_only_the_deciding_department_reviews_materials_once_accepted(client, app):
+    code = service_code(app, LIXIA)
+    department = department_of(app, code)
+    other_department = department_of(app, service_code(app, LIXIA, HUKOU_MOVE))
+    desk = staff_member(app, LIXIA, name="前台")
+    decider = staff_member(app, LIXIA, department=department, name="人社审批")
+    police = staff_member(app, LIXIA, department=other_department, name="公安审批")
+    application_id = _intake(client, app, desk, code)
+
+    early = _review(client, decider["headers"], application_id)  # not yet accepted by the front desk
+    assert early.status_code == 403 and is_problem(early, 403) and "受理后" in early.get_json()["detail"]
+    assert act(client, desk["headers"], application_id, "accept").status_code == 200
+
+    wrong_department = _review(client, police["headers"], application_id, "rejected", "照片模糊")
+    assert wrong_department.status_code == 403 and is_problem(wrong_department, 403)
+    assert department in wrong_department.get_json()["detail"]
+    assert other_department in wrong_department.get_json()["detail"]
+    front_desk = _review(client, desk["headers"], application_id, "rejected", "照片模糊")
+    assert front_desk.status_code == 403 and department in front_desk.get_json()["detail"]
+    assert _reviews(client, desk["headers"], application_id) == [("pending", None)]  # nothing written
+    for action, comment in (("reject", "不符合条件"), ("request_more", "请补正"), ("approve", None)):
+        assert act(client, police["headers"], application_id, action, comment).status_code == 403, action
+
+    reviewed = _review(client, decider["headers"], application_id, "rejected", "照片模糊")
+    assert reviewed.status_code == 200, reviewed.get_json()
+    assert _reviews(client, desk["headers"], application_id) == [("rejected", "照片模糊")]
+    assert act(client, decider["headers"], application_id, "request_more", "请重新上传身份证").status_code == 200
 
 
 def test_nothing_to_hand_over_and_who_may_see_the_queues(client, app):

@@ -1,5 +1,6 @@
 """一窗受理: hall staff submit for a walk-in applicant (POST /applications with `applicant`), who owns
-the application: their list, their inbox, their rating; the staff member is on the timeline."""
+the application: their list, their inbox, their rating; the staff member is on the timeline. The
+hall's own lists (queues, pickups, appointments, complaints) answer outsiders and page alike."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -10,8 +11,10 @@ from app.identity.models import Person
 from app.security.audit import AuditEvent
 from tests.support.helpers import API, issue_sms_code, register_person, valid_phone
 from tests.support.applications import accept_files, apply, new_key, person_in, upload
-from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, act, card_request, count, service_code, staff_member,
-                                  take_in, walk_in)
+from tests.support.hall import book, service_of, slots, working_day
+from tests.support.window import (HUKOU_MOVE, LIXIA, SHIZHONG, act, card_request, count, department_of, service_code,
+                                  staff_member, take_in, walk_in)
+from tests.support.world import is_problem
 
 
 def test_a_walk_in_without_an_account_owns_what_the_window_took_in(client, app):
@@ -173,3 +176,48 @@ def test_staff_working_at_two_halls_name_where_they_take_it_in(client, app):
 def _id_of(app, staff) -> str:
     with app.app_context():
         return db.session.scalar(select(Person).where(Person.subject_id == staff["subject_id"])).id_number
+
+
+def test_the_halls_own_lists_answer_alike_and_page_alike(client, app):
+    desk = staff_member(app, LIXIA)
+    city_admin = staff_member(app, "370100", role="hall_admin")  # acts for the county halls of 济南
+    elsewhere = staff_member(app, SHIZHONG)
+    alice, bob = person_in(client, app, name="张三"), person_in(client, app, name="李四")
+    code = service_code(app, LIXIA)
+    department = department_of(app, code)
+    taken = [take_in(client, desk["headers"], walk_in(app, name=name), code, upload(client, desk["headers"]))
+             .get_json()["application_id"] for name in ("赵六", "钱七")]
+    day = working_day(2)
+    slot = slots(client, LIXIA, day)[0]
+    for person in (alice, bob):
+        assert book(client, person["headers"], slot["slot_id"], service_of(app, LIXIA)).status_code == 201
+        assert client.post(f"{API}/complaints", headers=person["headers"], json={
+            "category": "suggestion", "content": "建议增加自助终端", "hall_code": LIXIA}).status_code == 201
+    lists = {  # path below the hall -> (what the 403 names, query of a two-row list)
+        f"queues/{department}": ("查看审批队列", {"status": "submitted"}),
+        "pickups": ("查看待领取的办理结果", {}),
+        "appointments": ("查看预约队列", {"date": day.isoformat()}),
+        "complaints": ("查看诉求", {}),
+    }
+    for path, (what, query) in lists.items():
+        for hall in ("379999", "abc"):
+            unknown = client.get(f"{API}/halls/{hall}/{path}", headers=desk["headers"], query_string=query)
+            assert unknown.status_code == 404 and unknown.get_json()["detail"] == "大厅不存在", (path, hall)
+        for headers in (elsewhere["headers"], alice["headers"]):
+            refused = client.get(f"{API}/halls/{LIXIA}/{path}", headers=headers, query_string=query)
+            assert refused.status_code == 403 and is_problem(refused, 403), path
+            assert refused.get_json()["detail"] == f"仅该大厅的工作人员可以{what}"
+        pages = [client.get(f"{API}/halls/{LIXIA}/{path}", headers=headers,
+                            query_string={**query, "page": page, "page_size": 1})
+                 for page, headers in ((1, desk["headers"]), (2, city_admin["headers"]))]
+        assert all(page.status_code == 200 for page in pages), path
+        bodies = [page.get_json() for page in pages]
+        if path == "pickups":
+            assert [b["total"] for b in bodies] == [0, 0] and [b["items"] for b in bodies] == [[], []]
+            continue
+        assert [(b["total"], b["page"], b["page_size"], len(b["items"])) for b in bodies] == [(2, 1, 1, 1),
+                                                                                              (2, 2, 1, 1)]
+        assert bodies[0]["items"][0] != bodies[1]["items"][0], path
+    queue = client.get(f"{API}/halls/{LIXIA}/queues/{department}", headers=desk["headers"],
+                       query_string={"status": "submitted"}).get_json()
+    assert {item["application_id"] for item in queue["items"]} == set(taken)

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..files.models import StoredFile
+from ..halls_access import page_of
 from ..identity.actors import Actor
 from ..notifications.service import notify, schedule_delivery
 from ..security import audit
@@ -184,7 +185,5 @@ def my_drafts(*, actor: Actor, status: str | None, page: int, page_size: int):
         query = query.where(AssistedApplication.status == PENDING, AssistedApplication.expires_at > utcnow())
     elif status:
         query = query.where(AssistedApplication.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.order_by(AssistedApplication.created_at.desc(), AssistedApplication.id.desc())
-                              .offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total
+    return page_of(query, AssistedApplication.created_at.desc(), AssistedApplication.id.desc(), page=page,
+                   page_size=page_size)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..catalogue.models import Service
-from ..errors import NotFound, ValidationFailed
+from ..errors import Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..security.rbac import Principal
 from .models import Application
@@ -75,3 +75,17 @@ def record_hand_over(app: Application, *, staff_id: str) -> None:
     record_event(app, "cross_region_hand_over", from_status=None, to_status=None, actor_id=staff_id, actor_role="staff",
                  comment="全省通办：受理大厅收件后转交办理大厅",
                  data={"from_hall": app.accepting_hall_code, "to_hall": app.hall_code, "department": app.department})
+
+
+def handling_role(principal: Principal, app: Application, *, doing: str) -> str:
+    """The caller's role at the hall that handles `app`; 403 saying who does `doing` for staff of the
+    hall that only took it in, 404 for anyone who cannot see it."""
+    staff = principal.subject_type == "person"
+    role = staff_role(principal, app.hall_code) if staff else None
+    if role is not None:
+        return role
+    if staff and app.accepting_hall_code and staff_role(principal, app.accepting_hall_code) is not None:
+        raise Forbidden(f"全省通办：大厅 {app.accepting_hall_code} 收件后已转交办理大厅 {app.hall_code}，"
+                        f"{doing}由办理大厅负责；收件大厅可查看办件，并在办理结果送达后于领取窗口交付",
+                        extra={"hall_code": app.hall_code, "accepting_hall_code": app.accepting_hall_code})
+    raise NotFound("办件不存在")

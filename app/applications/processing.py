@@ -27,13 +27,13 @@ from ..extensions import db
 from ..identity.actors import Actor
 from ..security import audit
 from ..timeutil import beijing_today
-from . import licenses, outcomes, routing
+from . import crossregion, licenses, outcomes, routing
 from .deadlines import add_working_days
 from .forms import DELIVERY_FIELD, POSTAL_DELIVERY, service_spec
 from .models import (ACCEPTED, ACCEPTED_REVIEW, APPROVED, FILE, FINAL_STATUSES, MISSING, PRODUCED, REJECTED,
                      REJECTED_REVIEW, REQUEST_MORE, STATUS_LABELS, SUBMITTED, WITHDRAWN, Application)
 from .service import (CONFLICT_STALE, SUBMIT_SCOPE, ApplicationView, applicant_for, is_applicant, load_application,
-                      notify_applicant, record_event, saved, staff_role, version_checked)
+                      notify_applicant, record_event, saved, version_checked)
 
 STAFF_ACTIONS = ("accept", "approve", "reject", "request_more", "dispatch")
 TRANSITIONS = {
@@ -157,10 +157,10 @@ def transition(*, actor: Actor, application_id: str, action: str, comment: str |
     app = load_application(application_id, fresh=True)
     if app is not None and is_applicant(actor, app):
         raise Forbidden("仅办理大厅的工作人员可以办理此操作，且不能办理本人的申请")
-    principal = actor.principal
-    role = staff_role(principal, app.hall_code) if app is not None and principal.subject_type == "person" else None
-    if role is None:
+    if app is None:
         raise NotFound("办件不存在")
+    principal = actor.principal
+    role = crossregion.handling_role(principal, app, doing=ACTION_LABELS.get(action, action))
     if app.is_bundle:
         raise Conflict("一件事主件的状态由各子项决定，请办理各子项")
     if action in ("reject", "request_more") and not (comment or "").strip():

@@ -1,7 +1,8 @@
 """Staff review of materials (材料审核): each material accepted, or rejected with a reason, by the
-staff of the hall handling the application, while it is submitted or accepted. An uploaded file
-must be accepted before the application can be approved; a rejected material is what
-`request_more` asks for again by default."""
+staff of the hall handling the application, while it is submitted or accepted; under 受审分离 only the
+deciding department's staff review once it is accepted (`routing.check_review`), and the hall that
+only took it in (全省通办) does not review (403). An uploaded file must be accepted before the
+application can be approved; a rejected material is what `request_more` asks for again by default."""
 from __future__ import annotations
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -9,10 +10,11 @@ from ..extensions import db
 from ..identity.actors import Actor
 from ..security import audit
 from ..timeutil import utcnow
+from . import crossregion, routing
 from .models import (ACCEPTED, ACCEPTED_REVIEW, MISSING, PRODUCED, REJECTED_REVIEW, REVIEW_LABELS, STATUS_LABELS,
                      SUBMITTED)
 from .service import (CONFLICT_STALE, ApplicationView, is_applicant, load_application, record_event, saved,
-                      staff_role, version_checked)
+                      version_checked)
 
 REVIEWABLE_STATUSES = (SUBMITTED, ACCEPTED)
 DECISIONS = (ACCEPTED_REVIEW, REJECTED_REVIEW)
@@ -20,15 +22,17 @@ DECISIONS = (ACCEPTED_REVIEW, REJECTED_REVIEW)
 
 def review_material(*, actor: Actor, application_id: str, name: str, decision: str, reason: str | None = None,
                     version: int | None = None) -> ApplicationView:
-    """Record one material's review; 404 for anyone but the handling hall's staff, 409 when the
-    application is not being processed or the material is not there to look at (容缺)."""
+    """Record one material's review; 404 for anyone who cannot see the application, 403 for staff
+    who see it but do not review it (受审分离, 全省通办), 409 when the application is not being
+    processed or the material is not there to look at (容缺)."""
     app = load_application(application_id, fresh=True)
     if app is not None and is_applicant(actor, app):
         raise Forbidden("仅办理大厅的工作人员可以审核材料，且不能审核本人的申请")
-    principal = actor.principal
-    role = staff_role(principal, app.hall_code) if app is not None and principal.subject_type == "person" else None
-    if role is None or app.is_bundle:
+    if app is None or app.is_bundle:
         raise NotFound("办件不存在")
+    principal = actor.principal
+    role = crossregion.handling_role(principal, app, doing="材料审核")
+    routing.check_review(app, principal, role)  # 受审分离
     row = next((row for row in app.materials if row.name == name), None)
     if row is None:
         raise NotFound("该办件没有此材料")

@@ -2,21 +2,23 @@
 one pickup window.
 
 Hall staff may belong to a department (`StaffAssignment.department`, `flask staff create
---department`). Department staff decide (approve; reject, or ask for more, once accepted) only
-their department's applications and never accept: acceptance stays with the front desk (staff
-without a department). The front desk decides only where the hall has no staff for the
-application's department. Hall admins are not limited. Accepting routes the application to the
-department's queue (`GET /halls/{code}/queues/{department}`, a timeline entry where the hall has
-staff for it). A result collected in person (`delivery_method` 窗口领取) that the front desk releases
-(`dispatch`) is ready at the pickup window: the hall that took the application in (全省通办) or
-else its own (`GET /halls/{code}/pickups`); staff there hand it over (`handed_over`).
+--department`). Department staff review the materials of and decide (approve; reject, or ask for
+more, once accepted) only their department's applications and never accept: acceptance stays with
+the front desk (staff without a department). The front desk reviews materials and decides only
+where the hall has no staff for the application's department. Hall admins are not limited.
+Accepting routes the application to the department's queue (`GET /halls/{code}/queues/{department}`,
+a timeline entry where the hall has staff for it). A result collected in person (`delivery_method`
+窗口领取) that the front desk releases (`dispatch`) is ready at the pickup window: the hall that took
+the application in (全省通办) or else its own (`GET /halls/{code}/pickups`); staff there hand it over
+(`handed_over`).
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
 from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
+from ..halls_access import page_of, require_staff_of_hall
 from ..identity.actors import Actor
 from ..identity.models import StaffAssignment
 from ..identity.persons import hall_department_exists, person_by_subject_id
@@ -24,7 +26,6 @@ from ..notifications.service import notify
 from ..security import audit
 from ..security.rbac import Principal
 from ..timeutil import utcnow
-from .bundles import hall_exists
 from .forms import DELIVERY_FIELD, POSTAL_DELIVERY
 from .models import ACCEPTED, Application
 from .service import ApplicationView, load_application, record_event, saved, staff_role
@@ -70,6 +71,22 @@ def check_transition(app: Application, action: str, principal: Principal, role: 
     deciding = action == "approve" or (action in DEPARTMENT_ACTIONS and app.status == ACCEPTED)
     if deciding and department_staffed(app.hall_code, app.department):
         raise Forbidden(f"受审分离：该办件已转「{app.department}」审批，综合受理窗口不能办结")
+
+
+def check_review(app: Application, principal: Principal, role: str) -> None:
+    """403 when 受审分离 keeps this staff member from reviewing the application's materials: where the
+    hall has staff for its department, they review it once the front desk accepted it."""
+    if role == "hall_admin":
+        return
+    department = staff_department(principal.subject_id, app.hall_code)
+    if department is not None:
+        if department != app.department:
+            raise Forbidden(f"您负责审批「{department}」的办件，该办件的材料由「{app.department}」审核")
+        if app.status != ACCEPTED:
+            raise Forbidden(f"受审分离：综合受理窗口受理后，办件转「{department}」审核材料")
+        return
+    if department_staffed(app.hall_code, app.department):
+        raise Forbidden(f"受审分离：该办件的材料由「{app.department}」审核，综合受理窗口负责收件和受理")
 
 
 def after_transition(app: Application, action: str, *, actor_id: str) -> None:
@@ -118,37 +135,24 @@ def hand_over(*, actor: Actor, application_id: str, identity_check: str, comment
     return saved(app, "staff")
 
 
-def _hall_staff(actor: Actor, hall_code: str) -> None:
-    if not hall_exists(hall_code):
-        raise NotFound("大厅不存在")
-    if actor.subject_type != "person" or staff_role(actor.principal, hall_code) is None:
-        raise Forbidden("仅该大厅的工作人员可以查看")
-
-
-def _page(query, order, page: int, page_size: int):
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.order_by(*order).offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total
-
-
 def department_queue(*, actor: Actor, hall_code: str, department: str, status: str | None = None,
                      page: int = 1, page_size: int = 20):
     """A department's work at a hall: accepted applications waiting for its decision (or `status`),
     cross-region ones handed to the hall included, earliest deadline first."""
-    _hall_staff(actor, hall_code)
+    require_staff_of_hall(actor.principal, hall_code, what="查看审批队列")
     if not hall_department_exists(hall_code, department):
         raise NotFound("该大厅没有此部门")
     query = select(Application).where(Application.hall_code == hall_code, Application.department == department,
                                       Application.service_code.is_not(None),
                                       Application.status == (status or ACCEPTED))
-    return _page(query, (Application.deadline.asc(), Application.id.asc()), page, page_size)
+    return page_of(query, Application.deadline.asc(), Application.id.asc(), page=page, page_size=page_size)
 
 
 def pickups(*, actor: Actor, hall_code: str, page: int = 1, page_size: int = 20):
     """Results waiting at the hall's pickup window, oldest first."""
-    _hall_staff(actor, hall_code)
-    return _page(select(Application).where(Application.pickup_status == READY, at_pickup_hall(hall_code)),
-                 (Application.updated_at.asc(), Application.id.asc()), page, page_size)
+    require_staff_of_hall(actor.principal, hall_code, what="查看待领取的办理结果")
+    return page_of(select(Application).where(Application.pickup_status == READY, at_pickup_hall(hall_code)),
+                   Application.updated_at.asc(), Application.id.asc(), page=page, page_size=page_size)
 
 
 def at_pickup_hall(hall_code: str):

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..catalogue.models import Hall
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db, limiter
+from ..halls_access import page_of
 from ..identity.actors import actor_of
 from ..notifications.models import OutboxMessage
 from ..notifications.service import notify, schedule_delivery
@@ -119,13 +120,10 @@ def appointment_detail(*, principal: Principal, appointment_id: str) -> Appointm
 
 def my_appointments(*, principal: Principal, status: str | None, page: int, page_size: int):
     """The caller's bookings, the latest slot first."""
-    query = select(Appointment).where(Appointment.subject_id == principal.subject_id)
+    query = select(Appointment).join(Appointment.slot).where(Appointment.subject_id == principal.subject_id)
     if status:
         query = query.where(Appointment.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.join(Appointment.slot).order_by(AppointmentSlot.start_at.desc(), Appointment.id.desc())
-                              .offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total
+    return page_of(query, AppointmentSlot.start_at.desc(), Appointment.id.desc(), page=page, page_size=page_size)
 
 
 def cancel(*, principal: Principal, appointment_id: str) -> None:
@@ -135,13 +133,29 @@ def cancel(*, principal: Principal, appointment_id: str) -> None:
         raise Conflict("该预约已取消或已结束")
     if as_aware(appointment.slot.start_at) <= utcnow():
         raise Conflict("预约时段已经开始，不能取消")
+    if not _release(appointment):
+        db.session.rollback()
+        raise Conflict("该预约已取消或已结束")
+    db.session.commit()
+
+
+def cancel_future_of(subject_id: str) -> list[str]:
+    """Cancel every booking of the person whose slot has not started, their places back to the slots
+    (closing the account); the caller commits. Returns the appointment ids cancelled."""
+    rows = db.session.scalars(select(Appointment).join(Appointment.slot).where(
+        Appointment.subject_id == subject_id, Appointment.status == BOOKED, AppointmentSlot.start_at > utcnow())
+        .order_by(Appointment.id)).all()
+    return [row.appointment_id for row in rows if _release(row)]
+
+
+def _release(appointment: Appointment) -> bool:
+    """Cancel a booking still active and give its place back (False when someone else ended it first)."""
     released = db.session.execute(
         update(Appointment).where(Appointment.id == appointment.id, Appointment.status == BOOKED)
         .values(status=CANCELLED, active_slot_id=None, closed_at=utcnow()).execution_options(synchronize_session=False))
     if released.rowcount != 1:
-        db.session.rollback()
-        raise Conflict("该预约已取消或已结束")
+        return False
     db.session.execute(update(AppointmentSlot).where(AppointmentSlot.id == appointment.slot_pk,
                                                      AppointmentSlot.booked > 0)
                        .values(booked=AppointmentSlot.booked - 1).execution_options(synchronize_session=False))
-    db.session.commit()
+    return True

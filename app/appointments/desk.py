@@ -4,15 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from ..applications.service import staff_role
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import Conflict, NotFound
 from ..extensions import db
+from ..halls_access import is_hall_staff, page_of, require_staff_of_hall
 from ..identity.persons import person_by_subject_id
 from ..security.rbac import Principal
 from ..timeutil import beijing_today, utcnow
-from . import slots
 from .booking import APPOINTMENT_ID
 from .models import ATTENDED, BOOKED, Appointment, AppointmentSlot
 
@@ -26,10 +25,6 @@ class QueueEntry:
     id_number_masked: str | None
 
 
-def is_hall_staff(principal: Principal, hall_code: str) -> bool:
-    return principal.subject_type == "person" and staff_role(principal, hall_code) is not None
-
-
 def _entry(appointment: Appointment) -> QueueEntry:
     from ..security.pii import mask_name
     person = person_by_subject_id(appointment.subject_id)
@@ -40,15 +35,12 @@ def _entry(appointment: Appointment) -> QueueEntry:
 def hall_queue(*, principal: Principal, hall_code: str, day: date | None, status: str | None, page: int,
                page_size: int) -> tuple[list[QueueEntry], int]:
     """The hall's bookings of one day (today by default) in slot order (staff of that hall)."""
-    hall = slots.hall_or_404(hall_code)
-    if not is_hall_staff(principal, hall.code):
-        raise Forbidden("仅该大厅的工作人员可以查看预约队列")
-    query = select(Appointment).where(Appointment.hall_code == hall.code, Appointment.day == (day or beijing_today()))
+    hall = require_staff_of_hall(principal, hall_code, what="查看预约队列")
+    query = select(Appointment).join(Appointment.slot).where(Appointment.hall_code == hall.code,
+                                                             Appointment.day == (day or beijing_today()))
     if status:
         query = query.where(Appointment.status == status)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.join(Appointment.slot).order_by(AppointmentSlot.start_at, Appointment.ticket)
-                              .offset((page - 1) * page_size).limit(page_size)).all()
+    rows, total = page_of(query, AppointmentSlot.start_at, Appointment.ticket, page=page, page_size=page_size)
     return [_entry(row) for row in rows], total
 
 

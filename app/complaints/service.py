@@ -19,10 +19,10 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..applications.deadlines import add_working_days
-from ..applications.service import staff_role
 from ..catalogue.models import Hall, Service
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db, limiter
+from ..halls_access import is_hall_staff, page_of, require_staff_of_hall
 from ..identity.actors import actor_of
 from ..notifications.service import notify, schedule_delivery
 from ..security import audit
@@ -146,17 +146,10 @@ def my_complaints(*, principal: Principal, status: str | None, page: int, page_s
     return [ComplaintView(row, "owner") for row in rows], total
 
 
-def is_hall_staff(principal: Principal, hall_code: str) -> bool:
-    return principal.subject_type == "person" and staff_role(principal, hall_code) is not None
-
-
 def hall_complaints(*, principal: Principal, hall_code: str, status: str | None = None, overdue: bool = False,
                     category: str | None = None, page: int = 1, page_size: int = 20):
     """A hall's complaints for its staff, the earliest due first; `overdue`: open past the due date."""
-    if db.session.get(Hall, hall_code) is None:
-        raise NotFound("大厅不存在")
-    if not is_hall_staff(principal, hall_code):
-        raise Forbidden("仅该大厅的工作人员可以查看诉求")
+    require_staff_of_hall(principal, hall_code, what="查看诉求")
     query = select(Complaint).where(Complaint.hall_code == hall_code)
     if status:
         query = query.where(Complaint.status == status)
@@ -164,10 +157,8 @@ def hall_complaints(*, principal: Principal, hall_code: str, status: str | None 
         query = query.where(Complaint.status == OPEN, Complaint.due_date < beijing_today())
     if category:
         query = query.where(Complaint.category == category)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.options(selectinload(Complaint.replies))
-                              .order_by(Complaint.status.desc(), Complaint.due_date, Complaint.id)
-                              .offset((page - 1) * page_size).limit(page_size)).all()
+    rows, total = page_of(query, Complaint.status.desc(), Complaint.due_date, Complaint.id, page=page,
+                          page_size=page_size, options=(selectinload(Complaint.replies),))
     return [ComplaintView(row, "staff") for row in rows], total
 
 

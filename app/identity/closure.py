@@ -1,7 +1,7 @@
 """Closing an account (个人信息保护法 article 47): after a password or SMS check the person's tokens
 die at once on every worker, logins fail, contact data and channel bindings are erased, the ID
-number can register again (as a new subject), and what the law requires to keep (applications,
-the audit chain) stays without the contact data.
+number can register again (as a new subject), future appointment places go back to their slots,
+and what the law requires to keep (applications, the audit chain) stays without the contact data.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import delete, select
 
 from ..applications.models import Application
+from ..appointments.booking import cancel_future_of
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
 from ..notifications.models import Notification, OutboxMessage
@@ -48,6 +49,8 @@ def close_account(*, principal: Principal, password: str | None = None, sms_code
               "bindings_erased": _erase(ChannelBinding, ChannelBinding.subject_id == subject_id),
               "applications_kept": _strip_contact_data(subject_id),
               "oidc_tokens_revoked": revoke_all_for_subject(subject_id)}
+    cancelled = cancel_future_of(subject_id)
+    counts["appointments_cancelled"] = len(cancelled)
     _erase(OutboxMessage, OutboxMessage.subject_id == subject_id)
     _erase(Notification, Notification.subject_id == subject_id)
     _erase(DataExport, DataExport.subject_id == subject_id)
@@ -56,7 +59,8 @@ def close_account(*, principal: Principal, password: str | None = None, sms_code
     person.active = False
     person.id_number_index = f"closed:{subject_id}"  # the ID number is free to register again
     db.session.add(AccountClosure(subject_id=subject_id, method=method, closed_at=utcnow()))
-    audit.record("account.closed", subject_id=subject_id, actor=subject_id, details={"method": method, **counts})
+    audit.record("account.closed", subject_id=subject_id, actor=subject_id,
+                 details={"method": method, **counts, "appointments": cancelled})
     db.session.commit()
     logger.info("account closed", extra={"subject": subject_id})
 

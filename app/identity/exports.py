@@ -1,8 +1,9 @@
 """Personal-data exports (个人信息保护法 articles 45 and 47): everything the platform keeps about a
 person, full values included since it is their own, built by a job, stored encrypted, kept a week.
 
-Only records whose subject is the person are read (their applications, licenses held under their
-ID number and who looked at them, their inbox, consents, bookings, complaints...), never records
+Only records whose subject is the person are read (their applications, what hall staff filled in for
+them to confirm (帮办代办), licenses held under their ID number and who looked at them, their inbox,
+consents, bookings, complaints...), never records
 they touched for someone else (a company, a relative), which belong to that other subject.
 """
 from __future__ import annotations
@@ -18,9 +19,11 @@ from schemas.applications import ApplicationSchema
 from schemas.appointments import AppointmentSchema
 from schemas.complaints import ComplaintSchema
 from schemas.evaluations import EvaluationSchema
+from schemas.hall_desk import AssistedApplicationSchema
 from schemas.notifications import NotificationSchema
 from schemas.wallet import AccessLogEntrySchema, WalletLicenseDetailSchema
 
+from ..applications.assisted_models import AssistedApplication
 from ..applications.models import Application
 from ..applications.service import view_of
 from ..appointments.models import Appointment
@@ -113,7 +116,8 @@ def personal_data(person: Person) -> dict:
     return {
         "format": FORMAT, "generated_at": isoformat_z(utcnow()), "subject_id": person.subject_id,
         "profile": _profile(person), "bindings": _bindings(person), "sessions": _sessions(person),
-        "applications": _applications(person), "evaluations": _evaluations(person),
+        "applications": _applications(person), "assisted_applications": _assisted(person),
+        "evaluations": _evaluations(person),
         "licenses": [item for item, _ in licenses], "license_access_log": _access_log(licenses),
         "inbox": _inbox(person), "consents": _consents(person), "proxies": _proxies(person),
         "enterprises": _enterprises(person), "files": _files(person),
@@ -151,6 +155,14 @@ def _applications(person: Person) -> list[dict]:
                                                         Application.parent_id.is_(None))
                               .order_by(Application.created_at))
     return [ApplicationSchema().dump(view_of(row, "applicant", reveal=True)) for row in rows]
+
+
+def _assisted(person: Person) -> list[dict]:
+    """帮办代办 drafts filled in for the person, as they see them in the app but with their own form
+    values in full (as in `applications`); the helper appears as the timeline names staff."""
+    rows = db.session.scalars(select(AssistedApplication).where(AssistedApplication.subject_id == person.subject_id)
+                              .order_by(AssistedApplication.created_at, AssistedApplication.id))
+    return [{**AssistedApplicationSchema().dump(row), "form": row.request["form"]} for row in rows]
 
 
 def _evaluations(person: Person) -> list[dict]:

@@ -1,0 +1,36 @@
+"""Hall staff access for a hall's own lists (queues, pickups, appointments, complaints): who works at a
+hall, the answers for anyone else (404 for an unknown hall, 403 naming what only its staff may do),
+and one page of such a list."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from .applications.service import staff_role
+from .catalogue.models import Hall
+from .errors import Forbidden, NotFound
+from .extensions import db
+from .security.rbac import Principal
+
+
+def is_hall_staff(principal: Principal | None, hall_code: str) -> bool:
+    """A person working at `hall_code` (or an admin of its city)."""
+    return (principal is not None and principal.subject_type == "person"
+            and staff_role(principal, hall_code) is not None)
+
+
+def require_staff_of_hall(principal: Principal, hall_code: str, *, what: str) -> Hall:
+    """The hall, for its staff; 404 when there is no such hall, 403 「仅该大厅的工作人员可以{what}」."""
+    hall = db.session.get(Hall, hall_code) if isinstance(hall_code, str) and hall_code.isdigit() else None
+    if hall is None:
+        raise NotFound("大厅不存在")
+    if not is_hall_staff(principal, hall.code):
+        raise Forbidden(f"仅该大厅的工作人员可以{what}")
+    return hall
+
+
+def page_of(query, *order, page: int, page_size: int, options=()) -> tuple[list, int]:
+    """One page of `query` in `order` (loader `options` applied to the rows only) and the total."""
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.options(*options).order_by(*order)
+                              .offset((page - 1) * page_size).limit(page_size)).all()
+    return list(rows), total
