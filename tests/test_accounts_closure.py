@@ -20,8 +20,9 @@ from app.security.models import AuditEvent
 from app.timeutil import beijing_today
 from tests.support.helpers import (API, another_worker, auth_headers, client_token, create_client, needs_redis, register_person,
                            valid_phone)
-from tests.support.applications import ID_CARD_TYPE, apply, hukou_body, person_in
+from tests.support.applications import ID_CARD_TYPE, apply, hukou_body, person_in, upload
 from tests.support.hall import LIXIA, book, move_slot, service_of, slots, working_day
+from tests.support.window import card_request, service_code, staff_member
 from tests.support.world import is_problem
 
 
@@ -228,3 +229,19 @@ def test_closing_frees_future_appointment_places_for_others(client, app):
     taken = book(client, bob["headers"], future["slot_id"], service)
     assert taken.status_code == 201, taken.get_json()
     assert book(client, person_in(client, app, name="王五")["headers"], future["slot_id"], service).status_code == 409
+
+
+def test_closing_declines_the_drafts_hall_staff_filled_in_and_waiting_for_the_answer(client, app):
+    alice = person_in(client, app, region=LIXIA)
+    helper = staff_member(app, LIXIA, name="帮办员")
+    body = {**card_request(alice, service_code(app, LIXIA), upload(client, helper["headers"])),
+            "applicant": {"id_number": alice["id_number"], "name": alice["name"]}, "contact": "phone"}
+    made = client.post(f"{API}/assisted-applications", json=body, headers=helper["headers"])
+    assert made.status_code == 201, made.get_json()
+    draft_id = made.get_json()["application_id"]
+
+    assert _close(client, alice, password=alice["password"]).status_code == 204
+    assert client.get(f"{API}/assisted-applications/{draft_id}", headers=helper["headers"]).get_json()["status"] == "declined"
+    with app.app_context():
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.event == "account.closed"))
+        assert event.details["assisted_drafts_declined"] == 1

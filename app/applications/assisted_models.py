@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, String, Text, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -58,3 +58,11 @@ class AssistedApplication(db.Model):
         if self.status == PENDING and as_aware(self.expires_at) <= utcnow():
             return EXPIRED
         return self.status
+
+
+def decline_pending_of(subject_id: str) -> int:
+    """The person's drafts still waiting for their answer are declined (their account is closing)."""
+    return db.session.execute(
+        update(AssistedApplication).where(AssistedApplication.subject_id == subject_id,
+                                          AssistedApplication.status == PENDING)
+        .values(status=DECLINED, decided_at=utcnow()).execution_options(synchronize_session=False)).rowcount

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import delete, select
 
 from ..applications.models import Application
+from ..applications.assisted_models import decline_pending_of
 from ..appointments.booking import cancel_future_of
 from ..errors import ValidationFailed
 from ..extensions import db, limiter
@@ -51,6 +52,7 @@ def close_account(*, principal: Principal, password: str | None = None, sms_code
               "oidc_tokens_revoked": revoke_all_for_subject(subject_id)}
     cancelled = cancel_future_of(subject_id)
     counts["appointments_cancelled"] = len(cancelled)
+    counts["assisted_drafts_declined"] = decline_pending_of(subject_id)
     _erase(OutboxMessage, OutboxMessage.subject_id == subject_id)
     _erase(Notification, Notification.subject_id == subject_id)
     _erase(DataExport, DataExport.subject_id == subject_id)
