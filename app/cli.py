@@ -26,6 +26,7 @@ SEEDERS: tuple[tuple[str, str], ...] = (
     ("catalogue", "app.catalogue.seed:seed_catalogue"),
     ("service points", "app.catalogue.points.seed:seed_service_points"),
     ("demo accounts", "app.devtools.accounts:seed_demo_accounts"),
+    ("demo clients", "app.devtools.demo_clients:seed_demo_clients"),
     ("demo licenses", "app.wallet.demo_licenses:seed_demo_licenses"),
     ("demo activity", "app.devtools.demo_activity:seed_demo_activity"),
 )

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import click
 import redis
 
 from .errors import ServiceUnavailable
+from .timeutil import monotonic
 
 logger = logging.getLogger("app.store")
 
@@ -129,14 +129,14 @@ class MemoryStore(SharedStore):
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= monotonic():
             del self._data[key]
             return None
         return item
 
     @staticmethod
     def _expiry(ttl):
-        return time.monotonic() + ttl if ttl else None
+        return monotonic() + ttl if ttl else None
 
     def get(self, key):
         with self._lock:
@@ -181,7 +181,7 @@ class MemoryStore(SharedStore):
             item = self._live(key)
             if item is None or item[1] is None:
                 return None
-            return max(0, int(round(item[1] - time.monotonic())))
+            return max(0, int(round(item[1] - monotonic())))
 
     def get_many(self, *keys):
         with self._lock:

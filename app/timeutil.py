@@ -1,4 +1,5 @@
-"""Clock helpers: aware UTC now, Beijing time, epoch seconds."""
+"""The app's clock (real time unless a test installs another): aware UTC now, Beijing time, epoch
+seconds, monotonic seconds."""
 from __future__ import annotations
 
 import time
@@ -7,20 +8,53 @@ from datetime import datetime, timedelta, timezone
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+class Clock:
+    """Real time. Tests install a subclass they can move forward (`use_clock`)."""
+
+    def now(self, tz: timezone) -> datetime:
+        return datetime.now(tz)
+
+    def timestamp(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Seconds that never go back, for intervals and cache lifetimes."""
+        return time.monotonic()
+
+
+_clock = Clock()
+
+
+def use_clock(clock: Clock) -> Clock:
+    """Make `clock` the app's clock; returns the one it replaces."""
+    global _clock
+    previous, _clock = _clock, clock
+    return previous
+
+
+def timestamp() -> float:
+    return _clock.timestamp()
+
+
+def monotonic() -> float:
+    return _clock.monotonic()
+
+
+def epoch() -> int:
+    return int(_clock.timestamp())
+
+
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return _clock.now(timezone.utc)
 
 
 def beijing_now() -> datetime:
-    return datetime.now(BEIJING)
+    return _clock.now(BEIJING)
 
 
 def beijing_today():
     return beijing_now().date()
-
-
-def epoch() -> int:
-    return int(time.time())
 
 
 def as_aware(value: datetime | None) -> datetime | None:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 
 from flask import current_app
 from sqlalchemy import select
@@ -33,7 +32,7 @@ from app.security import audit
 from app.security.ciphers import pii_cipher
 from app.security.pii import PiiDecryptError, mask_id_number
 from app.security.rbac import Principal
-from app.timeutil import utcnow
+from app.timeutil import epoch, timestamp, utcnow
 
 from .adapters import adapter_for
 from .base import ChannelAdapter, ChannelIdentity
@@ -123,7 +122,7 @@ def _ticket_key(ticket: str) -> tuple[str, str]:
 def _issue_ticket(who: ChannelIdentity, *, keep_secret: bool) -> tuple[str, int]:
     ticket, ttl = "bt_" + secrets.token_urlsafe(32), _ticket_ttl()
     payload = {"channel": who.channel, "app_id": who.app_id, "open_id": who.open_id,
-               "union_id": who.union_id, "expires_at": int(time.time()) + ttl, "attempts": 0,
+               "union_id": who.union_id, "expires_at": epoch() + ttl, "attempts": 0,
                "session_key": who.session_secret if keep_secret else None}
     _put_ticket(ticket, payload, ttl)
     return ticket, ttl
@@ -144,7 +143,7 @@ def _take_ticket(ticket: str, channel: str) -> dict:
             payload = json.loads(pii_cipher().decrypt(sealed, context=context))
         except (PiiDecryptError, ValueError):
             payload = None
-    if payload is None or payload.get("channel") != channel or payload["expires_at"] <= time.time():
+    if payload is None or payload.get("channel") != channel or payload["expires_at"] <= timestamp():
         audit.record("channel.bind_failed", details={"channel": channel, "reason": "ticket_invalid"})
         db.session.commit()
         raise Unauthorized(TICKET_INVALID, headers={})
@@ -154,7 +153,7 @@ def _take_ticket(ticket: str, channel: str) -> dict:
 def _give_back(ticket: str, payload: dict) -> None:
     """After a failure the user can correct, the ticket stays usable for its remaining life."""
     attempts = payload["attempts"] + 1
-    remaining = payload["expires_at"] - int(time.time())
+    remaining = payload["expires_at"] - epoch()
     if attempts < MAX_BIND_ATTEMPTS and remaining > 0:
         _put_ticket(ticket, {**payload, "attempts": attempts}, remaining)
 

@@ -36,15 +36,16 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _demo_password() -> str | None:
-    """The development demo password (derived from SECRET_KEY), or None outside development."""
+def _demo_credentials() -> tuple[str | None, list[str]]:
+    """The development demo password and client lines (derived from SECRET_KEY); nothing outside development."""
     from app.config import config_for_env, ensure_secrets
     config = {name: getattr(config_for_env(), name) for name in dir(config_for_env()) if name.isupper()}
     if config.get("APP_ENV") != "development":
-        return None
+        return None, []
     ensure_secrets(config, str(ROOT / "instance"))
     from app.devtools.accounts import demo_password
-    return demo_password(config["SECRET_KEY"])
+    from app.devtools.demo_clients import demo_client_lines
+    return demo_password(config["SECRET_KEY"]), demo_client_lines(config["SECRET_KEY"])
 
 
 def main() -> int:
@@ -54,7 +55,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     local = f"http://127.0.0.1:{args.port}"
-    password = _demo_password()
+    password, clients = _demo_credentials()
     from app.devtools.tryit import try_it_text
     deadline = time.monotonic() + args.timeout
     while not _answers(local + "/healthz"):
@@ -66,7 +67,7 @@ def main() -> int:
         time.sleep(0.3)
     public = os.environ.get("PUBLIC_BASE_URL")
     suffix = f"  (public URL {public})" if public and public.rstrip("/") != local else ""
-    print(f"\nserving on {local}{suffix}  (Ctrl-C stops)\n\n{try_it_text(local, demo_password=password)}\n", flush=True)
+    print(f"\nserving on {local}{suffix}  (Ctrl-C stops)\n\n{try_it_text(local, demo_password=password, demo_clients=clients)}\n", flush=True)
     return 0
 
 

@@ -121,6 +121,7 @@ def test_form_values_are_validated_against_the_field_definitions(client, app):
         ({"unknown_field": "x"}, "form.unknown_field"),
         ({"address": None}, "form.address"),
         ({"address": "   "}, "form.address"),
+        ({"address": "历下区\x7f经十路"}, "form.address"), ({"address": "历下区\x1b[31m"}, "form.address"),  # DEL, C0
         ({"residence_start": "2024/03/01"}, "form.residence_start"),
         ({"residence_start": "2024-02-30"}, "form.residence_start"),
         ({"residence_reason": "旅游"}, "form.residence_reason"),

@@ -3,7 +3,6 @@ change proving both numbers: what each ends, what it answers, and what it leaves
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -48,13 +47,13 @@ def _outbox_code(app, phone):
 # ---- reset
 
 
-def test_a_reset_ends_every_session_including_one_opened_a_second_earlier(client, app):
+def test_a_reset_ends_every_session_including_one_opened_a_second_earlier(client, app, clock):
     person = register_person(client, app, name="柳一")
     second = login(client, person["phone"])
     assert client.post(f"{API}/auth/sms-codes", json={"phone": person["phone"], "purpose": "reset_password"}
                        ).status_code == 202
     code = _outbox_code(app, person["phone"])
-    time.sleep(1)
+    clock.advance(1, app)
     last = login(client, person["id_number"])  # a second before the reset
     response = _reset(client, person["phone"], code)
     assert response.status_code == 204 and response.headers["Cache-Control"] == "no-store"

@@ -1,9 +1,6 @@
 """Account lock after failed passwords and per-IP rate limits, also across two workers."""
 from __future__ import annotations
 
-import time
-
-
 from app.extensions import db
 from tests.support.helpers import API, another_worker, needs_redis, register_person, valid_id_number, valid_phone
 
@@ -34,14 +31,14 @@ def test_five_failures_lock_the_account_even_for_the_right_password(client, app)
     assert client.get(f"{API}/me", headers=person["headers"]).status_code == 200
 
 
-def test_lock_ends_when_its_time_is_up(app):
+def test_lock_ends_when_its_time_is_up(app, clock):
     with another_worker(app, LOGIN_LOCK_SECONDS=1) as short:
         web = short.test_client()
         person = register_person(web, short)
         for attempt in range(5):
             _password(web, person["id_number"], f"Wrong{attempt}pass", ip="10.3.3.3")
         assert _password(web, person["id_number"], person["password"], ip="10.3.3.3").status_code == 423
-        time.sleep(1.6)
+        clock.advance(1.6, short)
         assert _password(web, person["id_number"], person["password"], ip="10.3.3.3").status_code == 200
 
 

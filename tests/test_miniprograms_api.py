@@ -211,14 +211,14 @@ def test_unionid_recognised_in_another_wechat_app(app, mp, mp_app, wechat):
     assert [r.details.get("via") for r in audit_rows(mp_app, "channel.bound")] == [None, "union_id"]
 
 
-def test_expired_bind_ticket_is_refused(app, channel_config, wechat):
+def test_expired_bind_ticket_is_refused(app, channel_config, wechat, clock):
     person = resident(app)
     wechat.add_user("c", "o-late")
     with another_worker(app, **channel_config, MINIPROGRAM_BIND_TICKET_TTL=1) as worker:
         mp = worker.test_client()
         ticket = start(mp, WECHAT, "c")["bind_ticket"]
         code = sms_code(mp, worker, person["phone"])
-        time.sleep(1.3)
+        clock.advance(1.3, worker)
         response = mp.post(f"{WECHAT}/bindings", json={"bind_ticket": ticket, **person, "sms_code": code})
         is_problem(response, 401)
         assert count(worker, ChannelBinding) == 0

@@ -14,6 +14,7 @@ from sqlalchemy import func, inspect, select
 
 from app import create_app
 from app.catalogue.models import Hall
+from app.devtools import cli as devtools_cli
 from app.devtools.accounts import DEMO_ACCOUNTS, create_demo_accounts, demo_password, seed_demo_accounts
 from app.extensions import db
 from app.identity import registries, sms
@@ -139,6 +140,12 @@ def test_demo_accounts_never_in_test_or_production(app, app_factory):
         assert demo_password(production.config["SECRET_KEY"]) not in result.output
     fakes = production.test_cli_runner().invoke(args=["fakes", "wechat", "--port", "0"])
     assert fakes.exit_code != 0 and "生产环境不能启动本地模拟服务" in fakes.output
+
+
+def test_fakes_outside_a_source_checkout_say_where_they_live(app, monkeypatch, tmp_path):
+    monkeypatch.setattr(devtools_cli, "FAKES_DIR", tmp_path / "tests" / "fakes")
+    result = app.test_cli_runner().invoke(args=["fakes", "wechat", "--port", "0"])
+    assert result.exit_code != 0 and "找不到 tests/fakes" in result.output
 
 
 # ---- start-up of the command line

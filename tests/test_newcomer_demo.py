@@ -11,11 +11,12 @@ from app.applications.models import Application
 from app.devtools import demo_activity
 from app.devtools.accounts import demo_password, seed_demo_accounts
 from app.devtools.demo_cases import CASES, HALL, WANG_FANG, ZHANG_SAN, ZHAO_MIN
+from app.devtools.demo_clients import demo_client_lines, seed_demo_clients
 from app.devtools.tryit import try_it_text
 from app.extensions import db
 from app.identity import registries
 from app.wallet.demo_licenses import seed_demo_licenses
-from tests.support.helpers import API, auth_headers
+from tests.support.helpers import API, auth_headers, client_token
 from tests.support.seals import oracle, published_root
 
 pytestmark = pytest.mark.timeout(600)
@@ -157,3 +158,32 @@ def test_the_try_it_block_says_what_the_demo_residents_find():
     assert "张三：居住证签发 秒批（已办结，已评价）；出入境记录查询（已提交）；户籍证明开具（待补正）" in text
     assert "济南泉城商贸有限公司（王芳为法定代表人），张三为其代办人" in text
     assert "demo activity" not in try_it_text("http://localhost", demo_password=None)
+
+
+def test_the_printed_demo_clients_verify_a_demo_license_and_issue(dev):
+    with dev.app_context():
+        assert seed_demo_clients().startswith("2 demo clients, 2 created")
+        assert seed_demo_clients().startswith("2 demo clients, 0 created")
+    lines = demo_client_lines(dev.config["SECRET_KEY"])
+    text = try_it_text("http://localhost", demo_password="sdexample12", demo_clients=lines)
+    credentials = {}
+    for line in lines:  # what the try-it block prints is what works
+        assert line in text
+        words = line.split()
+        credentials[words[0]] = (words[words.index("client_id") + 1], words[words.index("client_secret") + 1])
+    client = dev.test_client()
+    hotel = auth_headers(client_token(client, *credentials["verifier"]))
+    police = auth_headers(client_token(client, *credentials["issuer"]))
+
+    zhang = sign_in(dev, ZHANG_SAN)
+    card = next(item for item in client.get(f"{API}/wallet/licenses", headers=zhang).get_json()["items"]
+                if item["license_type"] == "11100000000013100M001")
+    code = client.post(f"{API}/wallet/licenses/{card['license_id']}/presentations", headers=zhang,
+                       json={"purpose": "酒店入住登记", "disclose": ["name"]}).get_json()["code"]
+    answer = client.post(f"{API}/verifications", headers=hotel, json={"code": code}).get_json()
+    assert answer["valid"] is True and answer["disclosed"]["name"] == "张三"
+    refused = client.post(f"{API}/licenses", headers=hotel, json={})  # a verifier issues nothing
+    assert refused.status_code == 403
+    checked = client.post(f"{API}/licenses", headers=police, json={})  # the issuer gets as far as the fields
+    assert checked.status_code == 422 and "license_type" in checked.get_json()["errors"]
+    assert "demo clients" not in try_it_text("http://localhost", demo_password=None, demo_clients=lines)

@@ -189,7 +189,7 @@ def test_client_tokens_have_no_refresh_token_and_cannot_be_refreshed(client, app
 
 
 
-def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_read_it(app, monkeypatch):
+def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_read_it(app, monkeypatch, clock):
     def end_publication(kid, after_seconds):  # what a rotation in another process does
         db.session.get(SigningKey, kid).publish_until = utcnow() + timedelta(seconds=after_seconds)
         db.session.commit()
@@ -204,5 +204,5 @@ def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_r
         kid, _ = keys.active_key("issuer:c_test")
         end_publication(kid, 1)
         assert keys.published_key(kid) is not None
-        time.sleep(1.1)
+        clock.advance(1.1)
         assert keys.published_key(kid) is None  # the end is checked on every call

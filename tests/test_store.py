@@ -33,11 +33,23 @@ def test_set_get_delete(shared):
     assert shared.get("a") is None
 
 
-def test_ttl_expires(shared):
+def test_ttl_expires(shared, clock):
     shared.set("short", "x", ttl=1)
     assert 0 <= shared.ttl("short") <= 1
-    time.sleep(1.2)
+    clock.advance(1.2, shared)
     assert shared.get("short") is None
+
+
+def test_the_clock_fixture_moves_expiry_forward_without_sleeping(clock):
+    store, started = MemoryStore(), time.monotonic()
+    store.set("code", "x", ttl=300)
+    store.set("kept", "y")
+    clock.advance(299)
+    assert store.get("code") == "x" and store.ttl("code") == 1
+    clock.advance(1)
+    assert store.get("code") is None and store.ttl("code") is None
+    assert store.get("kept") == "y"  # no TTL: kept however long
+    assert time.monotonic() - started < 1  # five minutes passed for the store, not for the test
 
 
 def test_set_if_absent_only_once(shared):
@@ -77,17 +89,17 @@ def test_redis_down_raises_store_unavailable():
     assert info.value.status == 503
 
 
-def test_get_many_and_touch(shared):
+def test_get_many_and_touch(shared, clock):
     shared.set("a", "1")
     assert shared.get_many("a", "missing") == ["1", None]
     assert shared.touch("missing", 5) is False
     shared.set("b", "2", ttl=1)
     assert shared.touch("b", 60) is True
-    time.sleep(1.2)
+    clock.advance(1.2, shared)
     assert shared.get("b") == "2"
 
 
-def test_count_and_get_counts_a_fixed_window_and_reads_in_the_same_call(shared):
+def test_count_and_get_counts_a_fixed_window_and_reads_in_the_same_call(shared, clock):
     shared.set("code", "sealed")
     assert shared.count_and_get("hits", 60, ["code", "missing"]) == (1, 60, ["sealed", None])
     count, reset_in, values = shared.count_and_get("hits", 5, [])
@@ -96,7 +108,7 @@ def test_count_and_get_counts_a_fixed_window_and_reads_in_the_same_call(shared):
     shared.set("short", "0")
     assert shared.count_and_get("short", 1, ["short"])[0] == 1  # a counter without a TTL gets one
     assert 0 <= shared.ttl("short") <= 1
-    time.sleep(1.2)
+    clock.advance(1.2, shared)
     assert shared.count_and_get("short", 1, [])[0] == 1
 
 

@@ -25,6 +25,8 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
+from schemas.common import CONTROL_MESSAGE, TEXT_CONTROL_CHARACTERS
+
 from ..catalogue.models import Service
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
@@ -236,8 +238,8 @@ def _text(spec: FieldSpec, value):
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{spec.label}应为文本")
     text = str(value).strip()
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
-        raise ValueError(f"{spec.label}包含不允许的控制字符")
+    if TEXT_CONTROL_CHARACTERS.search(text):
+        raise ValueError(spec.label + CONTROL_MESSAGE)
     return text
 
 

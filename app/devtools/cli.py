@@ -11,10 +11,12 @@ from flask.cli import AppGroup
 
 from ..identity.cli import registry_cli
 from . import accounts
+from .demo_clients import demo_client_lines
 
 demo_cli = AppGroup("demo", help="开发环境的演示账号")
 config_cli = AppGroup("config", help="配置检查")
 fakes_cli = AppGroup("fakes", help="本地微信、支付宝小程序模拟服务（开发用）")
+FAKES_DIR = Path(__file__).resolve().parents[2] / "tests" / "fakes"  # in a source checkout only
 
 
 def _development_only(what: str) -> None:
@@ -36,6 +38,9 @@ def demo_accounts():
         click.echo(f"  {account.id_number}  {account.name}  {accounts.ROLE_NAMES[account.role]} {hall}  {account.note}")
     id_number, name = accounts.UNREGISTERED_DEMO_PERSON
     click.echo(f"未注册的户籍库居民（可用来试注册或小程序绑定）：{name} {id_number}")
+    click.echo("演示客户端（client_credentials 换取令牌）：")
+    for line in demo_client_lines(current_app.config["SECRET_KEY"]):
+        click.echo(f"  {line}")
 
 
 @demo_cli.command("password")
@@ -115,10 +120,9 @@ def config_check():
 def _serve_fakes(channels: tuple[str, ...], port: int, env_file: str | None) -> None:
     if current_app.config.get("APP_ENV") == "production":
         raise click.ClickException("生产环境不能启动本地模拟服务")
-    try:
-        from tests.fakes import local  # only here: the product never imports the test fakes
-    except ImportError:
-        raise click.ClickException("找不到 tests/fakes：本地模拟服务只在源码检出中可用") from None
+    if not (FAKES_DIR / "local.py").is_file():
+        raise click.ClickException("找不到 tests/fakes：本地模拟服务只在源码检出中可用")
+    from tests.fakes import local  # only here: the product never imports the test fakes
     path = Path(env_file) if env_file else Path(current_app.instance_path) / "fakes.env"
     state = local.load_state(path.with_suffix(".json"))
     servers, exports = [], {}

@@ -7,8 +7,9 @@ from .demo_cases import demo_activity_lines
 DASHBOARD_HALL = "370102"
 
 
-def try_it_text(base_url: str, *, demo_password: str | None) -> str:
-    """Where to look first; the demo accounts only when a development password is given."""
+def try_it_text(base_url: str, *, demo_password: str | None, demo_clients: list[str] = ()) -> str:
+    """Where to look first; the demo accounts (and `demo_clients` lines) only when a development
+    password is given."""
     base = base_url.rstrip("/")
     admin = next(a for a in DEMO_ACCOUNTS if a.role == "hall_admin" and a.hall_code == DASHBOARD_HALL)
     lines = [
@@ -26,6 +27,9 @@ def try_it_text(base_url: str, *, demo_password: str | None) -> str:
             lines.append(f"    {account.id_number}  {account.name}  {ROLE_NAMES[account.role]}{hall}")
         id_number, name = UNREGISTERED_DEMO_PERSON
         lines.append(f"    {id_number}  {name}  (in the registry, no account: try registering or a mini-program login)")
+        if demo_clients:
+            lines.append("  demo clients     (POST /api/v1/auth/token grant_type=client_credentials)")
+            lines += [f"    {line}" for line in demo_clients]
         lines.append("  demo activity    (flask seed; GET /api/v1/applications as each resident)")
         lines += [f"    {line}" for line in demo_activity_lines()]
     lines += [

@@ -41,8 +41,10 @@ def generated_credit_code() -> str:
 
 
 def create_client(*, kind: str, name: str, license_types=(), scopes=(), channel: str = "app",
-                  credit_code: str | None = None) -> tuple[ApiClient, str]:
-    """Register an issuer / verifier / third-party client; returns (client, secret shown once)."""
+                  credit_code: str | None = None, client_id: str | None = None,
+                  secret: str | None = None) -> tuple[ApiClient, str]:
+    """Register an issuer / verifier / third-party client; returns (client, secret shown once).
+    `client_id` and `secret` are chosen here unless given (the development demo derives its own)."""
     if kind not in CLIENT_KINDS:
         raise ValidationFailed.field("kind", "客户端类型应为 issuer、verifier 或 third_party")
     if channel not in CHANNELS:
@@ -64,8 +66,8 @@ def create_client(*, kind: str, name: str, license_types=(), scopes=(), channel:
         credit_code = generated_credit_code()
     if kind == "third_party" and set(scopes) - set(OPEN_API_SCOPES):
         raise ValidationFailed.field("scope", "第三方客户端的授权范围应为以下之一：" + "、".join(OPEN_API_SCOPES))
-    secret = secrets.token_urlsafe(32)
-    client = ApiClient(client_id=new_id("c"), secret_hash=sha256_hex(secret), kind=kind, name=name.strip(),
+    secret = secret or secrets.token_urlsafe(32)
+    client = ApiClient(client_id=client_id or new_id("c"), secret_hash=sha256_hex(secret), kind=kind, name=name.strip(),
                        license_types=license_types, scopes=sorted(set(scopes)), channel=channel,
                        credit_code=credit_code, active=True, created_at=utcnow())
     db.session.add(client)

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from ..extensions import db
-from ..timeutil import as_aware, utcnow
+from ..timeutil import as_aware, monotonic, utcnow
 from .jose import load_public_jwk, public_jwk
 from .models import SigningKey
 
@@ -50,7 +50,7 @@ def active_key(purpose: str):
     """(kid, private key) that signs for `purpose` now; created on first use."""
     cache = _cache()["active"]
     hit = cache.get(purpose)
-    if hit and hit[2] > time.monotonic():
+    if hit and hit[2] > monotonic():
         return hit[0], hit[1]
     with _lock:
         row = db.session.scalars(
@@ -61,7 +61,7 @@ def active_key(purpose: str):
             db.session.add(row)
             db.session.commit()
         private = _load_private(row)
-        cache[purpose] = (row.kid, private, time.monotonic() + ACTIVE_CACHE_SECONDS)
+        cache[purpose] = (row.kid, private, monotonic() + ACTIVE_CACHE_SECONDS)
         return row.kid, private
 
 
@@ -77,13 +77,13 @@ def published_key(kid: str):
     end on every call."""
     cache = _cache()["public"]
     hit = cache.get(kid)
-    if hit is None or hit[3] <= time.monotonic():
+    if hit is None or hit[3] <= monotonic():
         row = db.session.get(SigningKey, kid)
         if row is None:
             return None
         until = as_aware(row.publish_until) if row.publish_until is not None else None
         public = hit[1] if hit is not None else load_public_jwk(row.public_jwk)
-        hit = cache[kid] = (row.purpose, public, until, time.monotonic() + ACTIVE_CACHE_SECONDS)
+        hit = cache[kid] = (row.purpose, public, until, monotonic() + ACTIVE_CACHE_SECONDS)
     if hit[2] is not None and hit[2] <= utcnow():
         return None
     return hit[0], hit[1]
