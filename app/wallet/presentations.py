@@ -184,9 +184,17 @@ def card(license: License, presentation: Presentation | None) -> dict:
 
 
 def seal(code: str, license: License, presentation: Presentation, sd_jwt: str) -> str:
-    """The online code's entry in the shared store: the card and the presentation, encrypted
-    (bound to the code's hash), so that verifying a code needs no database read."""
-    text = json.dumps({**card(license, presentation), "sd_jwt": sd_jwt}, ensure_ascii=False, separators=(",", ":"))
+    """The online code's entry in the shared store: the card and what verifying the presentation
+    found now (its signatures are checked once, here), encrypted with AES-GCM bound to the
+    code's hash, so that verifying a code needs no database read and no signature check."""
+    from .sdjwt import SdJwtError
+    from .verification import CHECKED, checked_at_presentation
+    shown = card(license, presentation)
+    try:
+        shown[CHECKED] = checked_at_presentation(sd_jwt, shown)
+    except SdJwtError as exc:
+        raise Conflict("证照签名校验失败，请联系签发机关") from exc
+    text = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
     return pii_cipher().encrypt(text, context=f"code:{code_hash(code)}")
 
 
