@@ -12,7 +12,7 @@ from app.catalogue import publishing
 from app.catalogue.index import catalogue_index
 from app.extensions import db
 from app.identity import persons, sessions
-from app.wallet import verification
+from app.wallet import issuer_trust, verification
 from tests.support.helpers import API
 from tests.support.wallet import issue, present, verifier_headers, verify
 
@@ -137,6 +137,7 @@ def test_an_online_verification_checks_no_signature_and_an_offline_one_does(app,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(verification, "verify_presentation", counting)
+    monkeypatch.setattr(issuer_trust, "verify_presentation", counting)
     online = present(client, alice["headers"], card["license_id"], disclose=["name"], mode="online")
     assert len(calls) == 1  # checked once, when the presentation was made
     hotel = verifier_headers(app, client)

@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from ..catalogue.models import Hall, Service
 from ..errors import ApiError
 from ..extensions import db
+from ..identity.common import new_id
 from ..notifications.service import notify
 from ..timeutil import BEIJING, as_aware, beijing_today, utcnow
 from .hotline import HotlineAdapter, HotlineTicket, hotline_adapter
 from .models import CATEGORY_LABELS, FAILED, OPEN, PENDING, SENT, Complaint, ComplaintReply
-from .service import due_date_for, new_id
+from .service import due_date_for
 
 logger = logging.getLogger("app.complaints.hotline")
 MAX_ATTEMPTS = 5

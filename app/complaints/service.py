@@ -10,7 +10,6 @@ shows the complainant to the hall; other categories show the name masked.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 
 from flask import current_app
@@ -24,6 +23,7 @@ from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db, limiter
 from ..halls_access import is_hall_staff, page_of, require_staff_of_hall
 from ..identity.actors import actor_of
+from ..identity.common import new_id
 from ..notifications.service import notify, schedule_delivery
 from ..security import audit
 from ..security.rbac import Principal
@@ -60,10 +60,6 @@ class ComplaintView:
         if self.viewer != "staff" or self.complaint.category == "report":
             return None
         return mask_phone(self.complaint.contact[1])
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
 
 
 def due_date_for(category: str, start=None):

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from ..errors import BadRequest
 from ..extensions import db
 from ..security.jose import JoseError, decode_jws, jwk_thumbprint, public_jwk
-from . import devices, verification
+from . import devices
+from .issuer_trust import ISSUER_KEYS, signed_by
 from .models import License
 from .sdjwt import (BINDING_CLAIM, DEVICE_BINDING, EXPIRED, PLATFORM_BINDING, WRONG_AUDIENCE, WRONG_NONCE,
                     SdJwtError, VerifiedPresentation, looks_like_sd_jwt, verify_presentation)
@@ -66,14 +67,14 @@ def check(text: str, payload: dict, *, expected_aud: str | frozenset[str], expec
     license = license_named_by(payload)
     binding = binding_of(payload)
     try:
-        verified = verify_presentation(text, issuer_keys=verification.ISSUER_KEYS, expected_aud=expected_aud,
+        verified = verify_presentation(text, issuer_keys=ISSUER_KEYS, expected_aud=expected_aud,
                                        expected_nonce=expected_nonce, now=now)
     except SdJwtError as exc:
         reason = exc.reason if exc.reason in PASSED_THROUGH else "bad_signature"
         return Checked(reason, license, binding)
     if license is None or verified.payload.get("identifier") != license.identifier:
         return Checked("unknown", None, binding)
-    if verification.signed_by(verified) != f"issuer:{license.issuer_client_id}":
+    if signed_by(verified) != f"issuer:{license.issuer_client_id}":
         return Checked("bad_signature", license, binding)
     jkt = jwk_thumbprint(verified.payload["cnf"]["jwk"])
     if binding == DEVICE_BINDING:

@@ -26,8 +26,9 @@ from ..security.rbac import Principal
 from ..timeutil import as_aware, beijing_today, epoch
 from . import holders
 from .models import DEFAULT_TTL, MAX_TTL, MIN_TTL, MODES, License, Presentation, effective_status
+from .issuer_trust import CHECKED, checked_at_presentation
 from .qr import qr_svg
-from .sdjwt import present, select_disclosures
+from .sdjwt import SdJwtError, present, select_disclosures
 
 CODE_BYTES = 24  # 192 bits, 32 base64url characters
 CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
@@ -187,11 +188,9 @@ def seal(code: str, license: License, presentation: Presentation, sd_jwt: str) -
     """The online code's entry in the shared store: the card and what verifying the presentation
     found now (its signatures are checked once, here), encrypted with AES-GCM bound to the
     code's hash, so that verifying a code needs no database read and no signature check."""
-    from .sdjwt import SdJwtError
-    from .verification import CHECKED, checked_at_presentation
     shown = card(license, presentation)
     try:
-        shown[CHECKED] = checked_at_presentation(sd_jwt, shown)
+        shown[CHECKED] = checked_at_presentation(sd_jwt, shown, audience=audience())
     except SdJwtError as exc:
         raise Conflict("证照签名校验失败，请联系签发机关") from exc
     text = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))

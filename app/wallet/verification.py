@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping
 from datetime import date, datetime, timezone
 
 from flask import request
@@ -29,11 +28,11 @@ from ..errors import BadRequest, ValidationFailed
 from .. import journal
 from ..extensions import store
 from ..identity.clients import client_license_types
-from ..security import keys
 from ..security.jose import b64url_json
 from ..security.rbac import Principal
 from ..timeutil import as_aware, epoch
 from . import access_log, key_binding, presentations, status_registry
+from .issuer_trust import CHECKED, ISSUER_KEYS, signed_by
 from .models import License, Presentation
 from .sdjwt import (BINDING_CLAIM, DEVICE_BINDING, EXPIRED, PLATFORM_BINDING, SdJwtError, VerifiedPresentation,
                     verify_presentation)
@@ -121,21 +120,6 @@ def _verify_code(code: str, principal: Principal | None, reads: dict, require_de
     return _answer(principal, shown, "valid", verified=verified, consume=key)
 
 
-def checked_at_presentation(sd_jwt: str, shown: dict) -> dict:
-    """Verify a presentation the platform just made (both signatures, the digests, the key
-    binding, that it names this license and was signed by its issuer's key) and return what a
-    later verification of its online code needs: the disclosed claims and the credential's
-    validity window. Sealed with the card (AES-GCM, bound to the code), so a verification
-    trusts it without checking the signatures again. SdJwtError when it does not verify."""
-    verified = verify_presentation(sd_jwt, issuer_keys=ISSUER_KEYS, expected_aud=presentations.audience(),
-                                   expected_nonce=shown["nonce"], now=_clock())
-    if (verified.payload.get("identifier") != shown["identifier"]
-            or signed_by(verified) != f"issuer:{shown['issuer_client_id']}"):
-        raise SdJwtError("bad_signature", "not this license's credential, or not signed by its issuer")
-    return {"disclosed": verified.disclosed, "exp": verified.payload.get("exp"), "nbf": verified.payload.get("nbf")}
-
-
-CHECKED = "checked"  # the sealed entry's key for what checked_at_presentation returned
 VALIDITY_LEEWAY = 5  # seconds, as verify_presentation allows
 
 
@@ -213,31 +197,6 @@ def _kb_nonce(text: str) -> str | None:
 
 
 # ---- shared
-
-
-class _PublishedIssuerKeys(Mapping):
-    """Issuer keys still published, by kid, looked up as a presentation names one."""
-
-    def __getitem__(self, kid):
-        published = keys.published_key(kid) if isinstance(kid, str) and TOKEN_RE.fullmatch(kid) else None
-        if published is None or not published[0].startswith("issuer:"):
-            raise KeyError(kid)
-        return published[1]
-
-    def __iter__(self):
-        return iter(())
-
-    def __len__(self):
-        return 0
-
-
-ISSUER_KEYS = _PublishedIssuerKeys()
-
-
-def signed_by(verified: VerifiedPresentation) -> str:
-    """The purpose (`issuer:<client id>`) of the key that signed a verified presentation."""
-    published = keys.published_key(verified.kid)
-    return published[0] if published is not None else None
 
 
 def _now_datetime() -> datetime:
