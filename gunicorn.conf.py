@@ -31,6 +31,13 @@ def when_ready(server):
         warm_up(server.app.wsgi())
 
 
+def pre_fork(server, worker):
+    """Freeze the master's objects (gc.freeze) before every fork, respawns included: see app.warmup."""
+    if preload_app:
+        from app.warmup import freeze_before_fork
+        freeze_before_fork()
+
+
 def post_fork(server, worker):
     """Each worker opens its own database connections."""
     if preload_app:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import psycopg
 from sqlalchemy import JSON, Table, insert
 from sqlalchemy.exc import DBAPIError
 
@@ -23,6 +22,7 @@ def insert_rows(table: Table, rows: list[dict]) -> None:
     as_json = [isinstance(column.type, JSON) for column in columns]
     names = ", ".join(f'"{column.name}"' for column in columns)
     statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    import psycopg  # COPY runs on PostgreSQL only: SQLite deployments never load the driver
     connection = session.connection().connection.driver_connection
     begin_transaction(connection)  # COPY bypasses the statement events that begin lazily
     try:

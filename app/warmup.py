@@ -1,6 +1,8 @@
 """Work done once in the gunicorn master before forking: build the catalogue index, share it copy-on-write."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import time
@@ -24,7 +26,23 @@ def warm_up(app: Flask) -> None:
         db.engine.dispose()
     gc.collect()
     gc.freeze()
+    _return_free_memory()
     logger.info("catalogue index warmed in %.1f s", time.perf_counter() - started)
+
+
+def freeze_before_fork() -> None:
+    """Move every object the master holds out of the collector's reach, so that a worker's collections never
+    write to them (gc_refs) and their pages stay shared."""
+    gc.freeze()
+
+
+def _return_free_memory() -> None:
+    """Give the heap pages the build freed back to the system (glibc), so workers cannot fill holes in pages
+    they share with the master; a no-op on other C libraries."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is not None:
+        trim(0)
 
 
 def after_fork(app: Flask) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from . import bench_device, bench_hall_services, bench_personal, report
+from . import bench_device, bench_hall_services, bench_personal, memory, report
 from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
                       free_port, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
@@ -654,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
                     api = HttpClient(server.base_url)
                     try:
                         search_target(runner, "search_300k", server, api)
+                        results["memory"].append(memory.after_search_load(server, data_dir, catalogue=results.get("catalogues", {}).get("search_300k")))
                         results["memory"].append({"server": "generated catalogue",
                                                   "catalogue": results.get("catalogues", {}).get("search_300k"),
                                                   "workers": server.worker_memory()})

@@ -1,6 +1,7 @@
 """`flask --app wsgi --help` builds the app without importing what only some commands and requests
 need: the search engine (jieba, pypinyin, numpy), PDF rendering and sealing (fpdf2, pyHanko,
-asn1crypto, aiohttp), and without writing the OpenAPI document. (Start-up time itself is measured,
+asn1crypto, aiohttp), upload inspection (pikepdf, Pillow), S3 (boto3) and, on SQLite, the PostgreSQL driver,
+and without writing the OpenAPI document. (Start-up time itself is measured,
 not asserted: `time .venv/bin/flask --app wsgi --help`.)"""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFERRED = ("jieba", "pypinyin", "numpy", "fpdf", "fontTools", "pyhanko", "pyhanko_certvalidator", "asn1crypto",
-            "aiohttp", "app.catalogue.search")
+            "aiohttp", "app.catalogue.search", "pikepdf", "PIL", "psycopg", "boto3", "botocore")
 PROBE = """
 import json, sys
 from flask.cli import main

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import filetype
-import pikepdf
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnsupportedMediaType, ValidationFailed
 
@@ -16,8 +14,6 @@ MAX_PAGE_POINTS = 14400  # the largest page PDF allows (200 inches)
 HEAD_BYTES = 8192
 TAIL_BYTES = 1024 + 16
 FIELD = "file"
-
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 ONLY_THESE = "仅支持 PDF、JPEG 和 PNG 文件（按文件内容判断，与文件名和声明的类型无关）"
 MARKUP = "不接收 SVG、HTML、XML 或脚本文件，请上传 PDF、JPEG 或 PNG"
@@ -58,6 +54,8 @@ def _looks_like_markup(head: bytes) -> bool:
 
 
 def _check_image(path: str, mime: str) -> None:
+    from PIL import Image, UnidentifiedImageError  # only uploads need Pillow
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     expected = "PNG" if mime == PNG else "JPEG"
     try:
         with Image.open(path) as image:
@@ -88,6 +86,7 @@ def _ends_with_eof_marker(path: str) -> bool:
 def _check_pdf(path: str) -> None:
     if not _ends_with_eof_marker(path):
         raise _refuse("PDF 文件已损坏或不完整（缺少文件结尾），请重新上传")
+    import pikepdf  # only uploads need it
     try:
         with pikepdf.open(path) as pdf:
             if pdf.is_encrypted:
@@ -109,6 +108,7 @@ def _check_pdf(path: str) -> None:
 def _check_pdf_object(top) -> None:
     """Every dictionary in one indirect object, nested direct ones included (indirect references
     are not followed: each indirect object is checked on its own)."""
+    import pikepdf
     pending = [top]
     while pending:
         obj = pending.pop()
@@ -127,5 +127,6 @@ def _check_pdf_object(top) -> None:
 
 
 def _direct_containers(values):
+    import pikepdf
     return [value for value in values
             if isinstance(value, (pikepdf.Array, pikepdf.Dictionary)) and not value.is_indirect]

@@ -10,6 +10,7 @@ import numpy as np
 
 from .analyzer import QueryAnalyzer
 from .arrays import csr, rows_in_order, stable_argsort
+from .columns import CodeTable, ItemColumns
 from .fields import DOC_FIELDS, GROUP_FIELDS, MAX_CHANNELS, MULTI_DOC_FIELDS, ValueIds, as_values, doc_value, hf_rank
 from .pinyin import PinyinLexicon
 from .synonyms import SynonymTable
@@ -30,8 +31,7 @@ class IndexData:
     """
 
     # shared with the builder
-    codes: list[str]
-    code_to_doc: dict[str, int]
+    codes: CodeTable
     values: dict[str, ValueIds]
     group_names: list[str]
     exact: dict[str, list[int]]
@@ -70,7 +70,7 @@ class IndexData:
                 _read_only(getattr(self, name))
 
 
-_SHARED_WITH_BUILDER = frozenset({"codes", "code_to_doc", "values", "group_names", "exact", "postings", "analyzer"})
+_SHARED_WITH_BUILDER = frozenset({"codes", "values", "group_names", "exact", "postings", "analyzer"})
 
 
 def _read_only(value: Any) -> None:
@@ -93,15 +93,15 @@ class IndexBuilder:
     items. Hall, department, channels, high-frequency flag and popularity stay per item. Postings are
     numpy arrays (group id int32, weight float32 = field weight x BM25 idf).
 
-    Items are only appended: a replaced or removed item is marked dead and leaves the live set.
+    Items are only appended: a replaced or removed item is marked dead and leaves the live set. They are
+    kept column by column (`ItemColumns`, `CodeTable`): no Python object per item.
     """
 
     def __init__(self, synonyms: SynonymTable, topic_names: Mapping[str, str]) -> None:
         self.synonyms = synonyms
         self.topic_names = topic_names
-        self.items: list[Mapping[str, Any] | None] = []
-        self.codes: list[str] = []
-        self.code_to_doc: dict[str, int] = {}
+        self.items = ItemColumns()
+        self.codes = self.items.codes
         self.live_count = 0
         self._doc_group_list = array("i")
         self._doc_value_lists = {field: array("i") for field in DOC_FIELDS}
@@ -126,13 +126,10 @@ class IndexBuilder:
     def add(self, item: Mapping[str, Any]) -> None:
         """Append an item; a live item with the same code is marked dead. Call `finish()` after adding."""
         code = str(item["code"])
-        previous = self.code_to_doc.get(code)
+        previous = self.codes.row(code)
         if previous is not None:
             self._kill(previous)
-        doc = len(self.items)
         self.items.append(item)
-        self.codes.append(code)
-        self.code_to_doc[code] = doc
         self._doc_group_list.append(self._group_for(item))
         for field, source in DOC_FIELDS.items():
             self._doc_value_lists[field].append(self._values[field].id(doc_value(item.get(source))))
@@ -152,19 +149,24 @@ class IndexBuilder:
 
     def remove(self, code: str) -> bool:
         """Mark the item with this code dead; returns whether it existed."""
-        doc = self.code_to_doc.pop(str(code), None)
+        doc = self.codes.row(str(code))
         if doc is None:
             return False
+        self.codes.forget(str(code))
         self._kill(doc)
         return True
 
+    def get(self, code: str) -> dict[str, Any] | None:
+        """A new dict equal to the live item added under `code`."""
+        doc = self.codes.row(str(code))
+        return None if doc is None else self.items.get(doc)
+
     def live_items(self) -> list[Mapping[str, Any]]:
-        return [item for item in self.items if item is not None]
+        return [self.items.get(doc) for doc in range(self.items.count) if self._alive_list[doc]]
 
     def _kill(self, doc: int) -> None:
         if self._alive_list[doc]:
             self._alive_list[doc] = 0
-            self.items[doc] = None
             self.live_count -= 1
 
     def _frequency(self, term: str) -> int:
@@ -215,6 +217,7 @@ class IndexBuilder:
                 scaled = np.concatenate([old[1], scaled])
             self._postings[term] = (new_gids, scaled)
         self._pending_terms.clear()
+        self.codes.settle(np.flatnonzero(np.array(self._alive_list, dtype=bool)))
         synonym_words = self.synonyms.words()
         for word in self._lexicon_words:
             posting = self._postings.get(word)
@@ -235,7 +238,7 @@ class IndexBuilder:
         (high-frequency rank, then popularity, then code), so a hall browse is a slice. Halls
         offering the same services share a "profile" (see `_value_profiles`).
         """
-        n = len(self.items)
+        n = self.items.count
         n_groups = len(self._group_names)
         doc_group = np.array(self._doc_group_list, dtype=np.int32)
         doc_values = {f: np.array(v, dtype=np.int32) for f, v in self._doc_value_lists.items()}
@@ -244,7 +247,7 @@ class IndexBuilder:
         doc_hf = hf_rank_of > 0
         alive = np.array(self._alive_list, dtype=bool)
         popularity = np.array(self._doc_pop_list, dtype=np.float64)
-        order = np.asarray(sorted(range(n), key=self.codes.__getitem__), dtype=np.int64)
+        order = np.argsort(self.codes.settle(np.flatnonzero(alive)), kind="stable").astype(np.int64)
         order = order[np.argsort(-popularity[order], kind="stable")]
         hf_key = np.where(doc_hf, hf_rank_of, hf_rank_of.max(initial=0) + 1)
         order = order[stable_argsort(hf_key[order])]
@@ -288,7 +291,7 @@ class IndexBuilder:
             flat_values = np.fromiter((v for r in rows for v in r), dtype=np.int32, count=int(lengths.sum()))
             group_flat[field] = (np.repeat(np.arange(len(rows), dtype=np.int32), lengths), flat_values)
         return IndexData(
-            codes=self.codes, code_to_doc=self.code_to_doc, values=self._values, group_names=self._group_names,
+            codes=self.codes, values=self._values, group_names=self._group_names,
             exact=self._exact, postings=self._postings, analyzer=self._analyzer,
             n_groups=n_groups, live_count=self.live_count, doc_group=doc_group, doc_values=doc_values,
             doc_bits=doc_bits, doc_hf=doc_hf, pop_rank=pop_rank, browse_order=browse_order, hf_docs=hf_docs,

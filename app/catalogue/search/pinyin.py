@@ -14,6 +14,7 @@ MAX_PINYIN_CANDIDATES = 6
 HOMOPHONE_MIN_CHARS = 3
 PINYIN_RANK_DECAY = 0.7
 _VOWELS = set("aeiouv")
+WORD_CACHE_SIZE = 16_384  # per worker; every distinct query adds its spans, so the cache is kept small
 
 
 _FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"), ("r", "l"), ("f", "h"))
@@ -32,13 +33,13 @@ def _fuzzy_syllable(syllable: str) -> str:
     return syllable
 
 
-@lru_cache(maxsize=262_144)
+@lru_cache(maxsize=WORD_CACHE_SIZE)
 def fuzzy_key(word: str) -> str:
     """Toneless pinyin with fuzzy initials and finals: 零时牌 and 临时牌 -> "linsipai"."""
     return "".join(_fuzzy_syllable(s) for s in lazy_pinyin(word, style=Style.NORMAL, errors="ignore") if s.isalpha())
 
 
-@lru_cache(maxsize=262_144)
+@lru_cache(maxsize=WORD_CACHE_SIZE)
 def pinyin_keys(word: str) -> tuple[str, str]:
     """Return (full pinyin joined, initials) of a Chinese word, e.g. ("yibao", "yb")."""
     syllables = [s for s in lazy_pinyin(word, style=Style.NORMAL, errors="ignore") if s.isalpha()]

@@ -22,8 +22,8 @@ PHRASE_BONUS = 4.0
 PHRASE_CHECK_TOP = 64
 SCORE_QUANTUM = 100.0
 MIN_CACHED_PREFIX = 100
-RESULT_CACHE_SIZE = 2048
-SCORE_CACHE_SIZE = 512
+RESULT_CACHE_SIZE = 256
+SCORE_CACHE_SIZE = 128
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,11 @@ class QueryEngine:
         """See `SearchIndex.search`."""
         if page < 1 or page_size < 1:
             raise ValueError("page and page_size must be positive")
-        code_to_doc = self.data.code_to_doc
+        codes = self.data.codes
         query = normalize(q)
         code = unicodedata.normalize("NFKC", q).strip() if query else ""
-        if code and code not in code_to_doc:
-            code = next((c for c in (code.upper(), code.lower()) if c in code_to_doc), "")
+        if code and codes.row(code) is None:
+            code = next((c for c in (code.upper(), code.lower()) if codes.row(c) is not None), "")
         filters_key = filter_key(filters)
         facets = tuple(canonical_field(f) for f in facet_fields)
         prefer_key = tuple(tuple(tier) for tier in prefer) if collapse else ()
@@ -96,7 +96,7 @@ class QueryEngine:
         if entry is not None and (entry.complete or end <= entry.ordered.size):
             self.result_cache.move_to_end(cache_key)
         else:
-            code_doc = code_to_doc.get(code) if code else None
+            code_doc = codes.row(code) if code else None
             if collapse and code_doc is None:
                 entry = self._execute_collapsed(query, filters_key, facets, facet_limit, prefer_key)
             else:
@@ -104,8 +104,7 @@ class QueryEngine:
             self.result_cache[cache_key] = entry
             if len(self.result_cache) > RESULT_CACHE_SIZE:
                 self.result_cache.popitem(last=False)
-        codes = self.data.codes
-        ids = [codes[d] for d in entry.ordered[start:end].tolist()]
+        ids = [codes.code(d) for d in entry.ordered[start:end].tolist()]
         hall_counts = None
         if entry.group_counts is not None:
             hall_counts = dict(zip(ids, entry.group_counts[start:end].tolist()))

@@ -5,6 +5,7 @@ import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from .build import IndexBuilder
+from .columns import ItemColumns
 from .fields import DEFAULT_FACETS
 from .query import QueryEngine, SearchResult
 from .synonyms import SynonymTable, load_synonyms
@@ -35,7 +36,7 @@ class SearchIndex:
         self._topic_names = dict(topic_names) if topic_names is not None else load_topic_names()
         SEGMENTER.add_words(self._synonyms.words())
         self.version = 0
-        items = items if isinstance(items, (list, tuple)) else list(items)
+        items = items if isinstance(items, (list, tuple, ItemColumns)) else list(items)
         SEGMENTER.add_words({str(a) for item in items for a in item.get("aliases") or ()
                              if len(str(a)) <= MAX_ALIAS_WORD})
         self._builder = self._build(items)
@@ -83,13 +84,11 @@ class SearchIndex:
         return self._builder.live_count
 
     def __contains__(self, code: object) -> bool:
-        return str(code) in self._builder.code_to_doc
+        return self._builder.codes.row(str(code)) is not None
 
-    def get(self, code: str) -> Mapping[str, Any] | None:
-        """The item dict indexed under `code` (the caller's object, not a copy)."""
-        builder = self._builder
-        doc = builder.code_to_doc.get(str(code))
-        return None if doc is None else builder.items[doc]
+    def get(self, code: str) -> dict[str, Any] | None:
+        """A new dict equal to the item indexed under `code` (items are kept column by column)."""
+        return self._builder.get(code)
 
     def search(
         self,

@@ -20,6 +20,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _NON_TEXT = re.compile(f"[^0-9a-z{_CJK}]+")
 _RUNS = re.compile(f"[{_CJK}]+|[a-z]+|[0-9]+")
 _CJK_RUN = re.compile(f"^[{_CJK}]+$")
+RUN_CACHE_SIZE = 16_384  # segmentations kept per worker (bounded: every distinct query adds runs)
 
 
 def normalize(text: str | None) -> str:
@@ -89,13 +90,13 @@ class _Segmenter:
 SEGMENTER = _Segmenter()
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=RUN_CACHE_SIZE)
 def cut(run: str) -> tuple[str, ...]:
     """Accurate-mode segmentation of one CJK run."""
     return tuple(SEGMENTER.tokenizer().lcut(run, HMM=False))
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=RUN_CACHE_SIZE)
 def cut_for_search(run: str) -> tuple[str, ...]:
     """Search-mode segmentation of one CJK run (long words plus their sub-words)."""
     return tuple(SEGMENTER.tokenizer().lcut_for_search(run, HMM=False))

@@ -1,0 +1,53 @@
+"""Items kept column by column (app.catalogue.search.columns): what goes in comes back equal, codes are found
+by value after replacements and removals, and the index serves the same items through them."""
+from __future__ import annotations
+
+import numpy as np
+
+from app.catalogue.search import SearchIndex
+from app.catalogue.search.columns import CodeTable, ItemColumns
+from app.catalogue.search.synonyms import SynonymTable
+
+
+def test_items_come_back_equal_with_their_keys_in_order_and_their_value_types():
+    items = [{"code": "A-1", "name": "居民身份证补领", "popularity": 7, "aliases": ("身份证",), "flag": True},
+             {"name": "护照", "code": "B-2", "popularity": 2**40, "extra": [1, 2]},
+             {"code": "C-3", "popularity": None, "flag": False, "aliases": ()},
+             {"code": "D-4", "popularity": 1.5, "name": "居民身份证补领"}]
+    columns = ItemColumns()
+    for item in items:
+        columns.append(item)
+    got = [columns.get(row) for row in range(columns.count)]
+    assert got == items
+    assert [list(g) for g in got] == [list(i) for i in items]
+    assert [type(g["popularity"]) for g in got] == [int, int, type(None), float]
+    assert got[0]["flag"] is True and got[2]["flag"] is False and type(got[0]["flag"]) is bool
+    assert list(columns) == items
+
+
+def test_codes_are_found_after_replacement_removal_and_settling():
+    table = CodeTable()
+    for code in ("370100-2", "370100-10", "事项-甲", "370000-1"):
+        table.append(code)
+    table.append("370100-2")  # replaced: row 4 now answers for it
+    assert table.row("370100-2") == 4 and table.row("事项-甲") == 2
+    table.forget("370000-1")
+    assert table.row("370000-1") is None
+    codes = table.settle(np.array([1, 2, 4]))
+    assert [c.decode() for c in codes] == ["370100-2", "370100-10", "事项-甲", "370000-1", "370100-2"]
+    assert table.row("370100-2") == 4 and table.row("370100-10") == 1 and table.row("事项-甲") == 2
+    assert table.row("370000-1") is None and table.row("370100") is None and table.row("") is None
+    assert [table.code(r) for r in range(len(table))] == [c.decode() for c in codes]
+    assert sorted(["370100-2", "370100-10", "事项-甲"]) == [c.decode() for c in np.sort(codes[[0, 1, 2]])]
+
+
+def test_the_index_gives_back_its_items_and_follows_replacements_and_removals():
+    items = [{"code": f"3701{i:02d}-1", "name": name, "hall_code": f"3701{i:02d}", "popularity": i}
+             for i, name in enumerate(["社会保障卡申领", "居民身份证换领", "结婚登记"])]
+    index = SearchIndex(items, synonyms=SynonymTable(), topic_names={})
+    assert index.get("370101-1") == items[1] and index.get("370101-1") is not items[1]
+    index.add_or_replace({**items[1], "name": "居民身份证补领"})
+    assert index.get("370101-1")["name"] == "居民身份证补领" and len(index) == 3
+    assert index.search("补领").ids == ["370101-1"]
+    assert index.remove("370100-1") and "370100-1" not in index and index.get("370100-1") is None
+    assert index.search("社会保障卡").ids == [] and index.search("370102-1").ids == ["370102-1"]
