@@ -39,6 +39,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
                 note="济南市及其区县大厅的管理看板"),
     DemoAccount("370102198605122341", "陈静", "hall_admin", "370102", "历下区", note="历下区大厅的管理看板"),
     DemoAccount("370102199209203451", "孙伟", "hall_staff", "370102", "历下区", note="受理、审批历下区的办件"),
+    DemoAccount("370102198806112377", "李强", "hall_staff", "370100", "济南市", note="济南市本级大厅的窗口人员"),
     DemoAccount("370105197506064574", "周明", "platform_admin", note="平台管理员"),
 )
 # Registry residents without an account, to try registration (`POST /auth/register`).
