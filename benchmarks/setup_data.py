@@ -337,6 +337,8 @@ def _field_value(spec: dict, holder: Holder, today: date) -> Any:
             return f"{holder.id_number[6:10]}-{holder.id_number[10:12]}-{holder.id_number[12:14]}"
         if "until" in name or "expir" in name or "end" in name:
             return (today + timedelta(days=3650)).isoformat()
+        if "from" in name or "start" in name:  # the license's own validity, as the request states it
+            return (today - timedelta(days=30)).isoformat()
         return (today - timedelta(days=365)).isoformat()
     if kind == "number":
         return 1
