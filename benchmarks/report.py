@@ -113,12 +113,17 @@ def memory_section(results: dict[str, Any]) -> list[str]:
     entries = results.get("memory") or []
     if not entries:
         return ["Not measured in this run (the generated-catalogue target did not run)."]
-    lines = ["| server | catalogue | worker pid | peak RSS (VmHWM) | RSS at the end |", "|---|---:|---:|---:|---:|"]
+    lines = ["| server | services | worker pid | peak RSS (VmHWM) | RSS at the end | PSS before → after load "
+             "| private dirty before → after load |", "|---|---:|---:|---:|---:|---:|---:|"]
     for entry in entries:
         catalogue = entry.get("catalogue")
         for worker in entry.get("workers", []):
+            before = worker.get("before") or {}
+            pss = (f"{_mb(before.get('pss_kb'))} → {_mb(worker['pss_kb'])}" if "pss_kb" in worker else "–")
+            dirty = (f"{_mb(before.get('private_dirty_kb'))} → {_mb(worker['private_dirty_kb'])}"
+                     if "private_dirty_kb" in worker else "–")
             lines.append(f"| {entry['server']} | {_num(catalogue) if catalogue else '–'} | {worker['pid']} | "
-                         f"{_mb(worker.get('vmhwm_kb'))} | {_mb(worker.get('vmrss_kb'))} |")
+                         f"{_mb(worker.get('vmhwm_kb'))} | {_mb(worker.get('vmrss_kb'))} | {pss} | {dirty} |")
     return lines
 
 
@@ -281,9 +286,12 @@ def render(results: dict[str, Any]) -> str:
         "warm-up pool and a measured pool, and `benchmarks/lua/onetime.lua` sends each body once; a response "
         "counts only with status 200 and the expected body (`\"valid\": true`, an `access_token`). The "
         "verification figure therefore covers **first-use** verifications of fresh codes.", "",
-        "## Memory: peak RSS per worker", "",
+        "## Memory per worker", "",
         "`VmHWM` of each gunicorn worker from `/proc/<pid>/status`, read after the server's last run (for the "
-        "generated catalogue: right after the search run).", "",
+        "generated catalogue: right after the search run); PSS and private dirty pages from "
+        "`/proc/<pid>/smaps_rollup` before and after 30 s of searches over thousands of distinct queries "
+        "(`benchmarks/memory.py`): PSS shares the pages a worker still shares with the master, private dirty "
+        "counts what the worker has copied for itself.", "",
         *memory_section(results), "",
         *server_events(results),
         "## In-process micro benchmarks", "",
