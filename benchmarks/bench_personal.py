@@ -32,12 +32,19 @@ def ensure_applications(targets, token: str) -> int:
         payload = {"service_code": RESIDENCE_PERMIT, "form": form,
                    "materials": [{"name": "居民身份证", "license_id": license_id},
                                  {"name": "居住证明", "commitment": True}]}
-        status, body = api.request("POST", f"{API}/applications", payload,
-                                   {**bearer(token), "Idempotency-Key": str(uuid.uuid4())})
+        status, body = _submit(api, token, payload)
+        if status == 409 and isinstance(body, dict) and body.get("application_id"):
+            # one open application per service: the earlier one (not 秒批 for this holder) is withdrawn
+            api.request("POST", f"{API}/applications/{body['application_id']}/withdraw", {}, bearer(token))
+            status, body = _submit(api, token, payload)
         if status not in (200, 201, 202):
             raise SetupSkipped(f"POST /api/v1/applications answers {status}: {str(body)[:300]}")
     status, body = api.request("GET", f"{API}/applications", headers=bearer(token))
     return body.get("total", 0) if status == 200 else 0
+
+
+def _submit(api, token: str, payload: dict):
+    return api.request("POST", f"{API}/applications", payload, {**bearer(token), "Idempotency-Key": str(uuid.uuid4())})
 
 
 def ensure_inbox(targets, token: str, timeout_s: float = 30.0) -> int:
