@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "verification_floor",
-              "verification", "device_verification", "refresh", "appointment_slots", "appointment_booking")
+LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "applications", "inbox",
+              "verification_floor", "verification", "device_verification", "refresh", "appointment_slots",
+              "appointment_booking")
 CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
              ("postgres", "PostgreSQL"), ("other", "wrk + harness"))
 
