@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from .applications.service import staff_role
+from .applications.bundles import hall_parent
 from .catalogue.models import Hall
 from .errors import Forbidden, NotFound
 from .extensions import db
 from .security.rbac import Principal
+
+
+def staff_role(principal: Principal, hall_code: str) -> str | None:
+    """hall_admin / hall_staff when the caller works at `hall_code`; a city's hall_admin also
+    acts for the county halls of that city."""
+    halls = principal.halls
+    if hall_code in halls:
+        return halls[hall_code]
+    parent = hall_parent(hall_code)
+    if parent and halls.get(parent) == "hall_admin":
+        return "hall_admin"
+    return None
 
 
 def is_hall_staff(principal: Principal | None, hall_code: str) -> bool:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.catalogue.region import city_of_division
+from app.catalogue.halls import city_of_division
 from app.catalogue.search import SearchIndex
 from app.catalogue.search.synonyms import SynonymTable
 from tests.support.helpers import (

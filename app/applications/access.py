@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from .models import Application, ApplicationMaterial
-from .service import staff_role
+from ..halls_access import staff_role
 
 REFERENCE_PREFIX = "application:"
 

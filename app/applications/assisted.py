@@ -22,7 +22,7 @@ from sqlalchemy import select
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..files.models import StoredFile
-from ..halls_access import page_of
+from ..halls_access import page_of, staff_role
 from ..identity.actors import Actor
 from ..notifications.service import notify, schedule_delivery
 from ..security import audit
@@ -31,7 +31,7 @@ from . import crossregion, materials, submission
 from .assisted_models import CANCELLED, CONFIRMED, DECLINED, PENDING, STATUS_LABELS, AssistedApplication
 from .forms import material_kind, service_spec, validate_form
 from .models import FILE, LICENSE, Application
-from .service import APPLICATION_ID, SUBMIT_SCOPE, ApplicationView, applicant_for, record_event, staff_role
+from .service import APPLICATION_ID, SUBMIT_SCOPE, ApplicationView, applicant_for, record_event
 from .window import Intake, add_new_person, applicant_person, require_hall_staff, scans
 
 CONFIRMATION_HOURS = 24

@@ -21,13 +21,13 @@ from dataclasses import dataclass, replace
 from flask import current_app
 from sqlalchemy import select
 
+from ..catalogue.halls import city_of_division
 from ..catalogue.models import Bundle, Hall
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from .forms import FieldSpec, MaterialSpec, ServiceSpec, service_spec_at
 
 PROVINCE_HALL = "370000"
-MERGED_CITIES = {"3712": "3701"}  # 莱芜 -> 济南 (2019)
 BUNDLE_CODE = re.compile(r"[0-9A-Za-z_-]{1,40}")
 HALL_CODE = re.compile(r"\d{6,12}")
 
@@ -61,16 +61,6 @@ def hall_exists(code: str) -> bool:
     return _hall(code) is not None
 
 
-def default_city(region_digits: str | None) -> str | None:
-    """The city hall for the first four digits of an ID number or credit-code region."""
-    if not region_digits or len(region_digits) < 4 or not region_digits[:4].isdigit():
-        return None
-    prefix = MERGED_CITIES.get(region_digits[:4], region_digits[:4])
-    code = prefix + "00"
-    hall = _hall(code)
-    return code if hall is not None and hall.level == "city" else None
-
-
 def _counties(city_code: str) -> list[str]:
     return list(db.session.scalars(select(Hall.code).where(Hall.parent_code == city_code,
                                                            Hall.level == "county").order_by(Hall.code)))
@@ -89,7 +79,7 @@ def resolve_member_services(bundle: BundleSpec, *, hall_code: str | None, region
         else:
             raise ValidationFailed.field("hall_code", "请选择市级或县（市、区）级政务服务大厅")
     else:
-        city = default_city(region)
+        city = city_of_division(region)
         if city is None:
             raise ValidationFailed.field("hall_code", "无法根据申请人证件确定所在城市，请指定办理大厅（hall_code）")
         county = None

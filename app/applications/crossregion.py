@@ -18,7 +18,8 @@ from ..errors import Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..security.rbac import Principal
 from .models import Application
-from .service import record_event, staff_role
+from ..halls_access import staff_role
+from .service import record_event
 
 
 @dataclass(frozen=True)

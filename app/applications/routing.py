@@ -28,7 +28,8 @@ from ..security.rbac import Principal
 from ..timeutil import utcnow
 from .forms import DELIVERY_FIELD, POSTAL_DELIVERY
 from .models import ACCEPTED, Application
-from .service import ApplicationView, load_application, record_event, saved, staff_role
+from ..halls_access import staff_role
+from .service import ApplicationView, load_application, record_event, saved
 
 READY, HANDED_OVER = "ready", "handed_over"
 PICKUP_LABELS = {READY: "待领取", HANDED_OVER: "已领取"}

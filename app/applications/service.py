@@ -25,7 +25,7 @@ from ..notifications.service import notify, schedule_delivery
 from ..security import audit
 from ..security.rbac import Principal
 from ..timeutil import BEIJING, as_aware, beijing_today, utcnow
-from .bundles import hall_exists, hall_parent
+from ..halls_access import page_of, require_staff_of_hall, staff_role
 from .deadlines import add_working_days
 from .models import RUNNING_STATUSES, Application, ApplicationEvent
 
@@ -157,18 +157,6 @@ def applicant_for(who: Actor | Principal, *, scope: str = SUBMIT_SCOPE) -> Actor
     return actor
 
 
-def staff_role(principal: Principal, hall_code: str) -> str | None:
-    """hall_admin / hall_staff when the caller works at `hall_code`; a city's hall_admin also
-    acts for the county halls of that city."""
-    halls = principal.halls
-    if hall_code in halls:
-        return halls[hall_code]
-    parent = hall_parent(hall_code)
-    if parent and halls.get(parent) == "hall_admin":
-        return "hall_admin"
-    return None
-
-
 def is_applicant(who: Actor | Principal, app: Application) -> bool:
     return who.subject_id == app.subject_id
 
@@ -216,10 +204,7 @@ def hall_applications(*, actor: Actor, hall_code: str, status: str | None = None
                       due_within_days: int | None = None, page: int = 1, page_size: int = 20):
     """A hall's work list for its staff: by status, overdue (deadline passed while the clock
     runs), or due within N working days (today included), earliest deadline first."""
-    if not hall_exists(hall_code):
-        raise NotFound("大厅不存在")
-    if actor.subject_type != "person" or staff_role(actor.principal, hall_code) is None:
-        raise Forbidden("仅该大厅的工作人员可以查看办件")
+    require_staff_of_hall(actor.principal, hall_code, what="查看办件")
     today = beijing_today()
     query = select(Application).where(or_(Application.hall_code == hall_code, Application.accepting_hall_code == hall_code),
                                       Application.service_code.is_not(None))
@@ -230,10 +215,7 @@ def hall_applications(*, actor: Actor, hall_code: str, status: str | None = None
     if due_within_days is not None:
         query = query.where(Application.status.in_(RUNNING_STATUSES), Application.deadline >= today,
                             Application.deadline <= add_working_days(today, due_within_days))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.scalars(query.order_by(Application.deadline.asc(), Application.id.asc())
-                              .offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total
+    return page_of(query, Application.deadline.asc(), Application.id.asc(), page=page, page_size=page_size)
 
 
 # ---- used by evaluations

@@ -11,6 +11,7 @@ from sqlalchemy import exists, select
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db
+from ..halls_access import require_staff_of_hall, staff_role
 from ..identity import registries
 from ..identity.actors import Actor
 from ..identity.clients import client_by_id, client_claims
@@ -21,12 +22,11 @@ from ..security.rbac import Principal
 from ..timeutil import utcnow
 from ..wallet import service as wallet
 from ..wallet.models import License
-from .bundles import hall_exists
 from .licenses import holder_of
 from .models import (APPROVED, COMMITMENT, SPOT_BREACH, SPOT_PASSED, SPOT_SELECTED, Application,
                      ApplicationMaterial)
 from .service import (ApplicationView, is_applicant, load_application, notify_applicant, record_event, saved,
-                      staff_role, version_checked)
+                      version_checked)
 
 logger = logging.getLogger("app.applications")
 BREACH_CLASS = "一般失信"  # a false commitment: at least this class, so commitments no longer pass 秒批
@@ -60,10 +60,7 @@ def draw_sample(*, hall_code: str, count: int, actor_id: str | None) -> list[App
 
 def sample(*, actor: Actor, hall_code: str, count: int) -> list[Application]:
     """Hall staff draw a sample of their hall (403 for anyone else, 404 for an unknown hall)."""
-    if not hall_exists(hall_code):
-        raise NotFound("大厅不存在")
-    if actor.subject_type != "person" or staff_role(actor.principal, hall_code) is None:
-        raise Forbidden("仅该大厅的工作人员可以抽查")
+    require_staff_of_hall(actor.principal, hall_code, what="抽查")
     return draw_sample(hall_code=hall_code, count=min(count, MAX_SAMPLE), actor_id=actor.principal.subject_id)
 
 

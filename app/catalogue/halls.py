@@ -15,6 +15,19 @@ from .models import Hall, Service
 CITY_SERVICE_TARGET = seed_data.CITY_SERVICE_TARGET
 
 
+MERGED_CITIES = {"3712": "3701"}  # 莱芜 joined 济南 in 2019; numbers issued there still start 3712
+
+
+def city_of_division(code: str | None) -> str | None:
+    """The city hall (e.g. 370200) of the division in the first digits of an ID number or of a credit
+    code's region (GB/T 2260), or None where that is no city hall of ours."""
+    if not code or len(code) < 4 or not code[:4].isdigit():
+        return None
+    city = MERGED_CITIES.get(code[:4], code[:4]) + "00"
+    hall = db.session.get(Hall, city)
+    return city if hall is not None and hall.level == "city" else None
+
+
 def get_hall(code: str) -> Hall:
     """The hall with this code, or 404."""
     hall = db.session.get(Hall, code)

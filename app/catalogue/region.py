@@ -5,45 +5,18 @@ characters 3-8 are the division of the registering authority). Nothing else is g
 caller, a client, a family proxy or a code outside Shandong gets the provincial entry."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
 
 from ..identity.persons import person_by_subject_id
 from ..security.rbac import Principal, current_principal
-from .index import fresh_index
-
-PROVINCE_PREFIX = "37"
-MERGED_CITIES = {"3712": "370100"}  # 莱芜 joined 济南 in 2019; numbers issued there still start 3712
-PERSON_CACHE_SIZE = 4096
-
-_person_cities: OrderedDict[str, str | None] = OrderedDict()
-_lock = threading.Lock()
+from .halls import city_of_division
 
 
-def city_of_division(code: str | None) -> str | None:
-    """The Shandong prefecture-level city (GB/T 2260, e.g. 370200) of a six-digit division code, else None."""
-    if not code or len(code) < 6 or not code[:6].isdigit() or not code.startswith(PROVINCE_PREFIX):
-        return None
-    prefix = code[:4]
-    if prefix.endswith("00"):  # the province itself names no city
-        return None
-    city = MERGED_CITIES.get(prefix, f"{prefix}00")
-    hall = fresh_index().halls.get(city)
-    return city if hall is not None and hall.level == "city" else None
-
-
+@functools.lru_cache(maxsize=4096)
 def _person_city(subject_id: str) -> str | None:
-    with _lock:
-        if subject_id in _person_cities:
-            _person_cities.move_to_end(subject_id)
-            return _person_cities[subject_id]
+    """A person's city by their ID number (which never changes), read once per process."""
     person = person_by_subject_id(subject_id)
-    city = city_of_division(person.id_number) if person is not None else None
-    with _lock:
-        _person_cities[subject_id] = city
-        while len(_person_cities) > PERSON_CACHE_SIZE:
-            _person_cities.popitem(last=False)
-    return city
+    return city_of_division(person.id_number) if person is not None else None
 
 
 def caller_city(principal: Principal | None) -> str | None:
