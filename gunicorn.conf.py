@@ -25,10 +25,11 @@ def child_exit(server, worker):
 
 
 def when_ready(server):
-    """With a preloaded app, build the catalogue index once in the master; workers share it."""
-    if preload_app and os.environ.get("CATALOGUE_WARM_UP", "1") == "1":
+    """With a preloaded app, register the views and build the catalogue index once in the master; workers
+    share them."""
+    if preload_app:
         from app.warmup import warm_up
-        warm_up(server.app.wsgi())
+        warm_up(server.app.wsgi(), catalogue=os.environ.get("CATALOGUE_WARM_UP", "1") == "1")
 
 
 def pre_fork(server, worker):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 
 from flask import Flask, send_from_directory
 from sqlalchemy import event
@@ -18,7 +19,7 @@ from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
 from .openapi import init_openapi
 from .ratelimit import RateLimiter
-from .sessions import LazyCookieSessionInterface
+from .sessions import init_sessions
 from .security.signed_requests import init_signed_requests
 from .store import build_store
 
@@ -46,7 +47,42 @@ logger = logging.getLogger("app")
 
 
 class ApiFlask(Flask):
-    """Flask that decides once per function, not on every call, whether a view or hook is async."""
+    """Flask that decides once per function, not on every call, whether a view or hook is async, and
+    registers its views when first needed (a request, the route map, the OpenAPI document), so that a
+    command that needs none of them (`flask --help`, `flask seed`) does not import them."""
+
+    _pending_setup: list | None = None
+    _setup_done = True
+    _setup_lock = threading.RLock()
+
+    def defer_setup(self, step) -> None:
+        self._pending_setup = [*(self._pending_setup or ()), step]
+        self._setup_done = False
+
+    def finish_setup(self) -> None:
+        """Run the deferred set-up steps now, once (gunicorn's master calls this before forking); another
+        thread waits until they are done, and a step that reads the route map does not start them again."""
+        if self._setup_done:
+            return
+        with self._setup_lock:
+            steps, self._pending_setup = self._pending_setup or (), None
+            for step in steps:
+                step(self)
+            if steps:
+                self._setup_done = True
+
+    def request_context(self, environ):
+        self.finish_setup()
+        return super().request_context(environ)
+
+    @property
+    def url_map(self):
+        self.finish_setup()
+        return self.__dict__["_url_map"]
+
+    @url_map.setter
+    def url_map(self, value):
+        self.__dict__["_url_map"] = value
 
     def ensure_sync(self, func):
         target = getattr(func, "__func__", func)
@@ -70,7 +106,7 @@ def create_app(config=None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_url(app)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
-    app.session_interface = LazyCookieSessionInterface()
+    init_sessions(app)
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     configure_logging(app)
@@ -79,9 +115,9 @@ def create_app(config=None) -> Flask:
     init_request_hooks(app)
     init_input_guards(app)
     init_signed_requests(app, find_client=signing_credentials)
-    _register_blueprints(app)
     register_error_handlers(app)
     _register_swagger_assets(app)
+    app.defer_setup(_register_blueprints)
     from .cli import register_cli
     register_cli(app)
     return app

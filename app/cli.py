@@ -15,10 +15,28 @@ from .security import keys
 from .oidc.settings import ID_TOKEN_TTL, OIDC_KEY_PURPOSE
 from .security.models import SigningKey
 
-COMMAND_MODULES: tuple[str, ...] = ("app.notifications.cli", "app.identity.cli", "app.catalogue.cli", "app.applications.cli", "app.devtools.cli",
-                                   "app.appointments.cli", "app.complaints.cli",
-                                   "app.files.cli", "app.results.cli", "app.wallet.cli", "app.partitions",
-                                   "app.oidc.maintenance")
+# Every domain's command group: name, help, and where it lives. `flask --help` lists them from here without
+# importing the domains; a group's module is imported when the group runs or lists its commands.
+COMMAND_GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("outbox", "渠道通知发件箱", "app.notifications.cli:outbox_cli"),
+    ("registry", "开发用户籍库、法人库、信用库", "app.devtools.cli:registry_cli"),  # devtools adds `list` to it
+    ("clients", "签发方、核验方与第三方客户端", "app.identity.cli:clients_cli"),
+    ("staff", "大厅工作人员与平台管理员", "app.identity.cli:staff_cli"),
+    ("audit", "安全审计日志", "app.identity.cli:audit_cli"),
+    ("sms", "开发用短信发件箱", "app.identity.cli:sms_cli"),
+    ("catalogue", "政务服务事项目录", "app.catalogue.cli:catalogue_cli"),
+    ("applications", "办件", "app.applications.cli:applications_cli"),
+    ("demo", "开发环境的演示账号", "app.devtools.cli:demo_cli"),
+    ("config", "配置检查", "app.devtools.cli:config_cli"),
+    ("fakes", "本地微信、支付宝小程序模拟服务（开发用）", "app.devtools.cli:fakes_cli"),
+    ("appointments", "预约：开放时段、到期提醒、爽约统计", "app.appointments.cli:appointments_cli"),
+    ("complaints", "诉求：与 12345 热线平台同步工单", "app.complaints.cli:complaints_cli"),
+    ("files", "上传文件", "app.files.cli:files_cli"),
+    ("archive", "电子档案", "app.results.cli:archive_cli"),
+    ("wallet", "电子证照：从证照库归集证照", "app.wallet.cli:wallet_cli"),
+    ("partitions", "按月分区（PostgreSQL）：提前建分区、按保留期删除旧分区", "app.partitions:partitions_cli"),
+    ("oidc", "OpenID Connect 提供方的日常维护", "app.oidc.maintenance:oidc_cli"),
+)
 SEEDERS: tuple[tuple[str, str], ...] = (
     ("identity registries", "app.identity.registries:seed_demo"),
     ("access-token key", "app.security.keys:ensure_access_key"),
@@ -101,11 +119,31 @@ def worker():
     Worker([QUEUE_NAME], connection=queue_connection()).work(with_scheduler=True)
 
 
+class LazyGroup(click.Group):
+    """A command group named and described in COMMAND_GROUPS whose module is imported on first use."""
+
+    def __init__(self, name: str, help: str, target: str):
+        super().__init__(name, help=help)
+        self._target = target
+        self._group: click.Group | None = None
+
+    def loaded(self) -> click.Group:
+        if self._group is None:
+            module, _, attribute = self._target.partition(":")
+            self._group = getattr(importlib.import_module(module), attribute)
+        return self._group
+
+    def list_commands(self, ctx):
+        return self.loaded().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        return self.loaded().get_command(ctx, name)
+
+
 def register_cli(app: Flask) -> None:
-    """Attach the core commands and every domain's command groups."""
+    """Attach the core commands and every domain's command group (imported when used)."""
     app.cli.add_command(seed)
     app.cli.add_command(keys_cli)
     app.cli.add_command(worker)
-    for module_path in COMMAND_MODULES:
-        for command in importlib.import_module(module_path).commands:
-            app.cli.add_command(command)
+    for name, help_text, target in COMMAND_GROUPS:
+        app.cli.add_command(LazyGroup(name, help_text, target))

@@ -130,7 +130,7 @@ def partition_tables(connection) -> set[str]:
     return set(connection.scalars(text("SELECT relname FROM pg_class WHERE relispartition")))
 
 
-partitions_cli = AppGroup("partitions", help="按月分区（PostgreSQL）：提前建分区、按保留期删除旧分区")
+partitions_cli = AppGroup("partitions")
 
 
 @partitions_cli.command("maintain")
@@ -156,6 +156,3 @@ def list_command():
         return
     with db.engine.connect() as connection:
         click.echo(json.dumps({table: partitions_of(connection, table) for table in PARTITIONED}, ensure_ascii=False))
-
-
-commands = [partitions_cli]

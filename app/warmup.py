@@ -13,10 +13,19 @@ from .extensions import db
 
 logger = logging.getLogger("app.warmup")
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+LARGE_ALLOCATION = 128 * 1024
 
-def warm_up(app: Flask) -> None:
-    """Build this process's catalogue index and close DB connections that children must not share."""
+
+def warm_up(app: Flask, catalogue: bool = True) -> None:
+    """Register the views, build this process's catalogue index and close DB connections that children must
+    not share."""
     if not _is_ours(app):
+        return
+    pin_malloc_thresholds()
+    app.finish_setup()
+    if not catalogue:
+        gc.freeze()
         return
     from .catalogue.index import fresh_index  # not at the top: the benchmark floor must not load numpy and jieba
     started = time.perf_counter()
@@ -36,19 +45,35 @@ def freeze_before_fork() -> None:
     gc.freeze()
 
 
+def _libc_function(name: str):
+    library = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(library), name, None) if library else None
+
+
 def _return_free_memory() -> None:
     """Give the heap pages the build freed back to the system (glibc), so workers cannot fill holes in pages
     they share with the master; a no-op on other C libraries."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
+
+
+def pin_malloc_thresholds() -> None:
+    """Give every allocation of 128 KiB or more its own mapping, unmapped whole when freed (glibc; a no-op on other
+    C libraries). By default glibc raises that threshold after the first such free, so a search's per-query arrays
+    over 300,000 services come from the heap, and the few long-lived objects allocated between them keep the freed
+    pages: 40 MB of a worker's private memory after 30 s of searching (benchmarks/memory.py)."""
+    mallopt = _libc_function("mallopt")
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION)
+        mallopt(M_TRIM_THRESHOLD, LARGE_ALLOCATION)
 
 
 def after_fork(app: Flask) -> None:
     """In a forked worker: drop the pool inherited from the master without closing its sockets."""
     if not _is_ours(app):
         return
+    pin_malloc_thresholds()
     with app.app_context():
         db.engine.dispose(close=False)
 

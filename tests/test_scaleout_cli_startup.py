@@ -1,5 +1,5 @@
 """`flask --app wsgi --help` builds the app without importing what only some commands and requests
-need: the search engine (jieba, pypinyin, numpy), PDF rendering and sealing (fpdf2, pyHanko,
+need: the views and their schemas (registered on first use), each command group's module, the search engine (jieba, pypinyin, numpy), PDF rendering and sealing (fpdf2, pyHanko,
 asn1crypto, aiohttp), upload inspection (pikepdf, Pillow), S3 (boto3) and, on SQLite, the PostgreSQL driver,
 and without writing the OpenAPI document. (Start-up time itself is measured,
 not asserted: `time .venv/bin/flask --app wsgi --help`.)"""
@@ -11,9 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import make_test_config
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFERRED = ("jieba", "pypinyin", "numpy", "fpdf", "fontTools", "pyhanko", "pyhanko_certvalidator", "asn1crypto",
-            "aiohttp", "app.catalogue.search", "pikepdf", "PIL", "psycopg", "boto3", "botocore")
+            "aiohttp", "app.catalogue.search", "pikepdf", "PIL", "psycopg", "boto3", "botocore",
+            "app.identity.views", "app.wallet.views", "app.applications.views", "schemas.applications",
+            "app.catalogue.cli", "app.applications.cli", "app.identity.cli", "app.devtools.cli", "app.oidc.server")
 PROBE = """
 import json, sys
 from flask.cli import main
@@ -22,13 +26,12 @@ try:
     main()
 except SystemExit as exit:
     code = exit.code
-from app.extensions import api
 loaded = sorted(name for name in {deferred!r} if name in sys.modules)
-print(json.dumps({{"code": code, "loaded": loaded, "pending_docs": len(api._pending_docs)}}), file=sys.stderr)
+print(json.dumps({{"code": code, "loaded": loaded}}), file=sys.stderr)
 """
 
 
-def test_help_imports_none_of_the_heavy_modules_and_defers_the_openapi_document(tmp_path):
+def test_help_imports_none_of_the_heavy_modules_views_or_command_groups(tmp_path):
     env = {**os.environ, "APP_ENV": "development", "PYTHONPATH": str(ROOT)}
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
@@ -37,7 +40,6 @@ def test_help_imports_none_of_the_heavy_modules_and_defers_the_openapi_document(
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] in (0, None) and "partitions" in done.stdout and "seed" in done.stdout
     assert report["loaded"] == []
-    assert report["pending_docs"] > 0  # the blueprints' documentation waits for the first reader
 
 
 def test_the_openapi_document_is_complete_when_first_read(app, client):
@@ -46,3 +48,25 @@ def test_the_openapi_document_is_complete_when_first_read(app, client):
     assert {"wallet", "catalogue", "identity"} <= tags
     assert "/api/v1/license-types" in document["paths"] and "/api/v1/verifications" in document["paths"]
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_every_lazy_command_group_names_the_group_it_loads(app):
+    from app.cli import COMMAND_GROUPS
+    for name, _help, _target in COMMAND_GROUPS:
+        lazy = app.cli.commands[name]
+        group = lazy.loaded()
+        assert group.name == name and group.commands, name
+        assert set(lazy.list_commands(None)) == set(group.commands)
+
+
+def test_a_fresh_app_registers_its_views_on_the_first_request_and_for_the_route_map(tmp_path):
+    from app import create_app
+    served = create_app(make_test_config(DATABASE_URL=f"sqlite:///{tmp_path / 'served.db'}"))
+    assert served._pending_setup and "catalogue.ServicesById" not in served.view_functions
+    answer = served.test_client().get("/api/v1/no-such-resource")
+    assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
+    assert not served._pending_setup and "catalogue.ServicesById" in served.view_functions
+
+    listed = create_app(make_test_config(DATABASE_URL=f"sqlite:///{tmp_path / 'listed.db'}"))
+    endpoints = {rule.endpoint for rule in listed.url_map.iter_rules()}  # what `flask routes` reads
+    assert {"catalogue.ServicesById", "wallet.Verifications", "oidc_pages.resume"} <= endpoints

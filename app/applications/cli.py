@@ -11,7 +11,7 @@ from . import missing, outcomes, spot_checks
 from .deadlines import add_working_days, in_calendar_range
 from .idempotency import purge_expired
 
-applications_cli = AppGroup("applications", help="办件")
+applications_cli = AppGroup("applications")
 
 
 @applications_cli.command("purge-idempotency-keys")
@@ -60,6 +60,3 @@ def settle(limit):
     """Issue the decision documents and archive packages that final applications still lack."""
     done = [outcomes.settle(application_id) for application_id in outcomes.unsettled(limit)]
     click.echo(json.dumps({"settled": len([d for d in done if d["settled"]])}, ensure_ascii=False))
-
-
-commands = [applications_cli]

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from . import daily, slots
 
-appointments_cli = AppGroup("appointments", help="预约：开放时段、到期提醒、爽约统计")
+appointments_cli = AppGroup("appointments")
 
 
 def _echo(result: dict) -> None:
@@ -34,6 +34,3 @@ def remind():
 def close_day(day):
     """Mark unattended bookings of ended slots as no-shows and count them per person (run each evening)."""
     _echo(daily.close_day(day=day.date() if day else None))
-
-
-commands = [appointments_cli]

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from . import importing, ranking, seed, seed_data
 
-catalogue_cli = AppGroup("catalogue", help="政务服务事项目录")
+catalogue_cli = AppGroup("catalogue")
 
 
 @catalogue_cli.command("generate")
@@ -53,6 +53,3 @@ def rank_high_frequency(days, min_applications, schedule):
     if schedule:
         result["next_job"] = ranking.schedule_monthly()
     click.echo(json.dumps(result, ensure_ascii=False))
-
-
-commands = [catalogue_cli]

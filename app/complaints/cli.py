@@ -9,7 +9,7 @@ from flask.cli import AppGroup
 from ..errors import ApiError
 from . import hotline_sync
 
-complaints_cli = AppGroup("complaints", help="诉求：与 12345 热线平台同步工单")
+complaints_cli = AppGroup("complaints")
 
 
 @complaints_cli.command("sync-12345")
@@ -22,6 +22,3 @@ def sync_12345():
     if result.get("configured") is False:
         raise click.ClickException("未配置 12345 平台（HOTLINE12345_BASE_URL、HOTLINE12345_APP_ID、HOTLINE12345_SECRET）")
     click.echo(json.dumps(result, ensure_ascii=False))
-
-
-commands = [complaints_cli]

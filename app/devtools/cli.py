@@ -13,9 +13,9 @@ from ..identity.cli import registry_cli
 from . import accounts
 from .demo_clients import demo_client_lines
 
-demo_cli = AppGroup("demo", help="开发环境的演示账号")
-config_cli = AppGroup("config", help="配置检查")
-fakes_cli = AppGroup("fakes", help="本地微信、支付宝小程序模拟服务（开发用）")
+demo_cli = AppGroup("demo")
+config_cli = AppGroup("config")
+fakes_cli = AppGroup("fakes")
 FAKES_DIR = Path(__file__).resolve().parents[2] / "tests" / "fakes"  # in a source checkout only
 
 
@@ -175,6 +175,3 @@ def fakes_alipay(port, env_file):
 def fakes_all(port, env_file):
     """Serve both fakes (WeChat on PORT, Alipay on PORT+1)."""
     _serve_fakes(("wechat", "alipay"), 5181 if port is None else port, env_file)
-
-
-commands = [demo_cli, config_cli, fakes_cli]

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from ..jobs import enqueue
 from .service import collect_unattached
 
-files_cli = AppGroup("files", help="上传文件")
+files_cli = AppGroup("files")
 GC_JOB = "app.files.service:collect_unattached"
 
 
@@ -24,6 +24,3 @@ def gc(now, queue):
     if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     click.echo(json.dumps(collect_unattached(now=now)))
-
-
-commands = [files_cli]

@@ -19,11 +19,11 @@ from .identifiers import IdentifierError, normalize_phone
 from .models import CHANNELS, CLIENT_KINDS
 from .persons import create_staff
 
-registry_cli = AppGroup("registry", help="开发用户籍库、法人库、信用库")
-clients_cli = AppGroup("clients", help="签发方、核验方与第三方客户端")
-staff_cli = AppGroup("staff", help="大厅工作人员与平台管理员")
-audit_cli = AppGroup("audit", help="安全审计日志")
-sms_cli = AppGroup("sms", help="开发用短信发件箱")
+registry_cli = AppGroup("registry")
+clients_cli = AppGroup("clients")
+staff_cli = AppGroup("staff")
+audit_cli = AppGroup("audit")
+sms_cli = AppGroup("sms")
 
 
 def _fail(exc: Exception) -> None:
@@ -158,6 +158,3 @@ def sms_last(phone):
     if code is None:
         raise click.ClickException("该手机号没有发送过验证码")
     click.echo(code)
-
-
-commands = [registry_cli, clients_cli, staff_cli, audit_cli, sms_cli]

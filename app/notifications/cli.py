@@ -6,13 +6,10 @@ from flask.cli import AppGroup
 
 from .service import deliver_pending
 
-outbox_cli = AppGroup("outbox", help="渠道通知发件箱")
+outbox_cli = AppGroup("outbox")
 
 
 @outbox_cli.command("deliver")
 def deliver():
     """Deliver pending channel notices now."""
     click.echo(json.dumps(deliver_pending(limit=1000), ensure_ascii=False))
-
-
-commands = [outbox_cli]

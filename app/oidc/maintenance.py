@@ -15,7 +15,7 @@ from .models import OidcAuthorizationCode, OidcToken
 # Past its expiry a row still answers "this was used" (reuse detection) for a grace period.
 GRACE = timedelta(days=1)
 
-oidc_cli = AppGroup("oidc", help="OpenID Connect 提供方的日常维护")
+oidc_cli = AppGroup("oidc")
 
 
 def prune(*, now=None) -> dict[str, int]:
@@ -33,6 +33,3 @@ def prune(*, now=None) -> dict[str, int]:
 def prune_command():
     """Delete codes and tokens that expired more than a day ago (run daily)."""
     click.echo(json.dumps({"pruned": prune()}, ensure_ascii=False))
-
-
-commands = [oidc_cli]

@@ -321,4 +321,7 @@ def build_server(app) -> Server:
 
 
 def oidc_server() -> Server:
-    return current_app.extensions["oidc_server"]
+    app = current_app._get_current_object()
+    if "oidc_server" not in app.extensions:
+        app.finish_setup()  # a command or job before any request: the provider is registered with the views
+    return app.extensions["oidc_server"]

@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 
 from .archive import verify_archives
 
-archive_cli = AppGroup("archive", help="电子档案")
+archive_cli = AppGroup("archive")
 
 
 @archive_cli.command("verify")
@@ -21,6 +21,3 @@ def verify(with_files):
         click.echo(problem, err=True)
     click.echo(f"电子档案校验失败：{len(result.problems)} 处问题（共 {result.count} 件）", err=True)
     sys.exit(1)
-
-
-commands = [archive_cli]

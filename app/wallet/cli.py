@@ -10,7 +10,7 @@ from ..errors import ApiError
 from ..identity.identifiers import IdentifierError
 from . import collection
 
-wallet_cli = AppGroup("wallet", help="电子证照：从证照库归集证照")
+wallet_cli = AppGroup("wallet")
 
 
 @wallet_cli.command("collect")
@@ -24,6 +24,3 @@ def collect(id_number):
     except ApiError as exc:
         raise click.ClickException(f"归集失败：{exc.detail}") from exc
     click.echo(json.dumps(result, ensure_ascii=False))
-
-
-commands = [wallet_cli]

@@ -35,16 +35,6 @@ SESSION_SUBJECT, SESSION_AT, SESSION_CSRF = "hall_subject", "hall_login_at", "cs
 MAX_CODE_PARAM = 200
 
 
-@pages.record_once
-def _session_cookie_settings(state) -> None:
-    """The dashboard's session cookie: HttpOnly, SameSite=Strict, Secure in production."""
-    config = state.app.config
-    config["SESSION_COOKIE_HTTPONLY"] = True
-    config["SESSION_COOKIE_SAMESITE"] = "Strict"
-    if config.get("APP_ENV") == "production":
-        config["SESSION_COOKIE_SECURE"] = True
-
-
 @pages.after_request
 def _page_headers(response):
     response.headers["Content-Security-Policy"] = PAGE_CSP

@@ -1,0 +1,43 @@
+"""A worker's freed per-query arrays go back to the system: `app.warmup.pin_malloc_thresholds` keeps glibc from
+raising its mmap threshold after the first large free, which otherwise carves later large arrays from the heap
+where a few long-lived objects keep their pages (measured in benchmarks/memory.py, not asserted here)."""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = """
+import ctypes, sys
+from app.warmup import pin_malloc_thresholds
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "pinned":
+    pin_malloc_thresholds()
+first = bytearray(8 << 20)
+del first  # glibc raises its mmap threshold to 8 MiB here, unless it was pinned
+before = libc.mallinfo2().hblkhd
+second = bytearray(1 << 20)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+def _mapped_growth(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", PROBE, mode], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_pinned_thresholds_keep_large_arrays_in_their_own_mappings():
+    assert platform.libc_ver()[0] == "glibc"  # the servers run on Debian; mallopt is glibc's
+    assert _mapped_growth("default") == 0  # glibc's own rule: the 1 MiB array came from the heap
+    assert _mapped_growth("pinned") >= 1 << 20  # pinned: its own mapping, unmapped whole when freed
