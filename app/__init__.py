@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from .config import config_for_env, ensure_secrets, refuse_development_secrets
 from .db_routing import engine_options, init_app as init_db_routing
 from .errors import register_error_handlers
-from .extensions import api, db, migrate
+from .extensions import ProblemApi, app_api, db, migrate
 from .guards import init_input_guards
 from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
@@ -150,7 +150,8 @@ def _init_extensions(app: Flask) -> None:
     app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"), app.config)
     app.extensions["rate_limiter"] = RateLimiter(app.extensions["shared_store"])
     init_ciphers(app)
-    api.init_app(app)
+    app.extensions["api"] = ProblemApi()
+    app_api(app).init_app(app)
 
 
 def _release_sessions_safely(app: Flask) -> None:
@@ -176,7 +177,7 @@ def _register_blueprints(app: Flask) -> None:
     for module_path, prefix in BLUEPRINTS:
         module = importlib.import_module(module_path)
         options = {"url_prefix": prefix} if prefix else {}
-        api.register_blueprint(module.blp, **options)
+        app_api(app).register_blueprint(module.blp, **options)
     pages = importlib.import_module("app.web.views")
     app.register_blueprint(pages.pages)
     importlib.import_module("app.oidc.endpoints").register_oidc(app)

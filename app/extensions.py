@@ -1,4 +1,4 @@
-"""Unbound extensions, bound to an app inside create_app: db, migrate, api, shared store, limiter."""
+"""Unbound extensions, bound to an app inside create_app: db, migrate, shared store, limiter; ProblemApi (one per app)."""
 from __future__ import annotations
 
 import threading
@@ -118,7 +118,11 @@ class ApiBlueprint(Blueprint):
 
 db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})  # app/db_routing.py
 migrate = Migrate()
-api = ProblemApi()
+
+
+def app_api(app) -> ProblemApi:
+    """The app's own flask-smorest Api (one per app: an app registers its views on first use, see create_app)."""
+    return app.extensions["api"]
 
 
 def _current_store():

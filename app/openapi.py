@@ -9,7 +9,7 @@ from apispec import BasePlugin
 from flask import Flask
 from marshmallow import fields as ma_fields, missing
 
-from .extensions import PROBLEM_MIME, PROBLEM_REF, api
+from .extensions import PROBLEM_MIME, PROBLEM_REF, app_api
 
 ALWAYS_DUMPED = (ma_fields.Function, ma_fields.Method, ma_fields.Constant)
 PRESENT = "x-present"
@@ -93,6 +93,7 @@ PROBLEM_CONTENT = {PROBLEM_MIME: {"schema": {"$ref": PROBLEM_REF}}}
 
 def init_openapi(app: Flask) -> None:
     """Document the API for SDK generators: the plugin sees each operation, the hook the whole document."""
+    api = app_api(app)
     spec = api._spec
     plugin = SdkReadyPlugin()
     plugin.init_spec(spec)

@@ -90,10 +90,48 @@ def test_refresh_rotates_and_reuse_revokes_the_family(client, app):
 
 def test_refresh_tokens_are_stored_hashed(client, app):
     person = register_person(client, app)
+    rotated = _refresh(client, person["refresh_token"]).get_json()
     with app.app_context():
-        stored = db.session.execute(text("SELECT token_hash FROM refresh_tokens")).scalars().all()
-    assert stored and person["refresh_token"] not in stored
+        stored = db.session.execute(text("SELECT refresh_hash FROM auth_sessions")).scalars().all()
+    assert stored and not {person["refresh_token"], rotated["refresh_token"]} & set(stored)
     assert all(len(value) == 64 for value in stored)
+
+
+def test_a_token_of_the_live_generation_that_is_not_the_stored_one_is_refused_without_ending_the_session(client, app):
+    person = register_person(client, app)
+    session_id, generation, _secret = person["refresh_token"].removeprefix("rt_").split(".")
+    forged = _refresh(client, f"rt_{session_id}.{generation}.guessed")
+    assert forged.status_code == 401 and forged.get_json()["detail"] == "刷新令牌无效"
+    ahead = _refresh(client, f"rt_{session_id}.{int(generation) + 5}.guessed")
+    assert ahead.status_code == 401 and ahead.get_json()["detail"] == "刷新令牌无效"
+    assert _me(client, person["access_token"]).status_code == 200
+    assert _refresh(client, person["refresh_token"]).status_code == 200
+
+
+def test_an_old_style_refresh_token_is_honoured_once_and_its_session_holds_the_next(client, app):
+    from datetime import timedelta
+
+    from app.identity.common import sha256_hex
+    from app.identity.models import AuthSession, RefreshToken
+    from app.timeutil import utcnow
+    person = register_person(client, app)
+    session_id = person["refresh_token"].removeprefix("rt_").split(".")[0]
+    legacy = "rt_" + "L" * 43  # the format sessions issued before they held their own token
+    with app.app_context():
+        row = db.session.query(AuthSession).filter_by(session_id=session_id).one()
+        row.refresh_hash, row.refresh_generation = None, 0  # as the migration leaves a session
+        now = utcnow()
+        db.session.add(RefreshToken(token_hash=sha256_hex(legacy), family_id=session_id, subject_id=row.subject_id,
+                                    channel="app", access_jti="j", access_exp=0, created_at=now,
+                                    expires_at=now + timedelta(days=1)))
+        db.session.commit()
+    first = _refresh(client, legacy)
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["refresh_token"].startswith(f"rt_{session_id}.1.")
+    assert _refresh(client, first.get_json()["refresh_token"]).status_code == 200
+    again = _refresh(client, legacy)  # used before: the session ends
+    assert again.status_code == 401 and "注销" in again.get_json()["detail"]
+    assert _me(client, first.get_json()["access_token"]).status_code == 401
 
 
 def test_unknown_refresh_token_is_401(client, app):

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from app.catalogue import halls as catalogue
 from app.extensions import db
-from app.identity.models import RefreshToken, StaffAssignment
+from app.identity.models import AuthSession, StaffAssignment
 from app.security.models import AuditEvent
 from app.web import charts
 from tests.support.browser import (hall_admin, issue_id_card, login_form, present, seed_hall_activity)
@@ -152,7 +152,7 @@ def test_hall_admin_signs_in_and_api_tokens_are_not_left_behind(app, client):
     assert_strict_csp(dashboard)
     assert dashboard.headers["Cache-Control"] == "no-store"
     with app.app_context():
-        assert db.session.scalars(select(RefreshToken)).all() == []  # no API session is ever minted
+        assert db.session.scalars(select(AuthSession)).all() == []  # no API session is ever minted
         signed_in = db.session.scalars(select(AuditEvent).where(AuditEvent.event == "auth.login_succeeded")).all()
         assert [row.details for row in signed_in] == [{"method": "password", "page": "dashboard"}]
 

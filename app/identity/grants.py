@@ -20,10 +20,10 @@ from .clients import client_by_id, client_claims
 from .common import field_phone, sha256_hex
 from .enterprises import enterprise_claims, enterprise_for
 from .identifiers import IdentifierError, normalize_phone
-from .models import Person, RefreshToken, phone_index
+from .models import AuthSession, Person, phone_index
 from .persons import acting_person, find_person_by_id_number, find_person_by_phone, person_by_subject_id
-from .sessions import (claim_refresh_token, continue_session, issue_person_pair, issue_tokens,
-                       refresh_token_row, revoke_family)
+from .sessions import (claim_refresh_token, issue_person_pair, issue_tokens, parse_refresh_token, refresh_token_row,
+                       refusal, revoke_family, rotate_refresh_token)
 
 logger = logging.getLogger("app.identity")
 
@@ -123,24 +123,38 @@ def sms_grant(*, phone: str, code: str) -> dict:
     return body
 
 
-def refresh_grant(*, refresh_token: str) -> dict:
-    """Rotate a refresh token; a token used twice revokes its whole family (401).
+REFUSALS = {
+    "unknown": "刷新令牌无效",
+    "ended": "刷新令牌已注销，请重新登录",
+    "expired": "刷新令牌已过期，请重新登录",
+    "stale": "登录会话已结束，请重新登录",
+}
 
-    The claim finds and uses the token in one statement; the session check carries the person's
-    credentials version as a subquery, and the new pair reuses the person row it loads."""
-    row = claim_refresh_token(refresh_token or "")
-    if row is None:
-        _refused(refresh_token or "")
-    if as_aware(row.expires_at) <= utcnow():
-        db.session.commit()
-        raise Unauthorized("刷新令牌已过期，请重新登录")
-    if not continue_session(row):  # ended, or opened before the credentials changed
+
+def refresh_grant(*, refresh_token: str) -> dict:
+    """Rotate a session's refresh token in one UPDATE (app.identity.sessions); a token of an older
+    generation is a reused one and ends the session (401). The new pair reuses the person row it loads."""
+    presented = refresh_token or ""
+    named = parse_refresh_token(presented)
+    if named is None:
+        return _legacy_refresh(presented)
+    session_id, generation = named
+    rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
+    if rotated is None:
         db.session.rollback()
-        revoke_family(row.family_id)
-        db.session.commit()
-        raise Unauthorized("登录会话已结束，请重新登录")
+        reason = refusal(session_id, generation, presented)
+        if reason == "reused":
+            _reused(session_id, subject_id=None)
+        if reason == "stale":
+            revoke_family(session_id)
+            db.session.commit()
+        raise Unauthorized(REFUSALS[reason])
+    return _continue(*rotated)
+
+
+def _continue(row, new_token: str) -> dict:
     try:
-        body = _refreshed_pair(row)
+        body = _refreshed_pair(row, new_token)
     except (NotFound, Forbidden):
         db.session.rollback()
         revoke_family(row.family_id)
@@ -150,23 +164,43 @@ def refresh_grant(*, refresh_token: str) -> dict:
     return body
 
 
-def _refused(refresh_token: str) -> NoReturn:
-    """Why a token could not be claimed: unknown, revoked, or used before (the family is revoked)."""
-    db.session.rollback()
-    row = refresh_token_row(refresh_token)
+def _legacy_refresh(refresh_token: str) -> dict:
+    """A refresh token issued before sessions held their own: claimed once; its session then holds the next."""
+    row = claim_refresh_token(refresh_token)
     if row is None:
-        raise Unauthorized("刷新令牌无效")
-    if row.revoked_at is not None and row.used_at is None:
-        raise Unauthorized("刷新令牌已注销，请重新登录")
-    revoked = revoke_family(row.family_id)
-    audit.record("auth.refresh_reused", subject_id=row.subject_id, actor=row.actor_id,
-                 details={"family": row.family_id[:8], "revoked": revoked})
+        db.session.rollback()
+        old = refresh_token_row(refresh_token)
+        if old is None:
+            raise Unauthorized(REFUSALS["unknown"])
+        if old.revoked_at is not None and old.used_at is None:
+            raise Unauthorized(REFUSALS["ended"])
+        _reused(old.family_id, subject_id=old.subject_id, actor_id=old.actor_id)
+    if as_aware(row.expires_at) <= utcnow():
+        db.session.commit()
+        raise Unauthorized(REFUSALS["expired"])
+    rotated = rotate_refresh_token(row.family_id, generation=0, presented=None)
+    if rotated is None:  # ended, or opened before the credentials changed
+        db.session.rollback()
+        revoke_family(row.family_id)
+        db.session.commit()
+        raise Unauthorized(REFUSALS["stale"])
+    return _continue(*rotated)
+
+
+def _reused(session_id: str, *, subject_id: str | None, actor_id: str | None = None) -> NoReturn:
+    """A refresh token used a second time: whoever holds the next one may not be its owner; end the session."""
+    if subject_id is None:
+        subject_id, actor_id = db.session.execute(select(AuthSession.subject_id, AuthSession.actor_id)
+                                                  .where(AuthSession.session_id == session_id)).one()
+    revoked = revoke_family(session_id)
+    audit.record("auth.refresh_reused", subject_id=subject_id, actor=actor_id,
+                 details={"family": session_id[:8], "revoked": revoked})
     db.session.commit()
-    logger.warning("refresh token reused; family revoked", extra={"subject": row.subject_id})
+    logger.warning("refresh token reused; session ended", extra={"subject": subject_id})
     raise Unauthorized("刷新令牌已被使用过，为保护账号安全，该登录会话已全部注销，请重新登录")
 
 
-def _refreshed_pair(row: RefreshToken) -> dict:
+def _refreshed_pair(row, refresh_token: str) -> dict:
     if row.subject_id.startswith("e_"):
         enterprise = enterprise_for(row.subject_id)
         person = person_by_subject_id(row.actor_id or "")
@@ -174,13 +208,13 @@ def _refreshed_pair(row: RefreshToken) -> dict:
             raise NotFound("企业或经办人不存在")
         roles, extra = enterprise_claims(enterprise, person, row.channel)
         return issue_tokens(enterprise.subject_id, roles, extra, channel=row.channel, actor_id=person.subject_id,
-                            family_id=row.family_id)
+                            family_id=row.family_id, refresh_token=refresh_token)
     if row.actor_id:  # a family proxy's session
-        return proxies.refreshed_pair(row)
+        return proxies.refreshed_pair(row, refresh_token)
     person = person_by_subject_id(row.subject_id)
     if person is None or not person.active:
         raise Forbidden("账号不存在或已停用")
-    return issue_person_pair(person, row.channel, family_id=row.family_id,
+    return issue_person_pair(person, row.channel, family_id=row.family_id, refresh_token=refresh_token,
                              credentials_version=person.credentials_version)
 
 

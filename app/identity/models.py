@@ -196,7 +196,8 @@ class ClientSigningSecret(db.Model):
 
 
 class RefreshToken(db.Model):
-    """One opaque refresh token (only its SHA-256 stored); rotated on use, grouped in families."""
+    """A refresh token issued before sessions held their own (only its SHA-256 stored): still honoured, once,
+    until it expires (REFRESH_TOKEN_TTL after it was issued); new tokens live in `AuthSession`."""
 
     __tablename__ = "refresh_tokens"
     __table_args__ = (Index("ix_refresh_tokens_family_id", "family_id"),)
@@ -216,7 +217,8 @@ class RefreshToken(db.Model):
 
 
 class AuthSession(db.Model):
-    """One sign-in: a refresh-token family, listed by GET /me/sessions and ended as a whole."""
+    """One sign-in, listed by GET /me/sessions and ended as a whole; it holds the SHA-256 of its one live
+    refresh token and that token's generation (app/identity/sessions.py)."""
 
     __tablename__ = "auth_sessions"
 
@@ -230,6 +232,8 @@ class AuthSession(db.Model):
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)  # the live token's
+    refresh_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class FaceVerification(db.Model):

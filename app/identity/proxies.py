@@ -22,7 +22,7 @@ from ..timeutil import as_aware, utcnow
 from . import registries
 from .account_models import MAX_PROXY_DAYS, PROXY_SCOPES, ProxyGrant
 from .common import commit, field_id_number, grant_terms, new_id, registry_mismatch
-from .models import Person, RefreshToken
+from .models import Person
 from .persons import acting_person, person_by_subject_id
 from .sessions import issue_tokens, revoke_acting_sessions
 
@@ -137,13 +137,14 @@ def end_grants_of(person: Person) -> int:
     return len(grants)
 
 
-def _proxy_pair(grantor: Person, grantee: Person, channel: str, family_id: str | None = None) -> dict:
+def _proxy_pair(grantor: Person, grantee: Person, channel: str, family_id: str | None = None,
+                refresh_token: str | None = None) -> dict:
     scopes = live_scopes(grantor=grantor, grantee=grantee)
     if scopes is None or not grantor.active:
         raise NotFound(NO_GRANT)
     extra = {"sub_type": "person", "channel": channel, "act": {"sub": grantee.subject_id}, "scopes": sorted(scopes)}
     return issue_tokens(grantor.subject_id, ["citizen"], extra, channel=channel, actor_id=grantee.subject_id,
-                        family_id=family_id)
+                        family_id=family_id, refresh_token=refresh_token)
 
 
 def act_for_person(*, principal: Principal, subject_id: str) -> dict:
@@ -158,12 +159,13 @@ def act_for_person(*, principal: Principal, subject_id: str) -> dict:
     return body
 
 
-def refreshed_pair(row: RefreshToken) -> dict:
-    """The next proxy token pair of a refresh family (NotFound once the grant has ended)."""
+def refreshed_pair(row, refresh_token: str) -> dict:
+    """The next proxy token pair of a rotated session (`row`: its subject, actor, channel and id; NotFound once
+    the grant has ended)."""
     grantor, grantee = person_by_subject_id(row.subject_id), person_by_subject_id(row.actor_id or "")
     if grantor is None or grantee is None or not grantee.active:
         raise NotFound(NO_GRANT)
-    return _proxy_pair(grantor, grantee, row.channel, family_id=row.family_id)
+    return _proxy_pair(grantor, grantee, row.channel, family_id=row.family_id, refresh_token=refresh_token)
 
 
 def acted_by(*, subject_id: str, actor_id: str | None) -> dict | None:

@@ -1,12 +1,16 @@
-"""Sessions: token pairs, sign-in sessions (one per refresh-token family), listing and ending them,
-and ending every session of a person whose credentials changed.
+"""Sessions: token pairs, sign-in sessions, listing and ending them, and ending every session of a
+person whose credentials changed.
 
-Every token pair belongs to a session (`sid` claim = the family id) and carries the acting
-person's credentials version (`ver`). Ending a session marks the session row, its refresh tokens
-and, in the shared store, its `sid`, so its access tokens stop at once on every worker. A
-credentials change raises the person's version: sessions and tokens of an older version are dead
-(the shared store says so to the token check; the session row to the refresh grant), which also
-catches a sign-in that raced the change.
+Every token pair belongs to a session (`sid` claim = the session id) and carries the acting
+person's credentials version (`ver`). A session row holds the SHA-256 of its one live refresh
+token, `rt_<session id>.<generation>.<random>`: a refresh swaps it for the next generation's in one
+UPDATE, which is also the check (token, session live, credentials current). A token of an older
+generation is a reused one and ends the session. Ending a session marks its row and, in the shared
+store, its `sid`, so its access tokens stop at once on every worker. A credentials change raises
+the person's version: sessions and tokens of an older version are dead (the shared store says so
+to the token check; the session row to the refresh grant), which also catches a sign-in that raced
+the change. Refresh tokens issued before sessions held their own (`RefreshToken` rows) are honoured
+once each until they expire.
 """
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ from ..extensions import db
 from ..security import audit
 from ..security.tokens import (issue_access_token, revoke_access_token, revoke_older_credentials,
                                revoke_session_tokens)
-from ..timeutil import epoch, utcnow
+from ..timeutil import as_aware, utcnow
 from .common import sha256_hex
 from .models import CHANNELS, AuthSession, Person, RefreshToken
 from .persons import staff_roles
+
+REFRESH_PREFIX = "rt_"
 
 
 def _credentials_version(person_id: str | None) -> int | None:
@@ -34,10 +40,11 @@ def _credentials_version(person_id: str | None) -> int | None:
 
 
 def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str, actor_id: str | None = None,
-                 family_id: str | None = None, refresh: bool = True, credentials_version: int | None = None) -> dict:
-    """An access token (and, unless `refresh` is false, a refresh token in the session `family_id`
-    or a new session) as the contract body; rows are added to the db session, not committed.
-    `credentials_version`: the acting person's, when the caller has just read it."""
+                 family_id: str | None = None, refresh_token: str | None = None, refresh: bool = True,
+                 credentials_version: int | None = None) -> dict:
+    """An access token and, unless `refresh` is false, a refresh token: a new session's (its row is
+    added to the db session, not committed), or for the session `family_id` the `refresh_token` its
+    rotation already stored. `credentials_version`: the acting person's, when the caller has just read it."""
     extra = dict(extra)
     new_session = refresh and family_id is None
     if refresh:
@@ -50,20 +57,37 @@ def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str
     token, claims = issue_access_token(subject_id, roles=roles, extra=extra)
     body = {"access_token": token, "token_type": "Bearer",
             "expires_in": int(claims["exp"]) - int(claims["iat"])}
-    if refresh:
-        raw = "rt_" + secrets.token_urlsafe(32)
+    if new_session:
+        refresh_token = _refresh_token(family_id, 0)
         now = utcnow()
-        expires_at = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
-        db.session.add(RefreshToken(
-            token_hash=sha256_hex(raw), family_id=family_id, subject_id=subject_id, actor_id=actor_id,
-            channel=channel, access_jti=claims["jti"], access_exp=int(claims["exp"]), created_at=now,
-            expires_at=expires_at))
-        if new_session:
-            db.session.add(AuthSession(session_id=family_id, subject_id=subject_id, actor_id=actor_id,
-                                       channel=channel, credentials_version=claims.get("ver", 0),
-                                       created_at=now, last_used_at=now, expires_at=expires_at))
-        body["refresh_token"] = raw
+        db.session.add(AuthSession(session_id=family_id, subject_id=subject_id, actor_id=actor_id,
+                                   channel=channel, credentials_version=claims.get("ver", 0),
+                                   created_at=now, last_used_at=now, expires_at=now + _refresh_ttl(),
+                                   refresh_hash=sha256_hex(refresh_token), refresh_generation=0))
+    if refresh:
+        if not refresh_token:
+            raise ValueError("a continued session needs the refresh token its rotation stored")
+        body["refresh_token"] = refresh_token
     return body
+
+
+def _refresh_ttl() -> timedelta:
+    return timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
+
+
+def _refresh_token(session_id: str, generation: int) -> str:
+    return f"{REFRESH_PREFIX}{session_id}.{generation}.{secrets.token_urlsafe(24)}"
+
+
+def parse_refresh_token(raw: str) -> tuple[str, int] | None:
+    """(session id, generation) named by a session's refresh token; None for anything else (a token
+    issued before sessions held their own has no dots)."""
+    session_id, _, rest = raw.removeprefix(REFRESH_PREFIX).partition(".")
+    generation, _, secret = rest.partition(".")
+    if not raw.startswith(REFRESH_PREFIX) or not session_id or not secret or not generation.isdigit() \
+            or len(generation) > 9:
+        return None
+    return session_id, int(generation)
 
 
 def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
@@ -74,13 +98,13 @@ def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
     return sorted(roles), extra
 
 
-def issue_person_pair(person: Person, channel: str, family_id: str | None = None, *,
+def issue_person_pair(person: Person, channel: str, family_id: str | None = None, *, refresh_token: str | None = None,
                       credentials_version: int | None = None) -> dict:
-    """A token pair for a person with their current roles and halls (not committed);
-    `credentials_version` when the caller has just read the person's."""
+    """A token pair for a person with their current roles and halls (not committed), in a new session or
+    (`family_id`, `refresh_token`) a rotated one; `credentials_version` when the caller has just read the person's."""
     roles, extra = _person_claims(person, channel)
     return issue_tokens(person.subject_id, roles, extra, channel=channel, family_id=family_id,
-                        credentials_version=credentials_version)
+                        refresh_token=refresh_token, credentials_version=credentials_version)
 
 
 def issue_token_pair(subject: Person, *, channel: str = "app") -> dict:
@@ -102,13 +126,13 @@ def issue_token_pair(subject: Person, *, channel: str = "app") -> dict:
 
 
 def refresh_token_row(raw: str) -> RefreshToken | None:
-    """The stored refresh token whose hash matches `raw`, or None."""
+    """The stored refresh token (issued before sessions held their own) whose hash matches `raw`, or None."""
     return db.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw)))
 
 
 def claim_refresh_token(raw: str):
-    """Use the refresh token whose hash matches `raw` if nobody used or revoked it yet, in one
-    statement; its row (id, family_id, subject_id, actor_id, channel, expires_at), or None."""
+    """Use a refresh token issued before sessions held their own, if nobody used or revoked it yet, in
+    one statement; its row (id, family_id, subject_id, actor_id, channel, expires_at), or None."""
     return db.session.execute(
         update(RefreshToken).where(RefreshToken.token_hash == sha256_hex(raw), RefreshToken.used_at.is_(None),
                                    RefreshToken.revoked_at.is_(None))
@@ -118,37 +142,58 @@ def claim_refresh_token(raw: str):
         .execution_options(synchronize_session=False)).first()
 
 
-def continue_session(row) -> bool:
-    """Mark the refresh token's session used now and extend it; False when the session was ended,
-    expired or belongs to older credentials (the update is the check, so that it serialises with
-    a concurrent end of the session; the person's credentials version is read in the same statement)."""
-    person_id = row.actor_id or row.subject_id
-    version = (select(Person.credentials_version).where(Person.subject_id == person_id).scalar_subquery()
-               if person_id and person_id.startswith("p_") else None)
+def rotate_refresh_token(session_id: str, *, generation: int, presented: str | None):
+    """Swap the session's live refresh token (`presented`, of `generation`; None for a session whose old-style
+    token was just claimed) for the next generation's, and extend the session: one UPDATE, which is also the
+    check (session live, not expired, opened with the acting person's current credentials; the version is a
+    subquery, so the check serialises with a concurrent end of the session). Returns (session id, subject_id,
+    actor_id, channel) and the new token, or None."""
+    acting = func.coalesce(AuthSession.actor_id, AuthSession.subject_id)
+    version = select(Person.credentials_version).where(Person.subject_id == acting).scalar_subquery()
+    new_token = _refresh_token(session_id, generation + 1)
     now = utcnow()
-    ttl = timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
-    return db.session.execute(
-        update(AuthSession).where(AuthSession.session_id == row.family_id, AuthSession.revoked_at.is_(None),
+    held = (AuthSession.refresh_hash == sha256_hex(presented) if presented is not None
+            else AuthSession.refresh_generation == generation)
+    row = db.session.execute(
+        update(AuthSession).where(AuthSession.session_id == session_id, held, AuthSession.revoked_at.is_(None),
                                   AuthSession.expires_at > now,
                                   AuthSession.credentials_version >= func.coalesce(version, 0))
-        .values(last_used_at=now, expires_at=now + ttl).execution_options(synchronize_session=False)).rowcount == 1
+        .values(refresh_hash=sha256_hex(new_token), refresh_generation=generation + 1, last_used_at=now,
+                expires_at=now + _refresh_ttl())
+        .returning(AuthSession.session_id.label("family_id"), AuthSession.subject_id, AuthSession.actor_id,
+                   AuthSession.channel)
+        .execution_options(synchronize_session=False)).first()
+    return None if row is None else (row, new_token)
+
+
+def refusal(session_id: str, generation: int, presented: str) -> str:
+    """Why a session's refresh token was refused: "unknown" (no such token), "ended", "expired", "reused" (an
+    older generation: whoever holds the newer one is not the caller) or "stale" (credentials changed since)."""
+    row = db.session.scalar(select(AuthSession).where(AuthSession.session_id == session_id))
+    if row is None or generation > row.refresh_generation:
+        return "unknown"
+    if generation < row.refresh_generation:
+        return "reused"
+    if row.refresh_hash != sha256_hex(presented):
+        return "unknown"
+    if row.revoked_at is not None:
+        return "ended"
+    if as_aware(row.expires_at) <= utcnow():
+        return "expired"
+    return "stale"
 
 
 def revoke_family(family_id: str) -> int:
-    """End a session: its row, every refresh token of the family and, on every worker, the
-    access tokens issued with them (not committed). Returns the refresh tokens revoked."""
-    now, now_epoch, count = utcnow(), epoch(), 0
-    db.session.execute(update(AuthSession).where(AuthSession.session_id == family_id,
-                                                 AuthSession.revoked_at.is_(None))
+    """End a session: its row, any old-style refresh token of it and, on every worker, the access
+    tokens issued in it (not committed). Returns the number of sessions ended (0 or 1)."""
+    now = utcnow()
+    ended = db.session.execute(update(AuthSession).where(AuthSession.session_id == family_id,
+                                                         AuthSession.revoked_at.is_(None))
+                               .values(revoked_at=now).execution_options(synchronize_session=False)).rowcount
+    db.session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                        .values(revoked_at=now).execution_options(synchronize_session=False))
-    for row in db.session.scalars(select(RefreshToken).where(RefreshToken.family_id == family_id)):
-        if row.revoked_at is None:
-            row.revoked_at = now
-            count += 1
-        if row.access_exp > now_epoch:
-            revoke_access_token({"jti": row.access_jti, "exp": row.access_exp})
     revoke_session_tokens(family_id)
-    return count
+    return ended
 
 
 def revoke_acting_sessions(*, subject_id: str, actor_id: str) -> None:
@@ -228,15 +273,24 @@ def logout(*, refresh_token: str | None, access_claims: dict | None) -> None:
         if access_claims.get("sid"):
             revoke_family(access_claims["sid"])
             ended.add(access_claims["sid"])
-    row = refresh_token_row(refresh_token) if refresh_token else None
-    if row is not None:
-        if row.family_id not in ended:
-            revoke_family(row.family_id)
-            ended.add(row.family_id)
-        subject = subject or row.subject_id
+    session = _session_holding(refresh_token) if refresh_token else None
+    if session is not None:
+        if session.session_id not in ended:
+            revoke_family(session.session_id)
+            ended.add(session.session_id)
+        subject = subject or session.subject_id
     if subject is None:
         raise Unauthorized("刷新令牌无效")
     audit.record("auth.logout", subject_id=subject, actor=(access_claims or {}).get("act", {}).get("sub"),
                  details={"family_revoked": bool(ended)})
     db.session.commit()
 
+
+def _session_holding(refresh_token: str):
+    """The session whose live refresh token (or old-style token) this is, as (session_id, subject_id); else None."""
+    if parse_refresh_token(refresh_token) is not None:
+        return db.session.execute(select(AuthSession.session_id, AuthSession.subject_id)
+                                  .where(AuthSession.refresh_hash == sha256_hex(refresh_token))).first()
+    row = refresh_token_row(refresh_token)
+    return None if row is None else db.session.execute(
+        select(AuthSession.session_id, AuthSession.subject_id).where(AuthSession.session_id == row.family_id)).first()

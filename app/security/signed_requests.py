@@ -40,7 +40,7 @@ from urllib.parse import quote
 from flask import Flask, current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
-from ..extensions import api, db, limiter, store
+from ..extensions import app_api, db, limiter, store
 from . import audit
 
 HEADERS = ("X-Client-Id", "X-Timestamp", "X-Nonce", "X-Signature")
@@ -186,8 +186,9 @@ def init_signed_requests(app: Flask, find_client: FindClient) -> None:
     document the scheme in the OpenAPI spec."""
     app.extensions["signed_request_clients"] = find_client
     app.before_request(_check_signature)
-    if api.spec is not None:
-        _document(api.spec)
+    spec = app_api(app).spec
+    if spec is not None:
+        _document(spec)
 
 
 def _document(spec) -> None:
