@@ -76,6 +76,7 @@ def another_worker(app, **overrides):
     instance has its own in-process store). Disposed of on exit."""
     config = {key: app.config[key] for key in WORKER_CONFIG_KEYS if key in app.config}
     worker = create_app({**config, **overrides})
+    worker.finish_setup()  # a gunicorn worker's views are registered before it forks
     try:
         yield worker
     finally:
