@@ -41,3 +41,4 @@ def test_pinned_thresholds_keep_large_arrays_in_their_own_mappings():
     assert platform.libc_ver()[0] == "glibc"  # the servers run on Debian; mallopt is glibc's
     assert _mapped_growth("default") == 0  # glibc's own rule: the 1 MiB array came from the heap
     assert _mapped_growth("pinned") >= 1 << 20  # pinned: its own mapping, unmapped whole when freed
+

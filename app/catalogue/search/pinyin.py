@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import bisect
+import os
 from functools import lru_cache
 from typing import Iterable
 
-from pypinyin import Style, lazy_pinyin
+# pypinyin copies its character and phrase dictionaries at import so that custom entries can be loaded; we load
+# none, so the copy is only memory (pypinyin's documented switch)
+os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "true")
+from pypinyin import Style, lazy_pinyin  # noqa: E402
 
 PINYIN_FULL_WEIGHT = 0.9
 PINYIN_INITIALS_WEIGHT = 0.75
