@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..catalogue.models import Hall, Service
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -155,13 +155,18 @@ def credit_class(id_number_or_credit_code: str) -> str:
     return registries.credit().credit_class(registries.normalize_credit_key(id_number_or_credit_code))
 
 
+_STAFF_ROLES = select(StaffAssignment.role, StaffAssignment.hall_code).where(
+    StaffAssignment.subject_id == bindparam("subject"))
+
+
 def staff_roles(subject_id: str) -> tuple[set[str], dict[str, str]]:
-    """A person's roles now and their halls (hall code -> hall_admin or hall_staff, admin wins)."""
+    """A person's roles now and their halls (hall code -> hall_admin or hall_staff, admin wins); every sign-in
+    and refresh asks, so the query is built once and reads two columns."""
     roles, halls = {"citizen"}, {}
-    for row in db.session.scalars(select(StaffAssignment).where(StaffAssignment.subject_id == subject_id)):
-        roles.add(row.role)
-        if row.hall_code and (row.role == "hall_admin" or halls.get(row.hall_code) != "hall_admin"):
-            halls[row.hall_code] = row.role
+    for role, hall_code in db.session.execute(_STAFF_ROLES, {"subject": subject_id}):
+        roles.add(role)
+        if hall_code and (role == "hall_admin" or halls.get(hall_code) != "hall_admin"):
+            halls[hall_code] = role
     return roles, halls
 
 

@@ -18,7 +18,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..extensions import db
@@ -142,27 +142,40 @@ def claim_refresh_token(raw: str):
         .execution_options(synchronize_session=False)).first()
 
 
+def _rotation(held) -> Update:
+    """The rotation UPDATE, built once (Core, not the ORM's bulk path; parameters bound per call)."""
+    acting = func.coalesce(_SESSIONS.c.actor_id, _SESSIONS.c.subject_id)
+    version = select(Person.credentials_version).where(Person.subject_id == acting).scalar_subquery()
+    return (update(_SESSIONS)
+            .where(_SESSIONS.c.session_id == bindparam("session"), held, _SESSIONS.c.revoked_at.is_(None),
+                   _SESSIONS.c.expires_at > bindparam("now"),
+                   _SESSIONS.c.credentials_version >= func.coalesce(version, 0))
+            .values(refresh_hash=bindparam("next_hash"), refresh_generation=bindparam("next_generation"),
+                    last_used_at=bindparam("now"), expires_at=bindparam("until"))
+            .returning(_SESSIONS.c.session_id.label("family_id"), _SESSIONS.c.subject_id, _SESSIONS.c.actor_id,
+                       _SESSIONS.c.channel))
+
+
+_SESSIONS = AuthSession.__table__
+_ROTATE_HELD = _rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash"))
+_ROTATE_CLAIMED = _rotation(_SESSIONS.c.refresh_generation == bindparam("held_generation"))
+
+
 def rotate_refresh_token(session_id: str, *, generation: int, presented: str | None):
     """Swap the session's live refresh token (`presented`, of `generation`; None for a session whose old-style
     token was just claimed) for the next generation's, and extend the session: one UPDATE, which is also the
     check (session live, not expired, opened with the acting person's current credentials; the version is a
     subquery, so the check serialises with a concurrent end of the session). Returns (session id, subject_id,
     actor_id, channel) and the new token, or None."""
-    acting = func.coalesce(AuthSession.actor_id, AuthSession.subject_id)
-    version = select(Person.credentials_version).where(Person.subject_id == acting).scalar_subquery()
     new_token = _refresh_token(session_id, generation + 1)
     now = utcnow()
-    held = (AuthSession.refresh_hash == sha256_hex(presented) if presented is not None
-            else AuthSession.refresh_generation == generation)
-    row = db.session.execute(
-        update(AuthSession).where(AuthSession.session_id == session_id, held, AuthSession.revoked_at.is_(None),
-                                  AuthSession.expires_at > now,
-                                  AuthSession.credentials_version >= func.coalesce(version, 0))
-        .values(refresh_hash=sha256_hex(new_token), refresh_generation=generation + 1, last_used_at=now,
-                expires_at=now + _refresh_ttl())
-        .returning(AuthSession.session_id.label("family_id"), AuthSession.subject_id, AuthSession.actor_id,
-                   AuthSession.channel)
-        .execution_options(synchronize_session=False)).first()
+    params = {"session": session_id, "now": now, "until": now + _refresh_ttl(), "next_hash": sha256_hex(new_token),
+              "next_generation": generation + 1}
+    if presented is not None:
+        statement, params["held_hash"] = _ROTATE_HELD, sha256_hex(presented)
+    else:
+        statement, params["held_generation"] = _ROTATE_CLAIMED, generation
+    row = db.session.execute(statement, params).first()
     return None if row is None else (row, new_token)
 
 
