@@ -186,6 +186,7 @@ def test_verify_with_files_notices_an_altered_stored_material(client, app, store
     data = bytearray(path.read_bytes())
     data[-40] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert run_verify(app).exit_code == 0  # the package itself is intact
+    intact = run_verify(app)
+    assert intact.exit_code == 0, intact.output  # the package itself is intact
     result = run_verify(app, "--files")
     assert result.exit_code == 1 and material["file_id"] in result.output
