@@ -150,8 +150,8 @@ def _init_extensions(app: Flask) -> None:
     app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"), app.config)
     app.extensions["rate_limiter"] = RateLimiter(app.extensions["shared_store"])
     init_ciphers(app)
-    app.extensions["api"] = ProblemApi()
-    app_api(app).init_app(app)
+    api = app.extensions["api"] = ProblemApi()
+    api.init_app(app)
 
 
 def _release_sessions_safely(app: Flask) -> None:

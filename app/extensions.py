@@ -90,7 +90,7 @@ class ProblemApi(Api):
 
     @property
     def spec(self):
-        if getattr(self, "_app", None) is not None and hasattr(self._app, "finish_setup"):
+        if self._app is not None:
             self._app.finish_setup()  # the views register their documentation
         with self._spec_lock:
             pending, self._pending_docs = self._pending_docs, []

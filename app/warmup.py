@@ -25,7 +25,6 @@ def warm_up(app: Flask, catalogue: bool = True) -> None:
     pin_malloc_thresholds()
     app.finish_setup()
     if not catalogue:
-        gc.freeze()
         return
     from .catalogue.index import fresh_index  # not at the top: the benchmark floor must not load numpy and jieba
     started = time.perf_counter()
@@ -62,7 +61,8 @@ def pin_malloc_thresholds() -> None:
     """Give every allocation of 128 KiB or more its own mapping, unmapped whole when freed (glibc; a no-op on other
     C libraries). By default glibc raises that threshold after the first such free, so a search's per-query arrays
     over 300,000 services come from the heap, and the few long-lived objects allocated between them keep the freed
-    pages: 40 MB of a worker's private memory after 30 s of searching (benchmarks/memory.py)."""
+    pages: 40 MB of a worker's private memory after 30 s of searching (benchmarks/memory.py). Set in the master
+    before it forks; workers inherit it."""
     mallopt = _libc_function("mallopt")
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION)
@@ -73,7 +73,6 @@ def after_fork(app: Flask) -> None:
     """In a forked worker: drop the pool inherited from the master without closing its sockets."""
     if not _is_ours(app):
         return
-    pin_malloc_thresholds()
     with app.app_context():
         db.engine.dispose(close=False)
 

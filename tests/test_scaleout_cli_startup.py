@@ -56,7 +56,8 @@ def test_every_lazy_command_group_names_the_group_it_loads(app):
         lazy = app.cli.commands[name]
         group = lazy.loaded()
         assert group.name == name and group.commands, name
-        assert set(lazy.list_commands(None)) == set(group.commands)
+        listed = app.test_cli_runner().invoke(args=[name, "--help"])
+        assert listed.exit_code == 0 and all(command in listed.output for command in group.commands), listed.output
 
 
 def test_a_fresh_app_registers_its_views_on_the_first_request_and_for_the_route_map(tmp_path):

@@ -20,10 +20,10 @@ from .clients import client_by_id, client_claims
 from .common import field_phone, sha256_hex
 from .enterprises import enterprise_claims, enterprise_for
 from .identifiers import IdentifierError, normalize_phone
-from .models import AuthSession, Person, phone_index
+from .models import Person, phone_index
 from .persons import acting_person, find_person_by_id_number, find_person_by_phone, person_by_subject_id
 from .sessions import (claim_refresh_token, issue_person_pair, issue_tokens, parse_refresh_token, refresh_token_row,
-                       refusal, revoke_family, rotate_refresh_token)
+                       refusal, revoke_family, rotate_refresh_token, session_row)
 
 logger = logging.getLogger("app.identity")
 
@@ -142,12 +142,12 @@ def refresh_grant(*, refresh_token: str) -> dict:
     rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
     if rotated is None:
         db.session.rollback()
-        reason = refusal(session_id, generation, presented)
+        row = session_row(session_id)
+        reason = refusal(row, generation, presented)
         if reason == "reused":
-            _reused(session_id, subject_id=None)
+            _reused(session_id, subject_id=row.subject_id, actor_id=row.actor_id)
         if reason == "stale":
-            revoke_family(session_id)
-            db.session.commit()
+            _end_session(session_id, REFUSALS["stale"])
         raise Unauthorized(REFUSALS[reason])
     return _continue(*rotated)
 
@@ -156,12 +156,17 @@ def _continue(row, new_token: str) -> dict:
     try:
         body = _refreshed_pair(row, new_token)
     except (NotFound, Forbidden):
-        db.session.rollback()
-        revoke_family(row.family_id)
-        db.session.commit()
-        raise Unauthorized("登录会话已失效，请重新登录") from None
+        _end_session(row.family_id, "登录会话已失效，请重新登录")
     db.session.commit()
     return body
+
+
+def _end_session(session_id: str, detail: str) -> NoReturn:
+    """Drop what the refresh did, end the session, and refuse with `detail`."""
+    db.session.rollback()
+    revoke_family(session_id)
+    db.session.commit()
+    raise Unauthorized(detail)
 
 
 def _legacy_refresh(refresh_token: str) -> dict:
@@ -180,18 +185,12 @@ def _legacy_refresh(refresh_token: str) -> dict:
         raise Unauthorized(REFUSALS["expired"])
     rotated = rotate_refresh_token(row.family_id, generation=0, presented=None)
     if rotated is None:  # ended, or opened before the credentials changed
-        db.session.rollback()
-        revoke_family(row.family_id)
-        db.session.commit()
-        raise Unauthorized(REFUSALS["stale"])
+        _end_session(row.family_id, REFUSALS["stale"])
     return _continue(*rotated)
 
 
-def _reused(session_id: str, *, subject_id: str | None, actor_id: str | None = None) -> NoReturn:
+def _reused(session_id: str, *, subject_id: str, actor_id: str | None) -> NoReturn:
     """A refresh token used a second time: whoever holds the next one may not be its owner; end the session."""
-    if subject_id is None:
-        subject_id, actor_id = db.session.execute(select(AuthSession.subject_id, AuthSession.actor_id)
-                                                  .where(AuthSession.session_id == session_id)).one()
     revoked = revoke_family(session_id)
     audit.record("auth.refresh_reused", subject_id=subject_id, actor=actor_id,
                  details={"family": session_id[:8], "revoked": revoked})

@@ -82,10 +82,11 @@ def _refresh_token(session_id: str, generation: int) -> str:
 def parse_refresh_token(raw: str) -> tuple[str, int] | None:
     """(session id, generation) named by a session's refresh token; None for anything else (a token
     issued before sessions held their own has no dots)."""
-    session_id, _, rest = raw.removeprefix(REFRESH_PREFIX).partition(".")
+    if not raw.startswith(REFRESH_PREFIX):
+        return None
+    session_id, _, rest = raw[len(REFRESH_PREFIX):].partition(".")
     generation, _, secret = rest.partition(".")
-    if not raw.startswith(REFRESH_PREFIX) or not session_id or not secret or not generation.isdigit() \
-            or len(generation) > 9:
+    if not session_id or not secret or not generation.isdigit() or len(generation) > 9:
         return None
     return session_id, int(generation)
 
@@ -142,6 +143,9 @@ def claim_refresh_token(raw: str):
         .execution_options(synchronize_session=False)).first()
 
 
+_SESSIONS = AuthSession.__table__
+
+
 def _rotation(held) -> Update:
     """The rotation UPDATE, built once (Core, not the ORM's bulk path; parameters bound per call)."""
     acting = func.coalesce(_SESSIONS.c.actor_id, _SESSIONS.c.subject_id)
@@ -156,7 +160,6 @@ def _rotation(held) -> Update:
                        _SESSIONS.c.channel))
 
 
-_SESSIONS = AuthSession.__table__
 _ROTATE_HELD = _rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash"))
 _ROTATE_CLAIMED = _rotation(_SESSIONS.c.refresh_generation == bindparam("held_generation"))
 
@@ -179,10 +182,13 @@ def rotate_refresh_token(session_id: str, *, generation: int, presented: str | N
     return None if row is None else (row, new_token)
 
 
-def refusal(session_id: str, generation: int, presented: str) -> str:
-    """Why a session's refresh token was refused: "unknown" (no such token), "ended", "expired", "reused" (an
+def session_row(session_id: str) -> AuthSession | None:
+    return db.session.scalar(select(AuthSession).where(AuthSession.session_id == session_id))
+
+
+def refusal(row: AuthSession | None, generation: int, presented: str) -> str:
+    """Why the session `row` refused a refresh token: "unknown" (no such token), "ended", "expired", "reused" (an
     older generation: whoever holds the newer one is not the caller) or "stale" (credentials changed since)."""
-    row = db.session.scalar(select(AuthSession).where(AuthSession.session_id == session_id))
     if row is None or generation > row.refresh_generation:
         return "unknown"
     if generation < row.refresh_generation:
