@@ -16,12 +16,27 @@ VEHICLE = "11100000000013100M010"         # 机动车行驶证, person, 13 field
 BUSINESS = "11100000000013156D001"        # 营业执照, legal
 
 
+_ISSUED_NUMBERS: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _distinct_id_numbers():
+    """Within one test every `person_id_number()` is a different person: a birth date and gender leave only 500
+    sequence numbers, so two random draws collided about once in 500 tests (a stranger's license in alice's wallet)."""
+    yield
+    _ISSUED_NUMBERS.clear()
+
+
 def person_id_number(birth: date = date(1990, 3, 7), *, male: bool = True, region: str = "370102") -> str:
-    """A valid ID number with this birth date and gender (the sequence digit's parity)."""
+    """A valid ID number with this birth date and gender (the sequence digit's parity), new in this test."""
     import secrets
-    sequence = secrets.randbelow(500) * 2 + (1 if male else 0)
-    body = f"{region}{birth:%Y%m%d}{sequence:03d}"
-    return body + id_check_char(body)
+    while True:
+        sequence = secrets.randbelow(500) * 2 + (1 if male else 0)
+        body = f"{region}{birth:%Y%m%d}{sequence:03d}"
+        number = body + id_check_char(body)
+        if number not in _ISSUED_NUMBERS:
+            _ISSUED_NUMBERS.add(number)
+            return number
 
 
 @pytest.fixture
