@@ -62,8 +62,11 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
 
 def catch_up() -> int:
     """Write every entry appended so far; what a reader calls before reading what they feed.
-    With the store unreachable there is nothing to catch up with: the database answers alone."""
+    With the store unreachable there is nothing to catch up with: the database answers alone. An
+    empty list is one round trip: entries leave it only after their batch is committed."""
     try:
+        if not store.journal_head(JOURNAL, 1):
+            return 0
         return drain(until=store.journal_sequence(JOURNAL), wait_seconds=LOCK_WAIT_SECONDS)
     except StoreUnavailable:
         logger.warning("journal: shared store unavailable, reading without the latest entries")

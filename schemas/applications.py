@@ -252,7 +252,7 @@ class ApplicationSummarySchema(Schema):
     service_name = fields.String()
     hall_code = fields.String()
     bundle_code = fields.String(allow_none=True)
-    parent_application_id = fields.Function(lambda a: a.parent.application_id if a.parent_id else None, metadata={"type": "string", "nullable": True})
+    parent_application_id = fields.String(allow_none=True)
     applicant_name = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     status_label = fields.Function(lambda a: STATUS_LABELS.get(a.status), metadata={"type": "string", "nullable": True})
@@ -309,8 +309,7 @@ class ApplicationSchema(Schema):
     children = fields.Method("_children", metadata={"type": "array", "items": {"type": "object"}, "nullable": True})
 
     def _parent_id(self, view):
-        app = view.application
-        return app.parent.application_id if app.parent_id else None
+        return view.application.parent_application_id
 
     def _applicant(self, view):
         app = view.application

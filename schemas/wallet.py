@@ -149,7 +149,7 @@ class WalletLicenseSchema(Schema):
 
     license_id = fields.String(metadata={"example": LICENSE_ID_EXAMPLE})
     license_type = fields.String(attribute="license_type_code", metadata={"example": "11100000000013100M001"})
-    name = fields.Function(lambda lic: lic.license_type.name, metadata={"type": "string", "example": "居民身份证"})
+    name = fields.String(attribute="license_type_name", metadata={"example": "居民身份证"})
     status = fields.Function(effective_status, metadata={"type": "string", "enum": list(WALLET_STATUSES)})
     valid_from = fields.Date()
     valid_until = fields.Date()

@@ -10,9 +10,10 @@ from sqlalchemy import event
 
 from app.catalogue import publishing
 from app.catalogue.index import catalogue_index
-from app.extensions import db
+from app.extensions import db, store
 from app.identity import persons, sessions
-from app.wallet import issuer_trust, verification
+from app.notifications.service import notify
+from app.wallet import collection, issuer_trust, verification
 from tests.support.helpers import API
 from tests.support.wallet import issue, present, verifier_headers, verify
 
@@ -123,6 +124,70 @@ def test_the_wallet_list_is_one_read(app, client, alice, police):
         again = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
     assert again.get_json() == first.get_json()
     assert len(seen) == 1 and "JOIN persons" in seen[0], seen
+
+
+def test_the_wallet_list_reads_its_collection_marker_with_the_token(app, client, alice, police, monkeypatch):
+    issue(client, police, holder_id_number=alice["id_number"])
+    with app.app_context():
+        shared = store._get_current_object()
+    calls = []
+    for name in ("get", "get_many", "set", "set_if_absent"):
+        real = getattr(shared, name)
+        monkeypatch.setattr(shared, name, lambda *args, _real=real, _name=name, **kw: (
+            calls.append((_name, args)), _real(*args, **kw))[1])
+    first = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert first.status_code == 200
+    assert [name for name, _ in calls] == ["get_many", "set_if_absent"], calls  # the marker was absent: pull
+    assert collection.collected_key(alice["subject_id"]) in calls[0][1]
+    calls.clear()
+    again = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert again.get_json() == first.get_json()
+    assert [name for name, _ in calls] == ["get_many"], calls  # marker set: no write, one round trip
+    with app.app_context():
+        shared.delete(collection.collected_key(alice["subject_id"]))
+    calls.clear()
+    client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert [name for name, _ in calls] == ["get_many", "set_if_absent"], calls  # gone: due again
+
+
+def test_the_inbox_page_is_one_read_and_an_empty_journal_one_round_trip(app, client, alice, monkeypatch):
+    with app.app_context():
+        for index in range(3):
+            notify(alice["subject_id"], kind="application_status", title=f"办件 {index}")
+        db.session.commit()
+        shared = store._get_current_object()
+    assert client.post(f"{API}/inbox/read", headers=alice["headers"], json={"kind": "application_status"}).status_code == 200
+    with app.app_context():
+        notify(alice["subject_id"], kind="license_access", title="亮证记录")
+        db.session.commit()
+    heads = []
+    real_head = shared.journal_head
+    monkeypatch.setattr(shared, "journal_head", lambda *a, **kw: (heads.append(a), real_head(*a, **kw))[1])
+    with statements(app) as seen:
+        page = client.get(f"{API}/inbox?page_size=2", headers=alice["headers"]).get_json()
+    assert [item["title"] for item in page["items"]] == ["亮证记录", "办件 2"]
+    assert (page["total"], page["unread_count"]) == (4, 1)
+    assert len(seen) == 1, seen
+    assert heads == [("journal", 1)]  # nothing pending: no lock, no sequence read
+    read = client.get(f"{API}/inbox?unread=false", headers=alice["headers"]).get_json()
+    assert (read["total"], read["unread_count"], len(read["items"])) == (3, 1, 3)
+    beyond = client.get(f"{API}/inbox?page=3&page_size=2", headers=alice["headers"]).get_json()
+    assert (beyond["items"], beyond["total"], beyond["unread_count"]) == ([], 4, 1)
+
+
+def test_a_persons_application_list_is_one_read(app, client):
+    from tests.support.applications import apply, id_card, person_in, residence_body
+    person = person_in(client, app)
+    license_id = id_card(app, person)
+    for _ in range(2):
+        assert apply(client, person["headers"], residence_body(person, license_id)).status_code == 201
+    with statements(app) as seen:
+        page = client.get(f"{API}/applications", headers=person["headers"]).get_json()
+    assert page["total"] == 2 and len(page["items"]) == 2
+    assert len(seen) == 1 and "JOIN persons" in seen[0], seen
+    assert all(item["parent_application_id"] is None and item["status_label"] for item in page["items"])
+    empty = client.get(f"{API}/applications?status=rejected", headers=person["headers"]).get_json()
+    assert (empty["items"], empty["total"]) == ([], 0)
 
 
 def test_an_online_verification_checks_no_signature_and_an_offline_one_does(app, client, alice, police,

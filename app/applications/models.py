@@ -124,6 +124,10 @@ class Application(db.Model):
         return self.bundle_code is not None and self.parent_id is None
 
     @property
+    def parent_application_id(self) -> str | None:
+        return self.parent.application_id if self.parent_id else None
+
+    @property
     def halls(self) -> tuple[str, ...]:
         """The halls whose staff see it: where it is handled and, 全省通办, where it was taken in."""
         return (self.hall_code, self.accepting_hall_code) if self.accepting_hall_code else (self.hall_code,)

@@ -1,9 +1,10 @@
 """Write inbox entries and outbox notices in the caller's transaction; deliver the outbox later."""
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..bulk import insert_rows
 from ..errors import ApiError, NotFound
@@ -86,26 +87,47 @@ def deliver_pending(limit: int = 100) -> dict:
     return counts
 
 
-def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | None = None,
-               kind: str | None = None) -> tuple[list[Notification], int, int]:
-    """The subject's inbox, newest first (journalled notices included), filtered by read state and
-    kind: (rows, total of the filter, unread count of the whole inbox)."""
-    catch_up()
-    mine = Notification.subject_id == subject_id
-    base = select(Notification).where(mine)
+_NOTES = Notification.__table__
+
+
+def _unread_of_subject():
+    return select(func.count()).select_from(_NOTES).where(_NOTES.c.subject_id == bindparam("subject"),
+                                                          _NOTES.c.read_at.is_(None))
+
+
+@functools.cache
+def _inbox_query(unread: bool | None, by_kind: bool):
+    """One page of an inbox with the filter's total and the whole inbox's unread count, as one Core
+    statement built once per kind of filter."""
+    query = select(_NOTES.c.id, _NOTES.c.kind, _NOTES.c.title, _NOTES.c.body, _NOTES.c.data, _NOTES.c.created_at,
+                   _NOTES.c.read_at, func.count().over().label("total"),
+                   _unread_of_subject().scalar_subquery().label("unread")).where(
+        _NOTES.c.subject_id == bindparam("subject"))
     if unread is not None:
-        base = base.where(Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None))
-    if kind:
-        base = base.where(Notification.kind == kind)
-    total = db.session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = db.session.scalars(base.order_by(Notification.created_at.desc(), Notification.id.desc())
-                              .offset((page - 1) * page_size).limit(page_size)).all()
-    return rows, total, unread_count(subject_id)
+        query = query.where(_NOTES.c.read_at.is_(None) if unread else _NOTES.c.read_at.is_not(None))
+    if by_kind:
+        query = query.where(_NOTES.c.kind == bindparam("kind"))
+    return query.order_by(_NOTES.c.created_at.desc(), _NOTES.c.id.desc()).offset(bindparam("offset")).limit(
+        bindparam("limit"))
+
+
+def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | None = None,
+               kind: str | None = None) -> tuple[list, int, int]:
+    """The subject's inbox, newest first (journalled notices included), filtered by read state and
+    kind: (rows, total of the filter, unread count of the whole inbox); one read for a page with rows."""
+    catch_up()
+    query = _inbox_query(unread, bool(kind))
+    params = {"subject": subject_id, "kind": kind, "offset": (page - 1) * page_size, "limit": page_size}
+    rows = db.session.execute(query, params).all()
+    if rows:
+        return rows, rows[0].total, rows[0].unread
+    total = 0 if page == 1 else db.session.scalar(
+        select(func.count()).select_from(query.order_by(None).offset(None).limit(None).subquery()), params)
+    return [], total, unread_count(subject_id)
 
 
 def unread_count(subject_id: str) -> int:
-    return db.session.scalar(select(func.count()).select_from(Notification).where(
-        Notification.subject_id == subject_id, Notification.read_at.is_(None))) or 0
+    return db.session.scalar(_unread_of_subject(), {"subject": subject_id}) or 0
 
 
 def mark_read(subject_id: str, notification_id: str) -> Notification:

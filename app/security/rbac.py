@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
-from .tokens import decode_access_token, signed_claims
+from ..extensions import store
+from .tokens import decode_access_token, revocation_keys, revoked_in, signed_claims
 
 ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
          "third_party", "platform_admin")
@@ -107,6 +108,25 @@ def auth_required(*roles: str):
             if roles and not principal.has_role(*roles):
                 raise Forbidden("当前身份无权执行此操作")
             return view(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def auth_reading(keys_of):
+    """Like `auth_required()`, with the shared-store keys `keys_of(claims)` read in the round trip
+    that checks the token's revocation; the view gets their values as `reads` (key -> value)."""
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            claims = bearer_claims()
+            wanted = keys_of(claims) if claims is not None else []
+            if not wanted:
+                current_principal()
+                return view(*args, reads={}, **kwargs)
+            revocation = revocation_keys(claims)
+            values = dict(zip(revocation + wanted, store.get_many(*revocation, *wanted)))
+            current_principal(revoked=revoked_in(claims, values))
+            return view(*args, reads={key: values[key] for key in wanted}, **kwargs)
         return wrapper
     return decorator
 

@@ -198,11 +198,17 @@ def collect_for(id_number: str) -> dict:
     return counts
 
 
-def collect_on_open(person: Person) -> None:
-    """When a holder opens their wallet: pull at most once per COLLECT_INTERVAL; a library or store
-    that cannot be reached only means the wallet shows what it has."""
+def collected_key(subject_id: str) -> str:
+    """The shared-store key that says the holder's wallet was pulled within COLLECT_INTERVAL."""
+    return f"wallet:collected:{subject_id}"
+
+
+def collect_on_open(person: Person, *, marked: bool = False) -> None:
+    """When a holder opens their wallet: pull at most once per COLLECT_INTERVAL (`marked`: the caller
+    read the marker already and found it set); a library or store that cannot be reached only means
+    the wallet shows what it has."""
     try:
-        if not store.set_if_absent(f"wallet:collected:{person.subject_id}", "1", COLLECT_INTERVAL):
+        if marked or not store.set_if_absent(collected_key(person.subject_id), "1", COLLECT_INTERVAL):
             return
         collect_for(person.id_number)
     except (StoreUnavailable, ServiceUnavailable, UpstreamError) as exc:

@@ -16,8 +16,9 @@ checks), `presentations` (亮证), `verification` and `key_binding` (device-made
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import load_only
+import functools
+
+from sqlalchemy import and_, bindparam, func, select
 
 from .. import journal
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -73,43 +74,65 @@ def license_type(code: str) -> LicenseType:
 # ---- the holder's wallet
 
 
+_LICENSES, _PERSONS, _TYPES = License.__table__, Person.__table__, LicenseType.__table__
+LIST_COLUMNS = (_LICENSES.c.license_id, _LICENSES.c.license_type_code, _TYPES.c.name.label("license_type_name"),
+                _LICENSES.c.identifier, _LICENSES.c.issuer_name, _LICENSES.c.holder_type, _LICENSES.c.valid_from,
+                _LICENSES.c.valid_until, _LICENSES.c.status)
+
+
 def _status_filter(status: str):
-    today = beijing_today()
     if status == "expired":
-        return and_(License.status == "valid", License.valid_until < today)
+        return and_(_LICENSES.c.status == "valid", _LICENSES.c.valid_until < bindparam("today"))
     if status == "valid":
-        return and_(License.status == "valid", License.valid_until >= today)
-    return License.status == status
+        return and_(_LICENSES.c.status == "valid", _LICENSES.c.valid_until >= bindparam("today"))
+    return _LICENSES.c.status == bindparam("status")
 
 
-LIST_COLUMNS = (License.id, License.license_id, License.license_type_code, License.identifier, License.issuer_name,
-                License.holder_type, License.valid_from, License.valid_until, License.status, License.issued_at)
+@functools.cache
+def _page_query(own: bool, by_type: bool, status: str | None):
+    """The wallet page as one Core statement, built once per kind of filter: the licenses (with their
+    type's name and the count of all that match) of the person a subject id names, or of a holder index."""
+    holder = (and_(_PERSONS.c.id_number_index == _LICENSES.c.holder_index,
+                   _PERSONS.c.subject_id == bindparam("subject"), _PERSONS.c.active.is_(True)) if own else None)
+    query = select(*LIST_COLUMNS, func.count().over().label("total")).select_from(
+        _LICENSES.join(_TYPES, _TYPES.c.code == _LICENSES.c.license_type_code))
+    if own:
+        query = query.join(_PERSONS, holder).where(_LICENSES.c.holder_type == "person")
+    else:
+        query = query.where(_LICENSES.c.holder_index == bindparam("holder_index"),
+                            _LICENSES.c.holder_type == bindparam("holder_type"))
+    if by_type:
+        query = query.where(_LICENSES.c.license_type_code == bindparam("license_type"))
+    if status:
+        query = query.where(_status_filter(status))
+    return (query.order_by(_LICENSES.c.issued_at.desc(), _LICENSES.c.id.desc())
+            .offset(bindparam("offset")).limit(bindparam("limit")))
 
 
 def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_type: str | None = None,
-                    status: str | None = None, holder_id_number: str | None = None) -> tuple[list[License], int]:
+                    status: str | None = None, holder_id_number: str | None = None,
+                    collected: bool = False) -> tuple[list, int]:
     """The caller's licenses (or their company's, or with `holder_id_number` their minor
-    child's), newest first, filtered by type and status. A person opening their own wallet first
-    pulls what the license library holds for them (归集, at most hourly); their page is then one
+    child's), newest first, filtered by type and status, as rows with the type's name. A person
+    opening their own wallet first pulls what the license library holds for them (归集, at most
+    hourly; `collected`: the caller read the pull's marker and found it set); their page is then one
     database read (the licenses joined to the person the token names)."""
     if status and status not in WALLET_STATUSES:
         raise ValidationFailed.field("status", "状态应为 valid、suspended、revoked 或 expired")
+    params = {"license_type": license_type, "status": status, "today": beijing_today(),
+              "offset": (page - 1) * page_size, "limit": page_size}
     own = principal.subject_type == "person" and not principal.claims.get("act") and not holder_id_number
     if own:
         if page == 1:
-            collection.collect_on_open(_OpeningHolder(principal))
-        query = select(License).join(Person, and_(Person.id_number_index == License.holder_index,
-                                                  Person.subject_id == principal.subject_id,
-                                                  Person.active.is_(True))).where(License.holder_type == "person")
-        found = _page(_filtered(query, license_type, status), page, page_size)
+            collection.collect_on_open(_OpeningHolder(principal), marked=collected)
+        found = _page(_page_query(True, bool(license_type), status), {**params, "subject": principal.subject_id})
         if found[0]:
             return found
     wallet = holders.wallet_of(principal, child_id_number=holder_id_number)  # 401/403/404 as they apply
     if not own and wallet.capacity.role == "holder" and wallet.holder_type == "person" and page == 1:
         collection.collect_on_open(actor_of(principal).own_person())
-    query = select(License).where(License.holder_index == wallet.holder_index,
-                                  License.holder_type == wallet.holder_type)
-    return _page(_filtered(query, license_type, status), page, page_size)
+    return _page(_page_query(False, bool(license_type), status),
+                 {**params, "holder_index": wallet.holder_index, "holder_type": wallet.holder_type})
 
 
 class _OpeningHolder:
@@ -124,22 +147,14 @@ class _OpeningHolder:
         return self._actor.own_person().id_number
 
 
-def _filtered(query, license_type: str | None, status: str | None):
-    if license_type:
-        query = query.where(License.license_type_code == license_type)
-    if status:
-        query = query.where(_status_filter(status))
-    return query
-
-
-def _page(query, page: int, page_size: int) -> tuple[list[License], int]:
-    counted = db.session.execute(query.add_columns(func.count().over()).options(load_only(*LIST_COLUMNS))
-                                 .order_by(License.issued_at.desc(), License.id.desc())
-                                 .offset((page - 1) * page_size).limit(page_size)).all()
-    if counted:
-        return [license for license, _ in counted], counted[0][1]
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) if page > 1 else 0
-    return [], total
+def _page(query, params: dict) -> tuple[list, int]:
+    rows = db.session.execute(query, params).all()
+    if rows:
+        return rows, rows[0].total
+    if params["offset"] == 0:
+        return [], 0
+    everything = query.order_by(None).offset(None).limit(None).subquery()
+    return [], db.session.scalar(select(func.count()).select_from(everything), params)
 
 
 def _visible_license(principal: Principal, license_id: str, need: str = holders.READ):

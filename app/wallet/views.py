@@ -11,8 +11,8 @@ from ..errors import Unauthorized
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
 from ..guards import refuse_control_characters
 from ..security import tokens
-from ..security.rbac import auth_required, bearer_claims, current_principal
-from . import service, verification
+from ..security.rbac import auth_reading, auth_required, bearer_claims, current_principal
+from . import collection, service, verification
 from .status_registry import CACHE_SECONDS
 from schemas.common import PageArgsSchema, ProblemSchema, paged
 from schemas.wallet import (AccessLogPageSchema, IssuedLicenseSchema, LicenseDetailArgsSchema,
@@ -109,19 +109,25 @@ class LicenseStatus(MethodView):
         return service.change_status(principal=current_principal(), license_id=license_id, **data)
 
 
+def _own_wallet_marker(claims: dict) -> list[str]:
+    """A person opening their wallet: read the collection marker with the token's revocation."""
+    personal = claims.get("sub_type", "person") == "person" and not claims.get("act")
+    return [collection.collected_key(claims["sub"])] if personal else []
+
+
 @blp.route("/wallet/licenses")
 class WalletLicenses(MethodView):
-    @auth_required()
+    @auth_reading(_own_wallet_marker)
     @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
     @blp.arguments(WalletArgsSchema, location="query")
     @blp.response(200, WalletLicensePageSchema)
     @blp.doc(security=BEARER)
-    def get(self, args):
+    def get(self, args, reads):
         """我的证照夹（可按证照类型、状态筛选；企业身份为企业证照）"""
         rows, total = service.wallet_licenses(
             principal=current_principal(), page=args["page"], page_size=args["page_size"],
             license_type=args.get("license_type"), status=args.get("status"),
-            holder_id_number=args.get("holder_id_number"))
+            holder_id_number=args.get("holder_id_number"), collected=any(reads.values()))
         return paged(rows, total, args["page"], args["page_size"])
 
 
