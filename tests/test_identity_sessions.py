@@ -130,3 +130,18 @@ def test_company_sessions_are_listed_with_whom_they_act_for(client, app):
     with app.app_context():
         assert db.session.scalar(select(AuthSession).where(
             AuthSession.session_id == _sid(company["access_token"]))).actor_id == person["subject_id"]
+
+
+def test_a_disabled_account_cannot_refresh_and_its_session_ends(client, app):
+    person = register_person(client, app, name="停用测试")
+    with app.app_context():
+        db.session.scalar(select(Person).where(Person.subject_id == person["subject_id"])).active = False
+        db.session.commit()
+    refused = _refresh(client, person["refresh_token"])
+    assert refused.status_code == 401 and refused.get_json()["detail"] == "登录会话已失效，请重新登录"
+    with app.app_context():
+        db.session.scalar(select(Person).where(Person.subject_id == person["subject_id"])).active = True
+        db.session.commit()
+        assert db.session.scalar(select(AuthSession.revoked_at).where(
+            AuthSession.session_id == _sid(person["access_token"]))) is not None
+    assert _refresh(client, person["refresh_token"]).status_code == 401  # the session stays ended

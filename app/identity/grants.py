@@ -210,11 +210,10 @@ def _refreshed_pair(row, refresh_token: str) -> dict:
                             family_id=row.family_id, refresh_token=refresh_token)
     if row.actor_id:  # a family proxy's session
         return proxies.refreshed_pair(row, refresh_token)
-    person = person_by_subject_id(row.subject_id)
-    if person is None or not person.active:
+    if not row.person_active:  # the rotation read the person: None when there is none
         raise Forbidden("账号不存在或已停用")
-    return issue_person_pair(person, row.channel, family_id=row.family_id, refresh_token=refresh_token,
-                             credentials_version=person.credentials_version)
+    return issue_person_pair(row.subject_id, row.channel, family_id=row.family_id, refresh_token=refresh_token,
+                             credentials_version=row.credentials_version)
 
 
 def client_credentials_grant(*, client_id: str, client_secret: str) -> dict:

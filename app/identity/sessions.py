@@ -91,20 +91,22 @@ def parse_refresh_token(raw: str) -> tuple[str, int] | None:
     return session_id, int(generation)
 
 
-def _person_claims(person: Person, channel: str) -> tuple[list[str], dict]:
-    roles, halls = staff_roles(person.subject_id)
+def _person_claims(subject_id: str, channel: str) -> tuple[list[str], dict]:
+    roles, halls = staff_roles(subject_id)
     extra = {"sub_type": "person", "channel": channel}
     if halls:
         extra["halls"] = halls
     return sorted(roles), extra
 
 
-def issue_person_pair(person: Person, channel: str, family_id: str | None = None, *, refresh_token: str | None = None,
-                      credentials_version: int | None = None) -> dict:
-    """A token pair for a person with their current roles and halls (not committed), in a new session or
-    (`family_id`, `refresh_token`) a rotated one; `credentials_version` when the caller has just read the person's."""
-    roles, extra = _person_claims(person, channel)
-    return issue_tokens(person.subject_id, roles, extra, channel=channel, family_id=family_id,
+def issue_person_pair(person: Person | str, channel: str, family_id: str | None = None, *,
+                      refresh_token: str | None = None, credentials_version: int | None = None) -> dict:
+    """A token pair for a person (or their subject id) with their current roles and halls (not committed), in a
+    new session or (`family_id`, `refresh_token`) a rotated one; `credentials_version` when the caller has just
+    read the person's."""
+    subject_id = person if isinstance(person, str) else person.subject_id
+    roles, extra = _person_claims(subject_id, channel)
+    return issue_tokens(subject_id, roles, extra, channel=channel, family_id=family_id,
                         refresh_token=refresh_token, credentials_version=credentials_version)
 
 
@@ -143,13 +145,16 @@ def claim_refresh_token(raw: str):
         .execution_options(synchronize_session=False)).first()
 
 
-_SESSIONS = AuthSession.__table__
+_SESSIONS, _PERSONS = AuthSession.__table__, Person.__table__
 
 
 def _rotation(held) -> Update:
-    """The rotation UPDATE, built once (Core, not the ORM's bulk path; parameters bound per call)."""
+    """The rotation UPDATE, built once (Core tables only, so not the ORM's bulk path; parameters bound per
+    call). It returns what a refresh needs of the acting person too: their credentials version and whether
+    the account is active (NULL: no such person)."""
     acting = func.coalesce(_SESSIONS.c.actor_id, _SESSIONS.c.subject_id)
-    version = select(Person.credentials_version).where(Person.subject_id == acting).scalar_subquery()
+    version = select(_PERSONS.c.credentials_version).where(_PERSONS.c.subject_id == acting).scalar_subquery()
+    active = select(_PERSONS.c.active).where(_PERSONS.c.subject_id == acting).scalar_subquery()
     return (update(_SESSIONS)
             .where(_SESSIONS.c.session_id == bindparam("session"), held, _SESSIONS.c.revoked_at.is_(None),
                    _SESSIONS.c.expires_at > bindparam("now"),
@@ -157,7 +162,7 @@ def _rotation(held) -> Update:
             .values(refresh_hash=bindparam("next_hash"), refresh_generation=bindparam("next_generation"),
                     last_used_at=bindparam("now"), expires_at=bindparam("until"))
             .returning(_SESSIONS.c.session_id.label("family_id"), _SESSIONS.c.subject_id, _SESSIONS.c.actor_id,
-                       _SESSIONS.c.channel))
+                       _SESSIONS.c.channel, version.label("credentials_version"), active.label("person_active")))
 
 
 _ROTATE_HELD = _rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash"))
@@ -168,8 +173,8 @@ def rotate_refresh_token(session_id: str, *, generation: int, presented: str | N
     """Swap the session's live refresh token (`presented`, of `generation`; None for a session whose old-style
     token was just claimed) for the next generation's, and extend the session: one UPDATE, which is also the
     check (session live, not expired, opened with the acting person's current credentials; the version is a
-    subquery, so the check serialises with a concurrent end of the session). Returns (session id, subject_id,
-    actor_id, channel) and the new token, or None."""
+    subquery, so the check serialises with a concurrent end of the session). Returns (family_id, subject_id,
+    actor_id, channel, credentials_version, person_active) and the new token, or None."""
     new_token = _refresh_token(session_id, generation + 1)
     now = utcnow()
     params = {"session": session_id, "now": now, "until": now + _refresh_ttl(), "next_hash": sha256_hex(new_token),
