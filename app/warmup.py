@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import json
 import logging
 import time
 
@@ -30,12 +31,42 @@ def warm_up(app: Flask, catalogue: bool = True) -> None:
     started = time.perf_counter()
     with app.app_context():
         fresh_index()
+    warm_requests(app)
+    with app.app_context():
         db.session.remove()
         db.engine.dispose()
     gc.collect()
     gc.freeze()
     _return_free_memory()
     logger.info("catalogue index warmed in %.1f s", time.perf_counter() - started)
+
+
+# Searches of each kind (words, a colloquial question, pinyin, initials, a hall, none) and a guide: what a
+# worker's first requests would otherwise set up for itself (segmenter and pinyin state, schema and routing
+# caches), set up once here and shared.
+WARM_SEARCHES = ("身份证", "户口本丢了怎么办", "hukou", "sfz", "")
+
+
+def warm_requests(app: Flask) -> list[int]:
+    """Serve a few catalogue reads in the master, past the access log and metrics (`ResponseFinisher`), so
+    workers share what they set up; returns their status codes."""
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+    flask_app = getattr(app.wsgi_app, "wsgi_app", app.wsgi_app)
+    statuses = []
+
+    def get(path: str, query: dict | None = None) -> bytes:
+        environ = EnvironBuilder(path=path, query_string=query).get_environ()
+        body, status, _ = run_wsgi_app(flask_app, environ, buffered=True)
+        statuses.append(int(status.split()[0]))
+        return b"".join(body)
+
+    for query in WARM_SEARCHES:
+        found = get("/api/v1/services", {"q": query} if query else None)
+    items = json.loads(found).get("items") or []
+    if items:
+        get(f"/api/v1/services/{items[0]['code']}")
+        get("/api/v1/services", {"hall": items[0]["hall_code"]})
+    return statuses
 
 
 def freeze_before_fork() -> None:

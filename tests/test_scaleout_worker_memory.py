@@ -42,3 +42,26 @@ def test_pinned_thresholds_keep_large_arrays_in_their_own_mappings():
     assert _mapped_growth("default") == 0  # glibc's own rule: the 1 MiB array came from the heap
     assert _mapped_growth("pinned") >= 1 << 20  # pinned: its own mapping, unmapped whole when freed
 
+
+
+def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_log_and_metrics(app, client,
+                                                                                                caplog):
+    from app.catalogue.index import catalogue_index
+    from app.observability import REQUESTS
+    from app.warmup import WARM_SEARCHES, warm_requests
+
+    def searches_counted() -> float:
+        return sum(sample.value for metric in REQUESTS.collect() for sample in metric.samples
+                   if sample.name.endswith("_total") and sample.labels.get("endpoint") == "/api/v1/services")
+
+    before = searches_counted()
+    with caplog.at_level("INFO", logger="app.access"):
+        statuses = warm_requests(app)
+    assert statuses == [200] * (len(WARM_SEARCHES) + 2)  # the searches, then a guide and a hall's list
+    assert searches_counted() == before  # not the traffic anyone served
+    assert not [record for record in caplog.records if record.name == "app.access"]
+    assert client.get("/api/v1/services?q=sfz").status_code == 200
+    assert searches_counted() == before + 1  # what a caller asks is counted
+    rendered = {key[2] for key in catalogue_index(app)._responses if key[0] == "services"}
+    assert {tuple(sorted({"q": query}.items())) for query in WARM_SEARCHES if query} <= {
+        tuple((name, value) for name, value in args if name == "q") for args in rendered}
