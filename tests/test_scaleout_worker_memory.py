@@ -62,6 +62,5 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     assert not [record for record in caplog.records if record.name == "app.access"]
     assert client.get("/api/v1/services?q=sfz").status_code == 200
     assert searches_counted() == before + 1  # what a caller asks is counted
-    rendered = {key[2] for key in catalogue_index(app)._responses if key[0] == "services"}
-    assert {tuple(sorted({"q": query}.items())) for query in WARM_SEARCHES if query} <= {
-        tuple((name, value) for name, value in args if name == "q") for args in rendered}
+    rendered = {dict(key[2]).get("q") for key in catalogue_index(app)._responses if key[0] == "services"}
+    assert {query for query in WARM_SEARCHES if query} <= rendered

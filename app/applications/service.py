@@ -192,7 +192,7 @@ def application_detail(*, actor: Actor, application_id: str, reveal: bool = Fals
 _APPS, _PERSONS = Application.__table__, Person.__table__
 _PARENTS = _APPS.alias("parent")
 LIST_COLUMNS = tuple(_APPS.c[name] for name in (
-    "application_id", "service_code", "service_name", "hall_code", "bundle_code", "parent_id", "applicant_name",
+    "application_id", "service_code", "service_name", "hall_code", "bundle_code", "applicant_name",
     "status", "deadline", "submitted_at", "updated_at", "completed_at", "version", "channel", "department",
     "accepting_hall_code", "pickup_status"))
 
@@ -220,7 +220,7 @@ def list_applications(*, actor: Actor, status: str | None, page: int, page_size:
         rows = db.session.execute(_own_list(bool(status)), {
             "subject": actor.subject_id, "status": status, "offset": (page - 1) * page_size,
             "limit": page_size}).all()
-        if rows:
+        if rows:  # else the general path, which also answers 401 for an account that is gone
             return rows, rows[0].total
     applicant = applicant_for(actor, scope=READ_SCOPE)
     query = select(Application).where(Application.subject_id == applicant.subject_id)

@@ -11,6 +11,7 @@ from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..jobs import enqueue
 from ..journal import catch_up
+from ..pages import counted_page
 from ..timeutil import utcnow
 from .models import Notification, OutboxMessage
 
@@ -90,9 +91,8 @@ def deliver_pending(limit: int = 100) -> dict:
 _NOTES = Notification.__table__
 
 
-def _unread_of_subject():
-    return select(func.count()).select_from(_NOTES).where(_NOTES.c.subject_id == bindparam("subject"),
-                                                          _NOTES.c.read_at.is_(None))
+_UNREAD = select(func.count()).select_from(_NOTES).where(_NOTES.c.subject_id == bindparam("subject"),
+                                                         _NOTES.c.read_at.is_(None))
 
 
 @functools.cache
@@ -101,7 +101,7 @@ def _inbox_query(unread: bool | None, by_kind: bool):
     statement built once per kind of filter."""
     query = select(_NOTES.c.id, _NOTES.c.kind, _NOTES.c.title, _NOTES.c.body, _NOTES.c.data, _NOTES.c.created_at,
                    _NOTES.c.read_at, func.count().over().label("total"),
-                   _unread_of_subject().scalar_subquery().label("unread")).where(
+                   _UNREAD.scalar_subquery().label("unread")).where(
         _NOTES.c.subject_id == bindparam("subject"))
     if unread is not None:
         query = query.where(_NOTES.c.read_at.is_(None) if unread else _NOTES.c.read_at.is_not(None))
@@ -118,16 +118,12 @@ def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | Non
     catch_up()
     query = _inbox_query(unread, bool(kind))
     params = {"subject": subject_id, "kind": kind, "offset": (page - 1) * page_size, "limit": page_size}
-    rows = db.session.execute(query, params).all()
-    if rows:
-        return rows, rows[0].total, rows[0].unread
-    total = 0 if page == 1 else db.session.scalar(
-        select(func.count()).select_from(query.order_by(None).offset(None).limit(None).subquery()), params)
-    return [], total, unread_count(subject_id)
+    rows, total = counted_page(query, params)
+    return rows, total, rows[0].unread if rows else unread_count(subject_id)
 
 
 def unread_count(subject_id: str) -> int:
-    return db.session.scalar(_unread_of_subject(), {"subject": subject_id}) or 0
+    return db.session.scalar(_UNREAD, {"subject": subject_id}) or 0
 
 
 def mark_read(subject_id: str, notification_id: str) -> Notification:

@@ -8,7 +8,7 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import store
-from .tokens import decode_access_token, revocation_keys, revoked_in, signed_claims
+from .tokens import decode_access_token, revocation_keys, signed_claims
 
 ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
          "third_party", "platform_admin")
@@ -71,12 +71,12 @@ def _bearer_token() -> str | None:
 
 def bearer_claims() -> dict | None:
     """The bearer token's claims with its signature, issuer and expiry checked but not yet its
-    revocation (`current_principal(revoked=...)` does that); None without a token."""
+    revocation (`current_principal(read=...)` does that); None without a token."""
     token = _bearer_token()
     return signed_claims(token) if token is not None else None
 
 
-def current_principal(*, optional: bool = False, revoked: bool | None = None) -> Principal | None:
+def current_principal(*, optional: bool = False, read: dict | None = None) -> Principal | None:
     """The caller, decoded once per request; None when optional and no token was sent.
     `revoked`: the caller read the token's revocation entry already. A family proxy's token works
     only on the endpoints in `app.extensions["proxy_endpoints"]` (app.identity.proxies): 403 elsewhere."""
@@ -87,7 +87,7 @@ def current_principal(*, optional: bool = False, revoked: bool | None = None) ->
         if optional:
             return None
         raise Unauthorized("需要登录")
-    claims = decode_access_token(token, revoked=revoked)
+    claims = decode_access_token(token, read=read)
     principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
                           roles=frozenset(claims.get("roles") or ()), claims=claims)
     if principal.is_proxy and (request.endpoint, request.method) not in current_app.extensions.get(
@@ -114,19 +114,17 @@ def auth_required(*roles: str):
 
 def auth_reading(keys_of):
     """Like `auth_required()`, with the shared-store keys `keys_of(claims)` read in the round trip
-    that checks the token's revocation; the view gets their values as `reads` (key -> value)."""
+    that checks the token's revocation; the view gets the values read as `reads` (key -> value)."""
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             claims = bearer_claims()
-            wanted = keys_of(claims) if claims is not None else []
-            if not wanted:
-                current_principal()
-                return view(*args, reads={}, **kwargs)
-            revocation = revocation_keys(claims)
-            values = dict(zip(revocation + wanted, store.get_many(*revocation, *wanted)))
-            current_principal(revoked=revoked_in(claims, values))
-            return view(*args, reads={key: values[key] for key in wanted}, **kwargs)
+            if claims is None:
+                current_principal()  # 401
+            wanted = revocation_keys(claims) + keys_of(claims)
+            values = dict(zip(wanted, store.get_many(*wanted)))
+            current_principal(read=values)
+            return view(*args, reads=values, **kwargs)
         return wrapper
     return decorator
 

@@ -38,19 +38,18 @@ def issue_access_token(subject_id: str, *, roles: list[str], extra: dict | None 
     return token, claims
 
 
-def decode_access_token(token: str, *, revoked: bool | None = None) -> dict:
+def decode_access_token(token: str, *, read: dict[str, str | None] | None = None) -> dict:
     """Verify signature, expiry, issuer and revocation; raise Unauthorized otherwise. A token's
     signature is checked once per worker (callers repeat their token); expiry and revocation on
-    every call. `revoked`: the caller read `revocation_keys` already (in its own round trip) and
-    judged them with `revoked_in`."""
+    every call. `read`: the values of `revocation_keys` the caller read already, in a round trip of
+    its own."""
     claims = signed_claims(token)
-    if revoked is None:
+    if read is None:
         keys = revocation_keys(claims)
-        problem = revocation_problem(claims, dict(zip(keys, store.get_many(*keys))))
-        if problem:
-            raise Unauthorized(problem)
-    elif revoked:
-        raise Unauthorized("访问令牌已注销")
+        read = dict(zip(keys, store.get_many(*keys)))
+    problem = revocation_problem(claims, read)
+    if problem:
+        raise Unauthorized(problem)
     return claims
 
 
@@ -78,10 +77,6 @@ def revocation_problem(claims: dict, values: dict[str, str | None]) -> str | Non
         if int(claims["ver"]) < int(changed["version"]) and claims.get("sid") != changed.get("keep"):
             return "账号的密码或手机号已变更，请重新登录"
     return None
-
-
-def revoked_in(claims: dict, values: dict[str, str | None]) -> bool:
-    return revocation_problem(claims, values) is not None
 
 
 def acting_subject(claims: dict) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import and_, bindparam, func, select
 from .. import journal
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db
+from ..pages import counted_page
 from ..security import audit
 from ..security.rbac import Principal
 from ..timeutil import beijing_today, epoch
@@ -92,12 +93,12 @@ def _status_filter(status: str):
 def _page_query(own: bool, by_type: bool, status: str | None):
     """The wallet page as one Core statement, built once per kind of filter: the licenses (with their
     type's name and the count of all that match) of the person a subject id names, or of a holder index."""
-    holder = (and_(_PERSONS.c.id_number_index == _LICENSES.c.holder_index,
-                   _PERSONS.c.subject_id == bindparam("subject"), _PERSONS.c.active.is_(True)) if own else None)
     query = select(*LIST_COLUMNS, func.count().over().label("total")).select_from(
         _LICENSES.join(_TYPES, _TYPES.c.code == _LICENSES.c.license_type_code))
     if own:
-        query = query.join(_PERSONS, holder).where(_LICENSES.c.holder_type == "person")
+        query = query.join(_PERSONS, and_(_PERSONS.c.id_number_index == _LICENSES.c.holder_index,
+                                          _PERSONS.c.subject_id == bindparam("subject"),
+                                          _PERSONS.c.active.is_(True))).where(_LICENSES.c.holder_type == "person")
     else:
         query = query.where(_LICENSES.c.holder_index == bindparam("holder_index"),
                             _LICENSES.c.holder_type == bindparam("holder_type"))
@@ -125,13 +126,13 @@ def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_
     if own:
         if page == 1:
             collection.collect_on_open(_OpeningHolder(principal), marked=collected)
-        found = _page(_page_query(True, bool(license_type), status), {**params, "subject": principal.subject_id})
+        found = counted_page(_page_query(True, bool(license_type), status), {**params, "subject": principal.subject_id})
         if found[0]:
             return found
     wallet = holders.wallet_of(principal, child_id_number=holder_id_number)  # 401/403/404 as they apply
     if not own and wallet.capacity.role == "holder" and wallet.holder_type == "person" and page == 1:
         collection.collect_on_open(actor_of(principal).own_person())
-    return _page(_page_query(False, bool(license_type), status),
+    return counted_page(_page_query(False, bool(license_type), status),
                  {**params, "holder_index": wallet.holder_index, "holder_type": wallet.holder_type})
 
 
@@ -145,16 +146,6 @@ class _OpeningHolder:
     @property
     def id_number(self) -> str:
         return self._actor.own_person().id_number
-
-
-def _page(query, params: dict) -> tuple[list, int]:
-    rows = db.session.execute(query, params).all()
-    if rows:
-        return rows, rows[0].total
-    if params["offset"] == 0:
-        return [], 0
-    everything = query.order_by(None).offset(None).limit(None).subquery()
-    return [], db.session.scalar(select(func.count()).select_from(everything), params)
 
 
 def _visible_license(principal: Principal, license_id: str, need: str = holders.READ):

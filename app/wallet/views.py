@@ -48,7 +48,7 @@ def prefetched_verification(view):
         revocation = tokens.revocation_keys(claims) if claims is not None else []
         wanted = revocation + verification.store_reads(data.get("code"))
         reads = limiter.hit_and_read(limit, VERIFY_RATE_SCOPE, address, wanted, detail=TOO_MANY_VERIFICATIONS)
-        principal = current_principal(optional=True, revoked=tokens.revoked_in(claims, reads) if revocation else None)
+        principal = current_principal(optional=True, read=reads if revocation else None)
         return view(self, data, principal=principal, reads=reads, **kwargs)
 
     return wrapper
@@ -127,7 +127,8 @@ class WalletLicenses(MethodView):
         rows, total = service.wallet_licenses(
             principal=current_principal(), page=args["page"], page_size=args["page_size"],
             license_type=args.get("license_type"), status=args.get("status"),
-            holder_id_number=args.get("holder_id_number"), collected=any(reads.values()))
+            holder_id_number=args.get("holder_id_number"),
+            collected=bool(reads.get(collection.collected_key(current_principal().subject_id))))
         return paged(rows, total, args["page"], args["page_size"])
 
 
