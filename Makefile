@@ -40,6 +40,7 @@ test: venv-dev
 	scripts/test.sh $(PYTEST_ARGS)
 
 bench: venv-dev
+	scripts/services.sh packages bench
 	$(VENV)/bin/python -m benchmarks.run
 
 clean:

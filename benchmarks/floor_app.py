@@ -2,10 +2,12 @@
 real app (`gunicorn -c gunicorn.conf.py benchmarks.floor_app:app`). Nothing an API route does can be
 cheaper than this on the same server, so the app's figures are reported as a fraction of it.
 
-POST /verifications is the ceiling row for online verification (`floor_verification.py`): the
-least work any implementation does, on the same Flask, Redis and crypto libraries."""
+POST /verifications and GET /wallet/licenses are the ceiling rows for online verification
+(`floor_verification.py`) and for a personal list (`floor_daily.py`): the least work any
+implementation does, on the same Flask, Redis, PostgreSQL driver and crypto libraries."""
 from flask import Flask, jsonify, request
 
+from benchmarks.floor_daily import wallet_page
 from benchmarks.floor_verification import verify_code
 
 app = Flask(__name__)
@@ -19,4 +21,10 @@ def healthz():
 @app.post("/verifications")
 def verifications():
     body, status = verify_code(request.get_json(silent=True))
+    return jsonify(body), status
+
+
+@app.get("/wallet/licenses")
+def wallet_licenses():
+    body, status = wallet_page(request.headers.get("Authorization", ""))
     return jsonify(body), status

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "wallet", "applications", "inbox",
+LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "daily_floor", "wallet", "applications",
+              "inbox",
               "verification_floor", "verification", "device_verification", "refresh", "appointment_slots",
               "appointment_booking")
 CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
@@ -256,13 +257,16 @@ def render(results: dict[str, Any]) -> str:
         "- The floor is `benchmarks/floor_app.py`: Flask with one route returning `jsonify(status=\"ok\")`. "
         "No API route can be cheaper on this server, so *vs floor* is the fraction of the framework's ceiling "
         "that a route keeps.",
-        "- The ceiling row `verification_floor` is served by the same floor app (`benchmarks/floor_verification.py`): "
-        "the least work any online verification does in this stack, on the same Flask, redis-py and "
-        "`cryptography` libraries: one Redis round trip for the code's sealed entry, AES-GCM, the issuer "
-        "signature and the key-binding JWT (two ES256 verifications), the disclosure digests, and one Lua call "
-        "that consumes the code and journals the answer; no token, rate limit, metrics, access log, schema or "
-        "database writer. The real `verification` row cannot pass it; what lies between them is what the API "
-        "adds.",
+        "- Two ceiling rows are served by the same floor app, on the same Flask, redis-py, psycopg and "
+        "`cryptography` libraries, with no rate limit, metrics, access log, schema or ORM: the least work any "
+        "implementation of the request does in this stack. The real rows cannot pass them; what lies between is "
+        "what the API adds. `daily_floor` (`benchmarks/floor_daily.py`) is a personal list: the caller's ES256 "
+        "access token (signature checked once per worker, then its expiry), one Redis MGET of its revocation keys, "
+        "one prepared PostgreSQL statement outside a transaction for the page (the holder's licenses joined to "
+        "their person and type, with the total), JSON. `verification_floor` (`benchmarks/floor_verification.py`) "
+        "is an online verification as the app now does it: one Redis round trip for the code's sealed entry and "
+        "the status list's version, AES-GCM, the status and validity times (the signatures were checked when the "
+        "presentation was made), and one Lua call that consumes the code and journals the answer.",
         "- The app runs with `APP_ENV=production` (fresh random secrets), `DATABASE_URL` on PostgreSQL and "
         "`REDIS_URL` on Redis, both from `scripts/services.sh` (throwaway, loopback; PostgreSQL runs with "
         "`fsync=off`, `synchronous_commit=off`, so writes are cheaper than on durable storage), "
@@ -307,13 +311,13 @@ def render(results: dict[str, Any]) -> str:
         out.append("")
     out += ["## Running it", "",
             "```sh",
-            "make bench                                   # everything, about 5 minutes on 2 cores",
+            "make bench                                   # everything, about 10 minutes on 2 cores",
             ".venv/bin/python -m benchmarks.run --quick   # smoke test: short runs, small pools",
             ".venv/bin/python -m benchmarks.run --only search_300k --only micro_search",
             ".venv/bin/python -m benchmarks.run --list    # target names",
             "```", "",
-            "Needs `wrk` and the PostgreSQL and Redis server packages (`scripts/services.sh` installs the latter "
-            "when missing). Every gunicorn, PostgreSQL and Redis process the run starts is stopped at the end, also "
+            "Needs `wrk` and the PostgreSQL and Redis server packages: `make bench` installs them when missing "
+            "(`scripts/services.sh packages bench`; run it once before calling `benchmarks.run` yourself). Every gunicorn, PostgreSQL and Redis process the run starts is stopped at the end, also "
             "on failure or Ctrl-C. A target whose endpoint answers 404 is skipped with the reason printed.", ""]
     return "\n".join(out)
 

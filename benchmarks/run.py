@@ -75,6 +75,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "applications": ("application list", "app"),
     "inbox": ("inbox", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
+    "daily_floor": ("ceiling: least work of a personal list (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
     "device_verification": ("offline verification of a device presentation (phone key)", "app"),
     "refresh": ("token refresh", "app"),
@@ -469,11 +470,23 @@ def verification_floor(runner: LoadRunner, floor: GunicornServer, redis_url: str
     main = write_lines(data_dir / "floor_verify_main.txt", bodies[warm_n:])
     threads, expect = str(s.wrk_threads), '"valid"%s*:%s*true'
     runner.measure("verification_floor", "POST /verifications {code} (bare Flask: Redis read, AES-GCM, "
-                   "2 x ES256, digests, Lua consume + journal)", floor.url("/verifications"),
+                   "status and times, Lua consume + journal)", floor.url("/verifications"),
                    script="onetime.lua", script_args=[str(main), threads, expect],
                    warm_args=[str(warm), threads, expect], server=floor,
                    notes=["no token, rate limit, metrics, access log, schemas or database writer: the least any "
                           "implementation of the online verification does per request in this stack"])
+
+
+def daily_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str], data_dir: Path) -> None:
+    """The ceiling row of the personal lists: `floor_daily.prepare`'s holder reads their wallet page."""
+    from .floor_daily import prepare
+    token = prepare(env["FLOOR_REDIS_URL"], env["FLOOR_DATABASE_URL"])
+    paths = write_lines(data_dir / "floor_wallet_paths.txt", ["/wallet/licenses"])
+    runner.measure("daily_floor", "GET /wallet/licenses (bare Flask: ES256 token, Redis revocation read, "
+                   "one PostgreSQL statement, JSON)", floor.base_url, script="paths.lua", script_args=[str(paths)],
+                   headers=[f"Authorization: Bearer {token}"], server=floor,
+                   notes=["holder with 3 licenses among 60,000; no rate limit, metrics, access log, schemas or ORM: "
+                          "the least any implementation of a personal list does per request in this stack"])
 
 
 def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
@@ -563,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         selected.add("floor")  # the ratio column needs the floor of the same run
     if "verification" in selected:
         selected.add("verification_floor")  # its ceiling in the same run
+    if selected & {"wallet", "applications", "inbox", "refresh"}:
+        selected.add("daily_floor")
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = RESULTS_DIR / stamp
@@ -597,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app_names = [n for n in APP_ORDER if n in selected]
         need_services = (app_names or "search_300k" in selected or "micro_tokens" in selected
-                         or "verification_floor" in selected)
+                         or "verification_floor" in selected or "daily_floor" in selected)
         if need_services:
             services = Services().start()
             runner.services = services
@@ -609,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
             floor_env = server_settings(settings)
             if services is not None:
                 floor_env["FLOOR_REDIS_URL"] = services.redis_url(3)
+            if "daily_floor" in selected:
+                floor_env["FLOOR_DATABASE_URL"] = services.create_database("bench_floor")
             with GunicornServer("benchmarks.floor_app:app", floor_env, run_dir / "gunicorn-floor.log") as floor:
                 _guard(results, "floor", lambda: runner.measure("floor", "GET /healthz (bare Flask, jsonify)",
                                                                  floor.url("/healthz"), server=floor), runner)
@@ -616,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
                     log("-- verification_floor")
                     _guard(results, "verification_floor",
                            lambda: verification_floor(runner, floor, floor_env["FLOOR_REDIS_URL"], data_dir), runner)
+                if "daily_floor" in selected:
+                    log("-- daily_floor")
+                    _guard(results, "daily_floor", lambda: daily_floor(runner, floor, floor_env, data_dir), runner)
 
         if app_names or "micro_tokens" in selected:
             dep = Deployment("seeded", services.create_database("bench_seeded"), services.redis_url(1), free_port())

@@ -2,10 +2,11 @@
 # Throwaway PostgreSQL and Redis on loopback for the test suite: `services.sh start DIR` / `stop DIR`.
 # `start` also starts a three-master Redis Cluster (TEST_REDIS_CLUSTER_URL); `start-replica DIR` adds a
 # streaming replica of the PostgreSQL (pg_basebackup -R) and appends TEST_DATABASE_REPLICA_URL to DIR/env.
+# `packages bench` installs what they need and wrk, the load generator of `make bench`.
 set -euo pipefail
 
-action=${1:?start|stop}
-dir=${2:?state directory}
+action=${1:?start|stop|start-replica|packages}
+dir=${2:?state directory, or 'bench' for packages}
 pg_user=iastest
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -118,5 +119,6 @@ case "$action" in
   start) start ;;
   start-replica) start_replica ;;
   stop) stop ;;
-  *) echo "usage: $0 start|start-replica|stop DIR" >&2; exit 2 ;;
+  packages) ensure_packages; command -v wrk >/dev/null || apt_install wrk ;;
+  *) echo "usage: $0 start|start-replica|stop DIR, or $0 packages bench" >&2; exit 2 ;;
 esac
