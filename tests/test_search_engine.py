@@ -360,3 +360,12 @@ def test_high_frequency_flag_that_varies_within_a_service(small_items):
             result = index.search(query, filters=filters, page_size=10**6, facet_fields=ALL_FACETS, facet_limit=None)
             assert set(result.ids) == {item["code"] for item in expected}
             assert result.facets == _brute_facets(expected)
+
+
+def test_a_full_build_sorts_the_pinyin_prefix_keys_so_a_forked_worker_does_not(small_items):
+    index = SearchIndex(small_items)
+    lexicon = index._query_engine().data.analyzer.lexicon
+    settled = lexicon._sorted_full
+    assert settled == sorted(lexicon.full)  # made by the build (the master), before any query
+    assert index.search("shenfe").total > 0  # a pinyin prefix query reads them ...
+    assert lexicon._sorted_full is settled  # ... without sorting a copy of its own

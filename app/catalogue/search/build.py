@@ -227,6 +227,7 @@ class IndexBuilder:
             for word in synonym_words - self._lexicon_words:
                 if is_cjk(word):
                     self._lexicon.add(word, 1000.0)
+            self._lexicon.settle()
         self._lexicon_words = set()
 
     # ----------------------------------------------------------------- freezing

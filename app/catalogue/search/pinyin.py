@@ -18,7 +18,7 @@ MAX_PINYIN_CANDIDATES = 6
 HOMOPHONE_MIN_CHARS = 3
 PINYIN_RANK_DECAY = 0.7
 _VOWELS = set("aeiouv")
-WORD_CACHE_SIZE = 16_384  # per worker; every distinct query adds its spans, so the cache is kept small
+WORD_CACHE_SIZE = 4_096  # per worker; every distinct query adds its spans, so the cache is kept small
 
 
 _FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"), ("r", "l"), ("f", "h"))
@@ -79,6 +79,11 @@ class PinyinLexicon:
         if priority > self.priority.get(word, -1.0):
             self.priority[word] = priority
         self._sorted_full = None
+
+    def settle(self) -> None:
+        """Sort the full-pinyin keys for prefix lookups now (a full build, in the master before it forks)
+        instead of at each worker's first prefix query, where the sorted copy would be the worker's own."""
+        self._sorted_full = sorted(self.full)
 
     def _rank(self, words: Iterable[str]) -> list[str]:
         return sorted(words, key=lambda w: (-self.priority.get(w, 0.0), len(w), w))[:MAX_PINYIN_CANDIDATES]

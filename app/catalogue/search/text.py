@@ -11,6 +11,7 @@ from typing import Iterable
 
 import jieba
 
+from .dictionary import TrieTokenizer
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 
@@ -20,7 +21,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _NON_TEXT = re.compile(f"[^0-9a-z{_CJK}]+")
 _RUNS = re.compile(f"[{_CJK}]+|[a-z]+|[0-9]+")
 _CJK_RUN = re.compile(f"^[{_CJK}]+$")
-RUN_CACHE_SIZE = 16_384  # segmentations kept per worker (bounded: every distinct query adds runs)
+RUN_CACHE_SIZE = 4_096  # segmentations kept per worker (bounded: every distinct query adds runs)
 
 
 def normalize(text: str | None) -> str:
@@ -46,7 +47,8 @@ def cjk_bigrams(run: str) -> list[str]:
 
 
 class _Segmenter:
-    """Lazily initialised private jieba tokenizer shared by the whole process.
+    """Lazily initialised private jieba tokenizer shared by the whole process, its dictionary in a
+    trie (`dictionary.TrieTokenizer`).
 
     HMM is off, so results are deterministic and unknown words fall apart into single characters.
     The tokenizer is loaded once with the catalogue user dictionary; the index adds every synonym
@@ -55,15 +57,15 @@ class _Segmenter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tokenizer: jieba.Tokenizer | None = None
+        self._tokenizer: TrieTokenizer | None = None
         self._added: set[str] = set()
 
-    def tokenizer(self) -> jieba.Tokenizer:
+    def tokenizer(self) -> TrieTokenizer:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
                     jieba.setLogLevel(logging.WARNING)
-                    tokenizer = jieba.Tokenizer()
+                    tokenizer = TrieTokenizer()
                     tokenizer.initialize()
                     if USERDICT_PATH.is_file():
                         try:
