@@ -2,6 +2,8 @@
 by value after replacements and removals, and the index serves the same items through them."""
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from app.catalogue.search import SearchIndex
@@ -39,6 +41,22 @@ def test_codes_are_found_after_replacement_removal_and_settling():
     assert table.row("370000-1") is None and table.row("370100") is None and table.row("") is None
     assert [table.code(r) for r in range(len(table))] == [c.decode() for c in codes]
     assert sorted(["370100-2", "370100-10", "事项-甲"]) == [c.decode() for c in np.sort(codes[[0, 1, 2]])]
+
+
+def test_a_query_longer_than_every_code_is_no_code_and_copies_nothing():
+    table = CodeTable()
+    for n in range(20_000):
+        table.append(f"370100-{n:012d}")
+    table.settle(np.arange(20_000))
+    long_query = "跨越、穿越普通公路修建桥梁、渡槽或者架设、埋设管线等设施的许可" * 3  # a whole item name, pasted
+    tracemalloc.start()
+    try:
+        assert table.row(long_query) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000  # comparing it would widen all 20,000 codes to its length: 5 MB
+    assert table.row("370100-000000019999") == 19_999
 
 
 def test_the_index_gives_back_its_items_and_follows_replacements_and_removals():

@@ -99,6 +99,8 @@ class CodeTable:
         if code in self._recent:
             return self._recent[code]
         encoded = code.encode("utf-8")
+        if len(encoded) > self._sorted.itemsize:  # longer than every code; searching would widen them all
+            return None
         at = int(np.searchsorted(self._sorted, encoded))
         if at < self._sorted.size and self._sorted[at] == encoded:
             return int(self._sorted_rows[at])
