@@ -55,7 +55,7 @@ CHANNEL_ORDER = ("app", "wechat", "alipay")
 FACETS = ("hall", "audience", "topic", "item_type")
 FACET_LIMIT = 200  # every one of the 1+16+136 halls; generated service points (thousands) are cut to the top
 INCREMENTAL_LIMIT = 5000  # more changed rows than this: rebuild instead
-RESPONSE_CACHE_SIZE = 256
+RESPONSE_CACHE_SIZE = 64
 _UNSEEN = object()
 
 # the columns a list item needs (the detail comes from the database); JSON ones are read as text and

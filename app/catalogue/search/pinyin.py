@@ -18,7 +18,7 @@ MAX_PINYIN_CANDIDATES = 6
 HOMOPHONE_MIN_CHARS = 3
 PINYIN_RANK_DECAY = 0.7
 _VOWELS = set("aeiouv")
-WORD_CACHE_SIZE = 4_096  # per worker; every distinct query adds its spans, so the cache is kept small
+WORD_CACHE_SIZE = 2_048  # per worker; every distinct query adds its spans, so the cache is kept small
 
 
 _FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"), ("r", "l"), ("f", "h"))

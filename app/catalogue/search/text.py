@@ -21,7 +21,7 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _NON_TEXT = re.compile(f"[^0-9a-z{_CJK}]+")
 _RUNS = re.compile(f"[{_CJK}]+|[a-z]+|[0-9]+")
 _CJK_RUN = re.compile(f"^[{_CJK}]+$")
-RUN_CACHE_SIZE = 4_096  # segmentations kept per worker (bounded: every distinct query adds runs)
+RUN_CACHE_SIZE = 2_048  # segmentations kept per worker (bounded: every distinct query adds runs)
 
 
 def normalize(text: str | None) -> str:
