@@ -66,6 +66,33 @@ def test_service_detail_is_cached_per_catalogue_version_with_etag_and_304(app, c
     assert changed.get_json() == first.get_json()
 
 
+def test_rendered_reads_share_a_byte_budget_that_a_flood_of_searches_cannot_take_from_the_hall_tree(
+        app, client, monkeypatch):
+    from app.catalogue import index as index_module
+    monkeypatch.setattr(index_module, "RESPONSE_CACHE_BYTES", 20_000)
+    code = _some_service(client)
+    index = catalogue_index(app)
+    built = []
+
+    def tree():
+        built.append("tree")
+        return [{"code": "370000", "children": []}]
+
+    assert index.cached_response(("hall_tree", None), tree) == tree()
+    built.clear()
+    for n in range(50):  # fifty rendered search pages of 1,000 bytes
+        index.cached_response(("services", n), lambda: b"x" * 1_000)
+    assert index._response_bytes <= 20_000 and len(index._responses) == 20
+    assert ("services", 49) in index._responses and ("services", 0) not in index._responses
+    assert index.cached_response(("hall_tree", None), tree) == [{"code": "370000", "children": []}]
+    assert built == []  # still the version's own, not rebuilt
+    detail = client.get(f"{API}/services/{code}")
+    assert detail.status_code == 200 and ("service", code, None) in index._responses
+    kept_pages = len(index._responses) - 1  # the oldest pages made room for the detail
+    assert index._response_bytes == kept_pages * 1_000 + len(detail.get_data()) <= 20_000
+    assert ("services", 49) in index._responses and ("services", 49 - kept_pages) not in index._responses
+
+
 def test_a_withdrawn_service_is_gone_after_republishing(app, client):
     code = _some_service(client)
     assert client.get(f"{API}/services/{code}").status_code == 200

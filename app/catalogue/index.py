@@ -55,7 +55,7 @@ CHANNEL_ORDER = ("app", "wechat", "alipay")
 FACETS = ("hall", "audience", "topic", "item_type")
 FACET_LIMIT = 200  # every one of the 1+16+136 halls; generated service points (thousands) are cut to the top
 INCREMENTAL_LIMIT = 5000  # more changed rows than this: rebuild instead
-RESPONSE_CACHE_SIZE = 64
+RESPONSE_CACHE_BYTES = 2 * 1024 * 1024  # rendered pages and details a worker keeps per catalogue version
 _UNSEEN = object()
 
 # the columns a list item needs (the detail comes from the database); JSON ones are read as text and
@@ -150,7 +150,9 @@ class CatalogueIndex:
         self._token: Any = _UNSEEN
         self._checked_db_at = 0.0
         self._store_down_until = 0.0
-        self._responses: OrderedDict[tuple, Any] = OrderedDict()
+        self._responses: OrderedDict[tuple, bytes] = OrderedDict()  # rendered bodies, least recently used first
+        self._response_bytes = 0
+        self._derived: dict[tuple, Any] = {}  # a few values per channel (hall tree and counts, topic names)
         self._responses_tag: str | None = None
         self._responses_lock = threading.Lock()
 
@@ -286,23 +288,38 @@ class CatalogueIndex:
         return self.cached_response(("hall_counts", channel), count)
 
     def cached_response(self, key: tuple, build):
-        """A value rendered for this catalogue version (built once per key and version)."""
+        """A value rendered for this catalogue version, built once per key and version. Rendered bodies
+        (bytes) share a budget of `RESPONSE_CACHE_BYTES`, the least recently used leaving first; other
+        values (one per channel at most) stay for the version, so a flood of searches cannot evict them."""
         tag = self.tag
         with self._responses_lock:
             if self._responses_tag != tag:
                 self._responses.clear()
+                self._derived.clear()
+                self._response_bytes = 0
                 self._responses_tag = tag
-            hit = self._responses.get(key)
+            hit = self._derived.get(key)
+            if hit is None:
+                hit = self._responses.get(key)
+                if hit is not None:
+                    self._responses.move_to_end(key)
             if hit is not None:
-                self._responses.move_to_end(key)
                 return hit
         value = build()
         with self._responses_lock:
             if self._responses_tag == tag:
-                self._responses[key] = value
-                if len(self._responses) > RESPONSE_CACHE_SIZE:
-                    self._responses.popitem(last=False)
+                if isinstance(value, bytes):
+                    self._keep_rendered(key, value)
+                else:
+                    self._derived[key] = value
         return value
+
+    def _keep_rendered(self, key: tuple, body: bytes) -> None:
+        previous = self._responses.pop(key, None)
+        self._response_bytes += len(body) - (len(previous) if previous is not None else 0)
+        self._responses[key] = body
+        while self._response_bytes > RESPONSE_CACHE_BYTES and len(self._responses) > 1:
+            self._response_bytes -= len(self._responses.popitem(last=False)[1])
 
 
 def _read_state() -> CatalogueState:
