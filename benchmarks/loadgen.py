@@ -189,7 +189,7 @@ def background_cpu(own_roots: Iterable[int] = (), seconds: float = 0.5) -> float
     roots = list(own_roots)
 
     def snapshot() -> tuple[int, int, dict[int, int]]:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        values = _cpu_times()
         own = {pid: _ticks(pid) for pid in _descendants(roots)}
         return sum(values), values[3] + values[4], own  # total, idle + iowait, own process ticks
 
@@ -201,6 +201,11 @@ def background_cpu(own_roots: Iterable[int] = (), seconds: float = 0.5) -> float
     own = sum(ticks - own1.get(pid, 0) for pid, ticks in own2.items())
     busy = (total2 - total1) - (idle2 - idle1)
     return max(0.0, (busy - own) / (total2 - total1))
+
+
+def _cpu_times() -> list[int]:
+    """The machine's CPU time in ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
 
 
 def _all_process_ticks() -> dict[int, tuple[str, int]]:
@@ -221,10 +226,16 @@ class CpuMeter:
         self.workers = set(worker_pids)
 
     def start(self) -> "CpuMeter":
-        self.t0, self.before = time.monotonic(), _all_process_ticks()
+        self.t0, self.before, self.stat_before = time.monotonic(), _all_process_ticks(), _cpu_times()
+        self.steal = 0.0
         return self
 
     def stop(self) -> dict[str, float]:
+        """Cores per kind of process; `steal` is then the share of the machine's CPU time the hypervisor
+        took during the run (a virtual machine's steal time: the cores no process here could use)."""
+        stat_after = _cpu_times()
+        total = sum(stat_after) - sum(self.stat_before)
+        self.steal = (stat_after[7] - self.stat_before[7]) / total if total > 0 else 0.0
         after, seconds = _all_process_ticks(), max(1e-6, time.monotonic() - self.t0)
         hz = os.sysconf("SC_CLK_TCK")
         shares: dict[str, float] = {}

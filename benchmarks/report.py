@@ -76,18 +76,21 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
     rows = [(name, load[name]) for name in LOAD_ORDER if name in load and load[name].get("cpu_cores")]
     if not rows:
         return []
-    lines = ["| target | " + " | ".join(label for _, label in CPU_KINDS) + " | server CPU per request |",
-             "|---|" + "---:|" * (len(CPU_KINDS) + 1)]
+    lines = ["| target | " + " | ".join(label for _, label in CPU_KINDS) + " | steal | server CPU per request |",
+             "|---|" + "---:|" * (len(CPU_KINDS) + 2)]
     for name, row in rows:
         cores = row["cpu_cores"]
         server = cores.get("app workers", 0.0)
         per_request = f"{server / row['rps'] * 1000:.2f} ms" if row.get("rps") else "–"
+        steal = f"{row['steal']:.0%}" if row.get("steal") is not None else "–"
         lines.append(f"| `{name}` | " + " | ".join(f"{cores.get(kind, 0.0):.2f}" for kind, _ in CPU_KINDS)
-                     + f" | {per_request} |")
+                     + f" | {steal} | {per_request} |")
     return ["Where the CPU went during each measured run, in cores (of the machine's "
             f"{results.get('machine', {}).get('cores', '?')}), from `/proc` before and after; *server CPU per "
             "request* = the serving workers' cores / req/s (wrk exits before the second reading, so its time is "
-            "in *wrk + harness*).", "", *lines, ""]
+            "in *wrk + harness*); *steal* = the share of the machine's CPU time its hypervisor took during the run. "
+            "CPU per request holds up under steal better than req/s does: a stolen tick is counted to no process.",
+            "", *lines, ""]
 
 
 def shim_note(results: dict[str, Any]) -> list[str]:
@@ -109,6 +112,18 @@ def busy_warning(results: dict[str, Any]) -> list[str]:
             f"CPUs just before {len(busy)} of {len(rows)} runs (sampled for 0.5 s before each, our gunicorn, "
             "PostgreSQL and Redis excluded). Those figures are lower and noisier than on a quiet machine, and the "
             "ratios to the floor are only roughly comparable; re-run `make bench` when nothing else runs.", ""]
+
+
+def steal_warning(results: dict[str, Any]) -> list[str]:
+    rows = [r for r in results.get("load", {}).values() if r.get("steal") is not None]
+    stolen = [r["steal"] for r in rows if r["steal"] > 0.05]
+    if not stolen:
+        return []
+    return [f"> **The virtual machine lost CPU time to its host:** the hypervisor took {min(stolen):.0%} to "
+            f"{max(stolen):.0%} of the CPU time (steal, `/proc/stat`) during {len(stolen)} of {len(rows)} runs. "
+            "Every figure of those runs is lower than the machine's own, by an amount that changed from run to "
+            "run, so their ratios to the floor are not comparable either; re-run `make bench` when the host is "
+            "quieter.", ""]
 
 
 def memory_section(results: dict[str, Any]) -> list[str]:
@@ -240,6 +255,7 @@ def render(results: dict[str, Any]) -> str:
         "## Machine", "", *machine_lines(results.get("machine", {})), "",
         "## Load: requests per second and latency", "",
         *busy_warning(results),
+        *steal_warning(results),
         *load_table(results), "",
         *cpu_table(results),
         "*vs floor* = req/s divided by the floor's req/s in the same run. p50/p99 come from `wrk --latency` "
