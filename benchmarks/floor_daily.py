@@ -68,8 +68,8 @@ class _Floor:
     """A worker's Redis client, database connection (autocommit: a read opens no transaction) and key."""
 
     def __init__(self) -> None:
-        self.redis = redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"], decode_responses=True)
-        self.key = load_der_public_key(redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"]).get(PREFIX + "key"))
+        self.redis = redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
+        self.key = load_der_public_key(self.redis.get(PREFIX + "key"))
         self.db = psycopg.connect(_dsn(os.environ["FLOOR_DATABASE_URL"]), autocommit=True, prepare_threshold=0)
         self.checked: dict[str, dict] = {}  # token -> claims, its signature checked
 

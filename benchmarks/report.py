@@ -114,9 +114,12 @@ def busy_warning(results: dict[str, Any]) -> list[str]:
             "ratios to the floor are only roughly comparable; re-run `make bench` when nothing else runs.", ""]
 
 
+STEAL_THRESHOLD = 0.05  # share of CPU time taken by the hypervisor above which a run is flagged
+
+
 def steal_warning(results: dict[str, Any]) -> list[str]:
     rows = [r for r in results.get("load", {}).values() if r.get("steal") is not None]
-    stolen = [r["steal"] for r in rows if r["steal"] > 0.05]
+    stolen = [r["steal"] for r in rows if r["steal"] > STEAL_THRESHOLD]
     if not stolen:
         return []
     return [f"> **The virtual machine lost CPU time to its host:** the hypervisor took {min(stolen):.0%} to "

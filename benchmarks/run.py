@@ -39,7 +39,6 @@ from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 BUSY_THRESHOLD = 0.10  # background CPU share above which a row is flagged
-STEAL_THRESHOLD = 0.05  # share of CPU time taken by the hypervisor above which a row is flagged
 
 
 @dataclass(frozen=True)
@@ -237,7 +236,7 @@ class LoadRunner:
                "cpu_cores": {kind: round(cores, 2) for kind, cores in cpu.items()}}
         if busy > BUSY_THRESHOLD:
             row["notes"].append(f"machine busy before the run: other processes used {busy:.0%} of the CPUs")
-        if meter.steal > STEAL_THRESHOLD:
+        if meter.steal > report.STEAL_THRESHOLD:
             row["notes"].append(f"the hypervisor took {meter.steal:.0%} of the CPU time during the run (steal)")
         floor = self.floor_rps()
         row["ratio"] = result.rps / floor if floor and name != "floor" else (1.0 if name == "floor" else None)

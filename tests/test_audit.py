@@ -104,7 +104,7 @@ def test_details_never_keep_plaintext_id_or_phone_numbers(app):
 
 
 def test_a_digest_whose_hex_digits_look_like_a_phone_number_is_kept_as_it_is(app):
-    digest = "ab13812345678cd" + "e" * 49  # what one sha256 in a few thousand looks like
+    digest = "ab13812345678cd" + "e" * 49  # about one sha256 in 300 holds such a run
     with app.app_context():
         row = audit.record("test.digest", details={"package_hash": digest, "note": f"hash {digest}"})
         db.session.commit()

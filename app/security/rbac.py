@@ -78,7 +78,7 @@ def bearer_claims() -> dict | None:
 
 def current_principal(*, optional: bool = False, read: dict | None = None) -> Principal | None:
     """The caller, decoded once per request; None when optional and no token was sent.
-    `revoked`: the caller read the token's revocation entry already. A family proxy's token works
+    `read`: the values of the token's revocation keys the caller read already (`decode_access_token`). A family proxy's token works
     only on the endpoints in `app.extensions["proxy_endpoints"]` (app.identity.proxies): 403 elsewhere."""
     if "principal" in g:
         return g.principal

@@ -124,11 +124,12 @@ class WalletLicenses(MethodView):
     @blp.doc(security=BEARER)
     def get(self, args, reads):
         """我的证照夹（可按证照类型、状态筛选；企业身份为企业证照）"""
+        principal = current_principal()
         rows, total = service.wallet_licenses(
-            principal=current_principal(), page=args["page"], page_size=args["page_size"],
+            principal=principal, page=args["page"], page_size=args["page_size"],
             license_type=args.get("license_type"), status=args.get("status"),
             holder_id_number=args.get("holder_id_number"),
-            collected=bool(reads.get(collection.collected_key(current_principal().subject_id))))
+            collected=bool(reads.get(collection.collected_key(principal.subject_id))))
         return paged(rows, total, args["page"], args["page_size"])
 
 

@@ -21,7 +21,7 @@ class TrieFrequencies:
         for word, key_id in self.trie.iteritems():
             self.counts[key_id] = counts[word]
         self.added: dict[str, int] = {}
-        self.longest_added = 0
+        self.added_prefixes: set[str] = set()  # every prefix of an added word: where a scan of them stops
 
     def get(self, word: str, default=None):
         if self.added:
@@ -44,21 +44,20 @@ class TrieFrequencies:
 
     def __setitem__(self, word: str, count: int) -> None:
         self.added[word] = count
-        self.longest_added = max(self.longest_added, len(word))
-
-    def __len__(self) -> int:
-        return len(self.trie) + len(self.added)
+        self.added_prefixes.update(word[:size] for size in range(1, len(word) + 1))
 
     def ends(self, text: str, start: int) -> list[int]:
-        """Where each word that `text[start:]` begins with ends (jieba's DAG entry, ascending)."""
-        counts, added = self.counts, self.added
-        rest = text[start:]
-        if not added:
-            return [start + len(word) - 1 for word, key_id in self.trie.iter_prefixes_with_ids(rest) if counts[key_id]]
-        found = {start + len(word) - 1 for word, key_id in self.trie.iter_prefixes_with_ids(rest)
-                 if word not in added and counts[key_id]}
-        found.update(start + size - 1 for size in range(1, min(self.longest_added, len(rest)) + 1)
-                     if added.get(rest[:size]))
+        """Where each word that `text[start:]` begins with ends (jieba's DAG entry, ascending); a word
+        added later counts with its added count, also when the trie has it."""
+        rest, added = text[start:], self.added
+        found = [start + len(word) - 1 for word in self.trie.prefixes(rest) if word not in added]
+        if rest[:1] not in self.added_prefixes:
+            return found
+        size, prefixes = 1, self.added_prefixes
+        while size <= len(rest) and rest[:size] in prefixes:
+            if added.get(rest[:size]):
+                found.append(start + size - 1)
+            size += 1
         return sorted(found)
 
 

@@ -12,6 +12,7 @@ from typing import Iterable
 import jieba
 
 from .dictionary import TrieTokenizer
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 USERDICT_PATH = DATA_DIR / "userdict.txt"
 
