@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from .config import config_for_env, ensure_secrets, refuse_development_secrets
 from .db_routing import engine_options, init_app as init_db_routing
 from .errors import register_error_handlers
-from .extensions import ProblemApi, app_api, db, migrate
+from .extensions import ProblemApi, app_api, db
 from .guards import init_input_guards
 from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
@@ -146,7 +146,6 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     init_db_routing(app)
     _release_sessions_safely(app)
-    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     app.extensions["shared_store"] = build_store(app.config.get("REDIS_URL"), app.config)
     app.extensions["rate_limiter"] = RateLimiter(app.extensions["shared_store"])
     init_ciphers(app)

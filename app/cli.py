@@ -36,6 +36,7 @@ COMMAND_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("wallet", "电子证照：从证照库归集证照", "app.wallet.cli:wallet_cli"),
     ("partitions", "按月分区（PostgreSQL）：提前建分区、按保留期删除旧分区", "app.partitions:partitions_cli"),
     ("oidc", "OpenID Connect 提供方的日常维护", "app.oidc.maintenance:oidc_cli"),
+    ("db", "数据库迁移（Alembic）：upgrade、downgrade、current、history…", "app.schema_migrations:db_cli"),
 )
 SEEDERS: tuple[tuple[str, str], ...] = (
     ("identity registries", "app.identity.registries:seed_demo"),
@@ -83,8 +84,9 @@ def ensure_migrated() -> None:
     say in one line what to run)."""
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from flask_migrate import upgrade
-    config = current_app.extensions["migrate"].migrate.get_config()
+
+    from .schema_migrations import alembic_config, upgrade_schema
+    config = alembic_config()
     with db.engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current == set(ScriptDirectory.from_config(config).get_heads()):
@@ -94,7 +96,7 @@ def ensure_migrated() -> None:
         raise click.ClickException(line)
     click.echo("数据库尚未迁移到最新版本：先执行迁移（flask --app wsgi db upgrade）")
     try:
-        upgrade()
+        upgrade_schema()
     except Exception as exc:  # noqa: BLE001 - tables made without Alembic, a broken URL...
         raise click.ClickException(f"{line}（自动迁移失败：{exc.__class__.__name__}）") from exc
 
@@ -120,7 +122,8 @@ def worker():
 
 
 class LazyGroup(click.Group):
-    """A command group named and described in COMMAND_GROUPS whose module is imported on first use."""
+    """A command group named and described in COMMAND_GROUPS whose module is imported on first use
+    (the target is the group, or a function that returns it)."""
 
     def __init__(self, name: str, help: str, target: str):
         super().__init__(name, help=help)
@@ -130,8 +133,15 @@ class LazyGroup(click.Group):
     def loaded(self) -> click.Group:
         if self._group is None:
             module, _, attribute = self._target.partition(":")
-            self._group = getattr(importlib.import_module(module), attribute)
+            target = getattr(importlib.import_module(module), attribute)
+            self._group = target if isinstance(target, click.Group) else target()
         return self._group
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return self.loaded().make_context(info_name, args, parent=parent, **extra)  # its options too
+
+    def invoke(self, ctx):
+        return self.loaded().invoke(ctx)
 
     def list_commands(self, ctx):
         return self.loaded().list_commands(ctx)

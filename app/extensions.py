@@ -1,10 +1,10 @@
-"""Unbound extensions, bound to an app inside create_app: db, migrate, shared store, limiter; ProblemApi (one per app)."""
+"""Unbound extensions, bound to an app inside create_app: db, shared store, limiter; ProblemApi (one per app).
+Migrations bind on first use (app/schema_migrations.py)."""
 from __future__ import annotations
 
 import threading
 
 from flask import current_app
-from flask_migrate import Migrate
 from apispec import BasePlugin
 from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
@@ -117,7 +117,6 @@ class ApiBlueprint(Blueprint):
 
 
 db = SQLAlchemy(model_class=Base, session_options={"class_": RoutingSession})  # app/db_routing.py
-migrate = Migrate()
 
 
 def app_api(app) -> ProblemApi:

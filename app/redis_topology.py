@@ -16,8 +16,8 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
-from .store import (CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, UNREACHABLE, RedisStore,
-                    StoreUnavailable)
+from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, UNREACHABLE, RedisStore
+from .store import StoreUnavailable
 
 logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}

@@ -138,14 +138,14 @@ def _measured(app, environ, *, keep: bool) -> tuple[int, bytes, dict]:
 
 def measure(kind: str, payload_path: str) -> dict:
     """One warm-up upload, then one measured upload and one measured download (this process)."""
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
     from werkzeug.test import EnvironBuilder
     from app.security.tokens import issue_access_token
 
     workdir = tempfile.mkdtemp(prefix="ias-bench-upload-")
     app = _app(workdir)
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         token, _ = issue_access_token("p_bench00000000000000", roles=["citizen"])
     size = os.path.getsize(payload_path)
     small = make_pdf(4096) if kind == "pdf" else make_image(kind, 20000)

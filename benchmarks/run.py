@@ -495,7 +495,7 @@ def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
     """How far the journal writer (the access log, inbox and audit entries of each verification,
     written behind the answers by `flask worker`) was behind when the load stopped."""
     from app.journal import JOURNAL
-    from app.store import RedisStore
+    from app.redis_store import RedisStore
     store = RedisStore(dep.redis_url)  # the app's store: same key prefix
     key = store.prefix + JOURNAL
     t0 = time.monotonic()

@@ -51,9 +51,9 @@ _SECRETS = {name: _key() for name in ("SECRET_KEY", "PII_ENCRYPTION_KEY", "PII_I
 
 def _create_schema(app) -> None:
     """The schema the Alembic migrations build (tests/test_migrations.py checks it matches the models)."""
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         run_seeders()
 
 

@@ -274,13 +274,13 @@ def test_password_is_hashed_with_argon2id(client, app):
 def test_the_access_token_key_is_published_before_any_login(app_factory, tmp_path):
     """A fresh database and a fresh app: the JWKS already holds the access-token key, and the first
     token is signed with it (a relying party caching the set at start-up can verify it)."""
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
 
     from app.cli import SEEDERS
     fresh = app_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
         with fresh.app_context():
-            upgrade()
+            upgrade_schema()
             assert db.session.execute(text("SELECT COUNT(*) FROM signing_keys")).scalar() == 0
         web = fresh.test_client()
         keys = web.get("/.well-known/jwks.json").get_json()["keys"]

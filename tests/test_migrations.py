@@ -5,6 +5,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
+from app.schema_migrations import alembic_config
 from app.partitions import partition_tables
 
 
@@ -20,15 +21,14 @@ def test_migrated_schema_matches_models(app):
 def test_database_is_at_the_latest_revision(app):
     from alembic.script import ScriptDirectory
     with app.app_context():
-        migrate = app.extensions["migrate"]
-        config = migrate.migrate.get_config(migrate.directory)
+        config = alembic_config()
         head = ScriptDirectory.from_config(config).get_current_head()
     with app.app_context(), db.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head
 
 
 def test_an_interrupted_first_upgrade_on_sqlite_leaves_nothing_and_the_next_one_succeeds(app_factory, tmp_path):
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
     from sqlalchemy import create_engine, inspect, text
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     blocker = create_engine(url)
@@ -36,12 +36,12 @@ def test_an_interrupted_first_upgrade_on_sqlite_leaves_nothing_and_the_next_one_
         connection.execute(text("CREATE VIEW rectification_follow_ups AS SELECT 1 AS x"))
     fresh = app_factory(DATABASE_URL=url)
     with fresh.app_context(), pytest.raises(OperationalError, match="already exists"):
-        upgrade()
+        upgrade_schema()
     assert set(inspect(blocker).get_table_names()) == set()  # no half-built schema, no revision
     with blocker.begin() as connection:
         connection.execute(text("DROP VIEW rectification_follow_ups"))
     with fresh.app_context():
-        upgrade()
+        upgrade_schema()
         with db.engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() is not None
             assert "persons" in inspect(connection).get_table_names()

@@ -17,6 +17,7 @@ from app.catalogue.models import Hall
 from app.devtools import cli as devtools_cli
 from app.devtools.accounts import DEMO_ACCOUNTS, create_demo_accounts, demo_password, seed_demo_accounts
 from app.extensions import db
+from app.schema_migrations import alembic_config
 from app.identity import registries, sms
 from tests.support.browser import login_form
 from tests.conftest import make_test_config
@@ -47,7 +48,7 @@ def test_seed_migrates_a_database_that_was_never_migrated(tmp_path):
         with application.app_context():
             with db.engine.connect() as connection:
                 current = set(MigrationContext.configure(connection).get_current_heads())
-            config = application.extensions["migrate"].migrate.get_config()
+            config = alembic_config()
             assert current == set(ScriptDirectory.from_config(config).get_heads())
             assert db.session.scalar(select(func.count()).select_from(Hall)) > 100
 

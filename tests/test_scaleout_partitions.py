@@ -114,20 +114,20 @@ def fresh_database(app):
 
 
 def test_the_migration_keeps_every_row_both_ways(app, app_factory, fresh_database):
-    from flask_migrate import downgrade, upgrade
+    from app.schema_migrations import alembic_config, downgrade_schema, upgrade_schema
     fresh = app_factory(DATABASE_URL=fresh_database)
     months = [add_months(THIS_MONTH, -14), add_months(THIS_MONTH, -1), NOW]
     with fresh.app_context():
-        config = fresh.extensions["migrate"].migrate.get_config(fresh.extensions["migrate"].directory)
+        config = alembic_config()
         before = ScriptDirectory.from_config(config).get_revision("b22pa47e0007").down_revision
-        upgrade(revision=before)
+        upgrade_schema(revision=before)
         with db.engine.begin() as connection:
             for n, at in enumerate(months):
                 _notify(connection, at, f"row {n}")
                 connection.execute(text("INSERT INTO outbox_messages (subject_id, channel, open_id, template, payload, "
                                         "status, attempts, created_at) VALUES ('p_test', 'wechat', 'o', 't', '{}', "
                                         "'pending', 0, :at)"), {"at": at})
-        upgrade()
+        upgrade_schema()
         with db.engine.begin() as connection:
             assert is_partitioned(connection, "notifications") and is_partitioned(connection, "outbox_messages")
             assert [_where(connection, f"row {n}") for n in range(3)] == [
@@ -136,7 +136,7 @@ def test_the_migration_keeps_every_row_both_ways(app, app_factory, fresh_databas
             ids = list(connection.scalars(text("SELECT id FROM notifications ORDER BY id")))
             assert ids == [1, 2, 3, 4]  # the id sequence carried over
             assert connection.scalar(text("SELECT count(*) FROM outbox_messages")) == 3
-        downgrade(revision=before)
+        downgrade_schema(revision=before)
         with db.engine.begin() as connection:
             assert not is_partitioned(connection, "notifications")
             assert connection.scalar(text("SELECT relkind FROM pg_class WHERE relname = 'notifications'")) == "r"

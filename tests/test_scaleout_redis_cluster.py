@@ -18,7 +18,7 @@ from redis.cluster import RedisCluster, key_slot
 
 from app.journal import DEAD_LETTERS, JOURNAL, LOCK
 from app.redis_topology import ClusterStore, queue_url, redis_store, slot_tagged
-from app.store import JOURNAL_PUSH, RedisStore
+from app.redis_store import JOURNAL_PUSH, RedisStore
 from app.wallet.presentations import code_key
 from tests.support.procs import _stop_process, free_port, redis_server_bin, wait_for
 

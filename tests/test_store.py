@@ -8,7 +8,8 @@ import time
 import pytest
 
 from app.redis_topology import redis_store
-from app.store import MemoryStore, RedisStore, StoreUnavailable
+from app.redis_store import RedisStore
+from app.store import MemoryStore, StoreUnavailable
 
 # the Redis pass runs these on one server, the cluster pass (`-m redis`) on a three-master cluster
 BACKENDS = ["memory"] + ([pytest.param("redis", marks=pytest.mark.redis)] if os.environ.get("TEST_REDIS_URL") else [])

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from app import timeutil
-from app.store import RedisStore, SharedStore
+from app.redis_store import RedisStore
+from app.store import SharedStore
 
 
 class SteppedClock(timeutil.Clock):

@@ -277,7 +277,7 @@ def app_config(database_url: str, redis_url: str | None, secrets: dict, **overri
 
 def prepare_database(config: dict):
     """Tables (Alembic when migrations exist, else from the models) and reference data; returns the app."""
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
 
     from app import create_app
     from app.cli import run_seeders
@@ -286,7 +286,7 @@ def prepare_database(config: dict):
     with application.app_context():
         versions = ROOT / "migrations" / "versions"
         if versions.is_dir() and any(name.endswith(".py") for name in os.listdir(versions)):
-            upgrade()
+            upgrade_schema()
         else:
             db.create_all()
         run_seeders()

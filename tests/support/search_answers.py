@@ -54,7 +54,7 @@ def record() -> None:
     import secrets
     import tempfile
 
-    from flask_migrate import upgrade
+    from app.schema_migrations import upgrade_schema
 
     from app import create_app
     from app.cli import run_seeders
@@ -64,7 +64,7 @@ def record() -> None:
     app = create_app({"APP_ENV": "test", "TESTING": True, "DATABASE_URL": f"sqlite:///{folder}/answers.db",
                       "REDIS_URL": None, "PUBLIC_BASE_URL": "http://localhost", **keys})
     with app.app_context():
-        upgrade()
+        upgrade_schema()
         run_seeders()
     client = app.test_client()
     answers = {}

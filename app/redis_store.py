@@ -1,0 +1,147 @@
+"""The shared store on Redis: the Lua scripts that change several keys at once, and the client wrapper
+whose connection errors become StoreUnavailable. Imported only when `REDIS_URL` is set."""
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from .store import JournalPush, SharedStore, StoreUnavailable, parse_journal_entry
+
+logger = logging.getLogger("app.store")
+
+
+DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: counter, keys to read; ARGV: window seconds
+COUNT_AND_GET = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+local values = {}
+if #KEYS > 1 then values = redis.call('MGET', unpack(KEYS, 2)) end
+return {count, ttl, values}
+"""
+
+# KEYS: list, sequence, awake flag[, key to consume]; ARGV: entry, entry if the key was absent, awake TTL
+JOURNAL_PUSH = """
+local entry, consumed = ARGV[1], 0
+if KEYS[4] then
+  consumed = redis.call('DEL', KEYS[4])
+  if consumed == 0 then entry = ARGV[2] end
+end
+local sequence = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], sequence .. ' ' .. entry)
+local wake = redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[3])) and 1 or 0
+return {sequence, consumed, wake}
+"""
+
+
+CLIENT_OPTIONS = dict(socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
+# a server, a Sentinel's master or a cluster's slot owner that cannot answer now
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+               redis.exceptions.RedisClusterException, OSError)
+
+
+class RedisStore(SharedStore):
+    """Redis-backed store shared by every worker; connection errors become StoreUnavailable."""
+
+    name = "redis"
+
+    def __init__(self, url: str, prefix: str = "ias:", *, client=None):
+        self.url = url
+        self.prefix = prefix
+        self.client = client if client is not None else redis.Redis.from_url(
+            url, **CLIENT_OPTIONS, health_check_interval=30)
+        self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
+        self._journal_push = self.client.register_script(JOURNAL_PUSH)
+        self._count_and_get = self.client.register_script(COUNT_AND_GET)
+
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UNREACHABLE as exc:
+            logger.warning("redis unavailable: %s", exc.__class__.__name__)
+            raise StoreUnavailable() from exc
+
+    def get(self, key):
+        return self._call(self.client.get, self._k(key))
+
+    def set(self, key, value, ttl=None):
+        self._call(self.client.set, self._k(key), str(value), ex=ttl or None)
+
+    def set_if_absent(self, key, value, ttl):
+        return bool(self._call(self.client.set, self._k(key), str(value), ex=ttl, nx=True))
+
+    def pop(self, key):
+        return self._call(self.client.getdel, self._k(key))
+
+    def delete(self, *keys):
+        if not keys:
+            return 0
+        return int(self._call(self.client.delete, *[self._k(k) for k in keys]))
+
+    def incr(self, key, ttl):
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(self._k(key))
+        pipe.expire(self._k(key), ttl, nx=True)
+        count, _ = self._call(pipe.execute)
+        return int(count)
+
+    def ttl(self, key):
+        value = self._call(self.client.ttl, self._k(key))
+        return None if value is None or value < 0 else int(value)
+
+    def get_many(self, *keys):
+        return self._call(self.client.mget, [self._k(key) for key in keys])
+
+    def count_and_get(self, counter, window, keys):
+        count, ttl, values = self._call(self._count_and_get, keys=[self._k(counter), *map(self._k, keys)],
+                                        args=[window])
+        return int(count), int(ttl), list(values)
+
+    def delete_if_equal(self, key, value):
+        return bool(self._call(self._delete_if_equal, keys=[self._k(key)], args=[value]))
+
+    def touch(self, key, ttl):
+        return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
+
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30):
+        base = self._k(journal)
+        keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
+        sequence, consumed, wake = self._call(self._journal_push, keys=keys,
+                                              args=[entry, entry_if_absent or "", awake_ttl])
+        return JournalPush(int(sequence), bool(consumed), bool(wake))
+
+    def journal_head(self, journal, count):
+        return [parse_journal_entry(item) for item in self._call(self.client.lrange, self._k(journal), 0, count - 1)]
+
+    def journal_drop(self, journal, count):
+        self._call(self.client.ltrim, self._k(journal), count, -1)
+
+    def journal_sequence(self, journal):
+        return int(self._call(self.client.get, self._k(journal) + ":seq") or 0)
+
+    def ping(self):
+        try:
+            return bool(self.client.ping())
+        except UNREACHABLE:
+            return False
+
+    def flush(self):
+        cursor = 0
+        while True:
+            cursor, keys = self._call(self.client.scan, cursor, match=self.prefix + "*", count=500)
+            if keys:
+                self._call(self.client.delete, *keys)
+            if cursor == 0:
+                break
