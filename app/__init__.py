@@ -15,7 +15,6 @@ from .db_routing import engine_options, init_app as init_db_routing
 from .errors import register_error_handlers
 from .extensions import ProblemApi, app_api, db
 from .guards import init_input_guards
-from .identity.clients import signing_credentials
 from .observability import configure_logging, init_request_hooks
 from .openapi import init_openapi
 from .ratelimit import RateLimiter
@@ -43,6 +42,12 @@ BLUEPRINTS = (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _signing_credentials(client_id: str):
+    """`app.identity.clients.signing_credentials`, imported with the models on the first signed request."""
+    from .identity.clients import signing_credentials
+    return signing_credentials(client_id)
 logger = logging.getLogger("app")
 
 
@@ -114,7 +119,7 @@ def create_app(config=None) -> Flask:
     init_openapi(app)
     init_request_hooks(app)
     init_input_guards(app)
-    init_signed_requests(app, find_client=signing_credentials)
+    init_signed_requests(app, find_client=_signing_credentials)
     register_error_handlers(app)
     _register_swagger_assets(app)
     app.defer_setup(_register_blueprints)

@@ -1,8 +1,11 @@
 """Alembic migrations through Flask-Migrate, bound to an app on first use: importing Alembic costs
-about 0.3 s, which only `flask db ...`, `flask seed` and a fresh schema should pay."""
+about 0.3 s, which only `flask db ...`, `flask seed` and a fresh schema should pay. Binding imports
+every model module, so that autogenerate (`flask db migrate`, `flask db check`) compares the whole schema."""
 from __future__ import annotations
 
+import importlib
 import os
+from pathlib import Path
 
 import click
 from flask import Flask, current_app, has_app_context
@@ -13,11 +16,19 @@ from .extensions import db
 MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 
 
+def import_models() -> None:
+    """Import every `app` module whose name ends in `models` (views and commands import theirs on first use)."""
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*models.py")):
+        importlib.import_module(".".join(("app", *path.relative_to(package).with_suffix("").parts)))
+
+
 def bind_migrations(app: Flask | None = None):
     """The app's Flask-Migrate configuration (`app.extensions["migrate"]`), made on the first call."""
     app = app or current_app._get_current_object()
     if "migrate" not in app.extensions:
         from flask_migrate import Migrate
+        import_models()
         Migrate(app, db, directory=MIGRATIONS, render_as_batch=True)
     return app.extensions["migrate"]
 

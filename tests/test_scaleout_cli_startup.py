@@ -1,7 +1,8 @@
 """`flask --app wsgi --help` builds the app without importing what only some commands and requests
 need: the views and their schemas (registered on first use), each command group's module, the search engine (jieba, pypinyin, numpy), PDF rendering and sealing (fpdf2, pyHanko,
 asn1crypto, aiohttp), upload inspection (pikepdf, Pillow), S3 (boto3) and, on SQLite, the PostgreSQL driver
-and, without `REDIS_URL`, the Redis client, and Alembic (bound when a `db` command runs),
+and, without `REDIS_URL`, the Redis client, Alembic (bound when a `db` command runs) and the
+identity and wallet models (imported by the first signed request or view),
 and without writing the OpenAPI document. (Start-up time itself is measured,
 not asserted: `time .venv/bin/flask --app wsgi --help`.)"""
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.conftest import make_test_config
 ROOT = Path(__file__).resolve().parent.parent
 DEFERRED = ("jieba", "pypinyin", "numpy", "fpdf", "fontTools", "pyhanko", "pyhanko_certvalidator", "asn1crypto",
             "aiohttp", "app.catalogue.search", "pikepdf", "PIL", "psycopg", "boto3", "botocore", "redis", "app.redis_store",
-            "alembic", "flask_migrate", "mako",
+            "alembic", "flask_migrate", "mako", "app.identity.models", "app.wallet.models", "app.identity.clients",
             "app.identity.views", "app.wallet.views", "app.applications.views", "schemas.applications",
             "app.catalogue.cli", "app.applications.cli", "app.identity.cli", "app.devtools.cli", "app.oidc.server")
 PROBE = """
