@@ -204,7 +204,23 @@ def micro_section(results: dict[str, Any]) -> list[str]:
                 f"| check (`decode_access_token`) | {_num(tokens['check_ops'])} | {1e6 / tokens['check_ops']:.0f} |", ""]
     else:
         out += [_not_run(results, "micro_tokens"), ""]
-    return out
+    return out + _cli_section(micro.get("micro_cli"), results)
+
+
+def _cli_section(cli: dict[str, Any] | None, results: dict[str, Any]) -> list[str]:
+    out = ["### Command-line start-up (`benchmarks/bench_cli.py`)", ""]
+    if not cli:
+        return out + [_not_run(results, "micro_cli"), ""]
+    floor, app = cli["floor"], cli["app"]
+    return out + [
+        f"`flask --app <target> --help` in a fresh process (development settings, SQLite, no Redis); median of "
+        f"{cli['rounds']} runs of each, alternating, after one unmeasured run. The floor is the same command on a bare "
+        "Flask app with one route (`benchmarks/floor_cli.py`).", "",
+        "| target | wall | fastest – slowest | CPU (user + system) | vs floor |", "|---|---:|---:|---:|---:|",
+        f"| floor: bare Flask | {floor['wall_s']:.2f} s | {floor['wall_min_s']:.2f} – {floor['wall_max_s']:.2f} s | "
+        f"{floor['cpu_s']:.2f} s | 1.00 |",
+        f"| `flask --app wsgi --help` | {app['wall_s']:.2f} s | {app['wall_min_s']:.2f} – {app['wall_max_s']:.2f} s | "
+        f"{app['cpu_s']:.2f} s | {app['wall_s'] / floor['wall_s']:.2f} |", ""]
 
 
 def _not_run(results: dict[str, Any], name: str) -> str:

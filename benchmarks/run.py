@@ -59,10 +59,11 @@ class Settings:
     sdjwt_rounds: int = 5
     token_iterations: int = 2_000
     token_rounds: int = 5
+    cli_rounds: int = 7
 
 
 QUICK = dict(duration=4.0, warmup=1.0, refresh_pool=5_000, verification_pool=5_000, search_rounds=2,
-             sdjwt_iterations=300, sdjwt_rounds=3, token_iterations=300, token_rounds=3)
+             sdjwt_iterations=300, sdjwt_rounds=3, token_iterations=300, token_rounds=3, cli_rounds=2)
 
 # name -> (label, server). Servers: floor, app (normal seed, ~2k services), large (generated catalogue).
 LOAD_TARGETS: dict[str, tuple[str, str]] = {
@@ -84,7 +85,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
 }
 APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "applications", "inbox", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
-MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens")
+MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens", "micro_cli")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
 
 
@@ -168,6 +169,14 @@ def micro_search(settings: Settings) -> dict[str, Any]:
     from . import bench_search
     rows = bench_search.run(settings.search_sizes, settings.search_rounds, False)
     return {"rounds": settings.search_rounds, "queries": len(bench_search.QUERIES), "rows": rows}
+
+
+def micro_cli(settings: Settings) -> dict[str, Any]:
+    """`flask --app wsgi --help` beside the same command on a bare Flask app (bench_cli.run)."""
+    from . import bench_cli
+    result = bench_cli.run(settings.cli_rounds)
+    log(f"  flask --help: app {result['app']['wall_s']:.2f} s, bare Flask {result['floor']['wall_s']:.2f} s")
+    return result
 
 
 def micro_tokens(settings: Settings, dep: Deployment) -> dict[str, Any]:
@@ -607,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     deployments: list[Deployment] = []
     interrupted = False
     try:
-        for name, func in (("micro_sdjwt", micro_sdjwt), ("micro_search", micro_search)):
+        for name, func in (("micro_sdjwt", micro_sdjwt), ("micro_search", micro_search), ("micro_cli", micro_cli)):
             if name in selected:
                 log(f"== {name}")
                 _guard(results, name, lambda f=func: results["micro"].__setitem__(name, f(settings)))
