@@ -353,7 +353,9 @@ def render(results: dict[str, Any]) -> str:
             "```", "",
             "Needs `wrk` and the PostgreSQL and Redis server packages: `make bench` installs them when missing "
             "(`scripts/services.sh packages bench`; run it once before calling `benchmarks.run` yourself). Every gunicorn, PostgreSQL and Redis process the run starts is stopped at the end, also "
-            "on failure or Ctrl-C. A target whose endpoint answers 404 is skipped with the reason printed.", ""]
+            "on failure or Ctrl-C. A target whose endpoint answers 404 is skipped with the reason printed. Only a full "
+            "run rewrites this file (`--markdown` makes a partial, quick or profiled one write it too); every run "
+            "leaves its JSON in `benchmarks/results/`.", ""]
     return "\n".join(out)
 
 

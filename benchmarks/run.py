@@ -558,6 +558,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per measured wrk run")
     parser.add_argument("--large-items", type=int, help="size of the generated catalogue (default 300000)")
     parser.add_argument("--no-markdown", action="store_true", help="write only the JSON results")
+    parser.add_argument("--markdown", action="store_true",
+                        help="write BENCHMARKS.md from a partial, quick or profiled run too (a full run always does)")
     parser.add_argument("--profile", action="store_true",
                         help="sample a worker with py-spy during each measured run and print where the time goes "
                              "(the sampler takes CPU too: do not publish those figures)")
@@ -716,9 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = round(time.monotonic() - started, 1)
     json_path = report.write_json(results, RESULTS_DIR, stamp)
     log(f"results: {json_path.relative_to(ROOT)} (server logs in {run_dir.relative_to(ROOT)}/)")
-    if not args.no_markdown:
+    full_run = not (args.only or args.quick or args.profile)
+    if not args.no_markdown and (full_run or args.markdown):
         md = report.write_markdown(results, ROOT / "BENCHMARKS.md")
         log(f"report: {md.relative_to(ROOT)}")
+    elif not args.no_markdown:
+        log("BENCHMARKS.md left as it was: a partial, quick or profiled run (--markdown writes it anyway)")
     log(report.summary(results))
     log(f"total {results['duration_s']:.0f}s")
     return 130 if interrupted else 0
