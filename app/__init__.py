@@ -42,13 +42,13 @@ BLUEPRINTS = (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+logger = logging.getLogger("app")
 
 
 def _signing_credentials(client_id: str):
     """`app.identity.clients.signing_credentials`, imported with the models on the first signed request."""
     from .identity.clients import signing_credentials
     return signing_credentials(client_id)
-logger = logging.getLogger("app")
 
 
 class ApiFlask(Flask):

@@ -4,7 +4,6 @@ every model module, so that autogenerate (`flask db migrate`, `flask db check`) 
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import click
@@ -13,7 +12,7 @@ from flask.cli import ScriptInfo
 
 from .extensions import db
 
-MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
 
 
 def import_models() -> None:
