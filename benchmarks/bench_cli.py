@@ -6,24 +6,18 @@ wall time and CPU (user + system) of each run, alternating, after one unmeasured
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from .loadgen import ROOT
+from .setup_data import Deployment
+
 TARGETS = {"floor": "benchmarks.floor_cli", "app": "wsgi"}
-
-
-def _environment(workdir: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TEST_", "DATABASE_", "REDIS_", "RQ_", "PROMETHEUS_"))}
-    return {**env, "APP_ENV": "development", "DATABASE_URL": f"sqlite:///{workdir}/cli.db", "PYTHONPATH": str(ROOT)}
 
 
 def _once(target: str, env: dict[str, str]) -> tuple[float, float]:
@@ -41,10 +35,10 @@ def _once(target: str, env: dict[str, str]) -> tuple[float, float]:
 def run(rounds: int = 7) -> dict[str, Any]:
     """Median wall and CPU seconds of `flask --app <target> --help` for the floor and the app."""
     with tempfile.TemporaryDirectory(prefix="ias-bench-cli.") as workdir:
-        env = _environment(workdir)
+        env = Deployment("cli", f"sqlite:///{workdir}/cli.db", "", 0).cli_env()  # production settings, no Redis
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
-        for name, target in TARGETS.items():
-            _once(target, env)  # byte-code compiled, development secrets written
+        for target in TARGETS.values():
+            _once(target, env)  # byte code compiled
         for _ in range(rounds):
             for name, target in TARGETS.items():
                 samples[name].append(_once(target, env))

@@ -213,7 +213,7 @@ def _cli_section(cli: dict[str, Any] | None, results: dict[str, Any]) -> list[st
         return out + [_not_run(results, "micro_cli"), ""]
     floor, app = cli["floor"], cli["app"]
     return out + [
-        f"`flask --app <target> --help` in a fresh process (development settings, SQLite, no Redis); median of "
+        f"`flask --app <target> --help` in a fresh process (production settings with fresh secrets, SQLite, no Redis); median of "
         f"{cli['rounds']} runs of each, alternating, after one unmeasured run. The floor is the same command on a bare "
         "Flask app with one route (`benchmarks/floor_cli.py`).", "",
         "| target | wall | fastest – slowest | CPU (user + system) | vs floor |", "|---|---:|---:|---:|---:|",

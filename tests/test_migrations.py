@@ -1,4 +1,6 @@
 """The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+import subprocess
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -7,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.schema_migrations import alembic_config
 from app.partitions import partition_tables
+from tests.support.newcomer import FLASK, ROOT, process_env
 
 
 def test_migrated_schema_matches_models(app):
@@ -52,16 +55,9 @@ def test_an_interrupted_first_upgrade_on_sqlite_leaves_nothing_and_the_next_one_
 def test_autogenerate_sees_every_model_from_the_command_line(tmp_path):
     """`flask db check` in a fresh process (where views and most models are not imported yet) finds the
     migrated schema complete: a `flask db migrate` there would not write a migration dropping tables."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": f"sqlite:///{tmp_path / 'check.db'}"}
-    env.pop("REDIS_URL", None)
-    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "db"]
-    upgraded = subprocess.run([*flask, "upgrade"], cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    env = process_env(tmp_path)
+    upgraded = subprocess.run([*FLASK, "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert upgraded.returncode == 0, upgraded.stderr[-2000:]
-    checked = subprocess.run([*flask, "check"], cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    checked = subprocess.run([*FLASK, "db", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert checked.returncode == 0 and "No new upgrade operations detected" in checked.stdout + checked.stderr, \
         (checked.stdout + checked.stderr)[-2000:]

@@ -61,9 +61,9 @@ def test_the_openapi_document_is_complete_when_first_read(app, client):
 def test_every_lazy_command_group_names_the_group_it_loads(app):
     from app.cli import COMMAND_GROUPS, LazyGroup
     for name, _help, _target in COMMAND_GROUPS:
-        command = app.cli.commands[name]
+        registered = app.cli.commands[name]
         with app.app_context():  # `db` is Flask-Migrate's own group once the schema was migrated
-            group = command.loaded() if isinstance(command, LazyGroup) else command
+            group = registered.loaded() if isinstance(registered, LazyGroup) else registered
         assert group.name == name and group.commands, name
         listed = app.test_cli_runner().invoke(args=[name, "--help"])
         assert listed.exit_code == 0 and all(command in listed.output for command in group.commands), listed.output
