@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
 
 from .db_routing import RoutingSession
+from .query_args import MemoQueryParser
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -106,7 +107,10 @@ class ProblemApi(Api):
 
 class ApiBlueprint(Blueprint):
     """flask-smorest Blueprint whose argument schemas are built once (webargs would build a schema
-    given as a class on every request, as flask-smorest already avoids for response schemas)."""
+    given as a class on every request, as flask-smorest already avoids for response schemas) and
+    whose query arguments are validated once per distinct query string (app/query_args.py)."""
+
+    ARGUMENTS_PARSER = MemoQueryParser()
 
     def arguments(self, schema, *args, **kwargs):
         if kwargs.get("location") in ("query", "querystring"):
