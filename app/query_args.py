@@ -9,7 +9,7 @@ from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 QUERY_LOCATIONS = frozenset({"query", "querystring"})
-MEMO_ENTRIES = 1024  # popular query strings; about a kilobyte each at most
+MEMO_ENTRIES = 256  # popular query strings (the search result cache keeps about a hundred pages); under 1 kB each
 MEMO_MAX_QUERY_BYTES = 512  # longer query strings are validated every time (and not kept)
 
 
