@@ -43,9 +43,12 @@ def search_paths() -> list[str]:
 
 
 def answer(body: bytes) -> dict:
-    """What is kept of one answer: the digest of its exact bytes, and the codes and total to read a diff by."""
+    """What is kept of one answer: the digest of its exact content (every value, in order) and the codes
+    and total to read a diff by. Answers were recorded as json.dumps writes them by default; the API now
+    sends compact JSON, so the body is written back in the recorded spelling before it is digested."""
     data = json.loads(body)
-    return {"sha256": hashlib.sha256(body).hexdigest(), "total": data["total"],
+    recorded_spelling = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return {"sha256": hashlib.sha256(recorded_spelling).hexdigest(), "total": data["total"],
             "codes": [item["code"] for item in data["items"]]}
 
 
