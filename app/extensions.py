@@ -13,7 +13,7 @@ from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
 
 from .db_routing import RoutingSession
-from .query_args import MemoQueryParser
+from .query_args import QUERY_LOCATIONS, MemoQueryParser
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -113,7 +113,7 @@ class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = MemoQueryParser()
 
     def arguments(self, schema, *args, **kwargs):
-        if kwargs.get("location") in ("query", "querystring"):
+        if kwargs.get("location") in QUERY_LOCATIONS:
             # the schema decides (RAISE unless it says otherwise): an unknown query parameter is a
             # 422 naming it instead of being silently ignored, as webargs does for query strings
             kwargs.setdefault("unknown", None)

@@ -28,9 +28,9 @@ class MemoQueryParser(FlaskParser):
         self._validated = functools.lru_cache(maxsize=MEMO_ENTRIES)(self._validate_query)
 
     def parse(self, argmap, req=None, *, location=None, unknown="_default", **options):
-        raw = request.query_string if req is None else req.query_string
-        if (location not in QUERY_LOCATIONS or not isinstance(argmap, Schema) or any(options.values())
-                or len(raw) > MEMO_MAX_QUERY_BYTES):
+        memo = location in QUERY_LOCATIONS and isinstance(argmap, Schema) and not any(options.values())
+        raw = (request if req is None else req).query_string if memo else b""
+        if not memo or len(raw) > MEMO_MAX_QUERY_BYTES:
             return super().parse(argmap, req, location=location, unknown=unknown, **options)
         return {name: copy.deepcopy(value) if isinstance(value, (list, dict, set)) else value
                 for name, value in self._validated(argmap, location, unknown, raw)}

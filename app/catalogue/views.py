@@ -227,7 +227,7 @@ class Services(MethodView):
 
         def render() -> bytes:
             _limit_search()
-            return rendered_json(service.search_services(visible_channel=channel, **args))
+            return _rendered_json(service.search_services(visible_channel=channel, **args))
 
         payload = fresh_index().cached_response(key, render)
         return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
@@ -255,10 +255,10 @@ class ServicesById(MethodView):
 
 
 def _detail_json(code: str, channel: str | None) -> bytes:
-    return rendered_json(SERVICE_DETAIL.dump(service.get_service(code, channel=channel)))
+    return _rendered_json(SERVICE_DETAIL.dump(service.get_service(code, channel=channel)))
 
 
-def rendered_json(body) -> bytes:
+def _rendered_json(body) -> bytes:
     """A body rendered once and kept: compact, as the app's other JSON responses are in production."""
     return current_app.json.dumps(body, separators=(",", ":")).encode("utf-8")
 
