@@ -78,6 +78,11 @@ def lazy_begin(engine) -> None:
         event.listen(engine, "before_cursor_execute", _begin_when_needed)
 
 
+def read_primary(session) -> None:
+    """The rest of the session's reads go to the primary (what a cache tagged by a version must read)."""
+    session.info["primary_only"] = True
+
+
 def begin_transaction(dbapi_connection) -> None:
     """For statements run on the driver's connection directly (COPY): make them transactional."""
     if getattr(dbapi_connection, "autocommit", False):

@@ -72,7 +72,8 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "search_seeded": ("search, seeded catalogue", "app"),
     "search_300k": ("search, generated catalogue", "large"),
     "detail": ("service detail", "app"),
-    "wallet": ("wallet list", "app"),
+    "wallet": ("wallet list, opening (the page kept for the holder)", "app"),
+    "wallet_read": ("wallet list, a page read from the database", "app"),
     "applications": ("application list", "app"),
     "inbox": ("inbox", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
@@ -83,7 +84,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "appointment_slots": ("appointment slot listing", "app"),
     "appointment_booking": ("appointment booking", "app"),
 }
-APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "applications", "inbox", "refresh", "verification", "device_verification",
+APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "wallet_read", "applications", "inbox", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens", "micro_cli")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
@@ -338,20 +339,29 @@ class AppTargets:
                             notes=[f"rotating {len(codes)} service codes"])
 
     def t_wallet(self) -> None:
+        """The holder opens their wallet (no query arguments): after the first opening, the page kept
+        for the current version of their wallet (app/wallet/page_cache.py)."""
+        self._wallet_row("wallet", "", "the page kept in Redis: no database statement")
+
+    def t_wallet_read(self) -> None:
+        """The same first page asked with explicit arguments: never kept, one database read each time."""
+        self._wallet_row("wallet_read", "?page=1&page_size=20", "explicit arguments: one PostgreSQL read each time")
+
+    def _wallet_row(self, name: str, query: str, how: str) -> None:
         token = self.holder_token()
         status, body = self.api.request("GET", f"{API}/wallet/licenses", headers=bearer(token))
         if status == 404:
             raise SetupSkipped("GET /api/v1/wallet/licenses answers 404 (wallet endpoints not built yet)")
         licenses = self.licenses()
-        status, body = self.api.request("GET", f"{API}/wallet/licenses", headers=bearer(token))
+        status, body = self.api.request("GET", f"{API}/wallet/licenses{query}", headers=bearer(token))
         listed = len(body.get("items", [])) if isinstance(body, dict) else None
         if status != 200:
             raise SetupSkipped(f"GET /api/v1/wallet/licenses answers {status}: {str(body)[:200]}")
-        paths = write_lines(self.data_dir / "wallet_paths.txt", [f"{API}/wallet/licenses"])
-        self.runner.measure("wallet", "GET /api/v1/wallet/licenses (holder token)", self.server.base_url,
+        paths = write_lines(self.data_dir / f"{name}_paths.txt", [f"{API}/wallet/licenses{query}"])
+        self.runner.measure(name, f"GET /api/v1/wallet/licenses{query} (holder token)", self.server.base_url,
                             script="paths.lua", script_args=[str(paths)],
                             headers=[f"Authorization: Bearer {token}"], server=self.server,
-                            notes=[f"holder with {listed if listed is not None else len(licenses)} licenses"])
+                            notes=[f"holder with {listed if listed is not None else len(licenses)} licenses; {how}"])
 
     def t_applications(self) -> None:
         """A person with a few applications (instant approvals: each also leaves inbox messages)."""
@@ -589,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         selected.add("floor")  # the ratio column needs the floor of the same run
     if "verification" in selected:
         selected.add("verification_floor")  # its ceiling in the same run
-    if selected & {"wallet", "applications", "inbox", "refresh"}:
+    if selected & {"wallet", "wallet_read", "applications", "inbox", "refresh"}:
         selected.add("daily_floor")
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

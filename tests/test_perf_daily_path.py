@@ -143,13 +143,17 @@ def test_a_refresh_is_one_write_and_two_statements(app, client, alice):
                                                   "refresh_token": newer}).status_code == 401
 
 
-def test_the_wallet_list_is_one_read(app, client, alice, police):
+def test_the_wallet_list_is_one_read_and_an_unchanged_opening_none(app, client, alice, police):
     issue(client, police, holder_id_number=alice["id_number"])
     first = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
     assert first.status_code == 200 and first.get_json()["total"] == 1
     with statements(app) as seen:
         again = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
-    assert again.get_json() == first.get_json()
+    assert again.data == first.data
+    assert seen == []  # the page kept for this version of her wallet (app/personal_pages.py)
+    with statements(app) as seen:
+        paged = client.get(f"{API}/wallet/licenses?page=1&page_size=20", headers=alice["headers"])
+    assert paged.get_json() == first.get_json()
     assert len(seen) == 1 and "JOIN persons" in seen[0], seen
 
 
@@ -162,19 +166,30 @@ def test_the_wallet_list_reads_its_collection_marker_with_the_token(app, client,
         real = getattr(shared, name)
         monkeypatch.setattr(shared, name, lambda *args, _real=real, _name=name, **kw: (
             calls.append((_name, args)), _real(*args, **kw))[1])
-    first = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    marker = collection.collected_key(alice["subject_id"])
+
+    def marker_calls():
+        return [name for name, args in calls if marker in args]
+
+    first = client.get(f"{API}/wallet/licenses?page=1", headers=alice["headers"])
     assert first.status_code == 200
     assert [name for name, _ in calls] == ["get_many", "set_if_absent"], calls  # the marker was absent: pull
-    assert collection.collected_key(alice["subject_id"]) in calls[0][1]
+    assert marker in calls[0][1]
     calls.clear()
-    again = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    again = client.get(f"{API}/wallet/licenses?page=1", headers=alice["headers"])
     assert again.get_json() == first.get_json()
     assert [name for name, _ in calls] == ["get_many"], calls  # marker set: no write, one round trip
-    with app.app_context():
-        shared.delete(collection.collected_key(alice["subject_id"]))
     calls.clear()
     client.get(f"{API}/wallet/licenses", headers=alice["headers"])
-    assert [name for name, _ in calls] == ["get_many", "set_if_absent"], calls  # gone: due again
+    calls.clear()
+    kept = client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert kept.get_json() == first.get_json()
+    assert [name for name, _ in calls] == ["get_many"], calls  # the kept page: one round trip, no write
+    with app.app_context():
+        shared.delete(marker)
+    calls.clear()
+    client.get(f"{API}/wallet/licenses", headers=alice["headers"])
+    assert marker_calls() == ["get_many", "set_if_absent"], calls  # gone: due again, kept page or not
 
 
 def test_the_inbox_page_is_one_read_and_an_empty_journal_one_round_trip(app, client, alice, monkeypatch):
@@ -202,7 +217,7 @@ def test_the_inbox_page_is_one_read_and_an_empty_journal_one_round_trip(app, cli
     assert (beyond["items"], beyond["total"], beyond["unread_count"]) == ([], 4, 1)
 
 
-def test_a_persons_application_list_is_one_read(app, client):
+def test_a_persons_application_list_is_one_read_and_an_unchanged_opening_none(app, client):
     from tests.support.applications import apply, id_card, person_in, residence_body
     person = person_in(client, app)
     license_id = id_card(app, person)
@@ -212,6 +227,9 @@ def test_a_persons_application_list_is_one_read(app, client):
         page = client.get(f"{API}/applications", headers=person["headers"]).get_json()
     assert page["total"] == 2 and len(page["items"]) == 2
     assert len(seen) == 1 and "JOIN persons" in seen[0], seen
+    with statements(app) as seen:
+        again = client.get(f"{API}/applications", headers=person["headers"]).get_json()
+    assert again == page and seen == []  # the page kept for this version of the list (app/personal_pages.py)
     assert all(item["parent_application_id"] is None and item["status_label"] for item in page["items"])
     empty = client.get(f"{API}/applications?status=rejected", headers=person["headers"]).get_json()
     assert (empty["items"], empty["total"]) == ([], 0)

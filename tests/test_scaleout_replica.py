@@ -19,6 +19,9 @@ from app.notifications.models import Notification
 from app.wallet.models import LicenseType
 from tests.support.helpers import API
 from tests.support.procs import wait_for
+from tests.support.wallet import issue
+
+WALLET = f"{API}/wallet/licenses"
 
 REPLICA_URL = os.environ.get("TEST_DATABASE_REPLICA_URL")
 pytestmark = pytest.mark.skipif(not (REPLICA_URL and os.environ.get("TEST_DATABASE_URL")),
@@ -91,6 +94,33 @@ def test_a_request_reads_the_replica_s_copy_of_a_row(replicated):
                                {"name": original, "code": code})
         primary.dispose()
         replica.dispose()
+
+
+def test_a_wallet_page_kept_by_version_reads_the_primary_and_other_pages_the_replica(replicated, client, alice,
+                                                                                     police):
+    reader = replicated.test_client()
+    card = issue(client, police, holder_id_number=alice["id_number"])
+
+    def statuses(query=""):
+        return [item["status"] for item in reader.get(WALLET + query, headers=alice["headers"]).get_json()["items"]]
+
+    assert wait_for(lambda: statuses("?page=1") == ["valid"], 10)  # the replica has the card
+    assert statuses() == statuses() == ["valid"]  # kept for this version of her wallet
+    replica = create_engine(REPLICA_URL)
+    try:
+        with replica.connect() as standby:
+            standby.execute(text("SELECT pg_wal_replay_pause()"))
+            try:
+                changed = client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "suspended"},
+                                      headers=police)
+                assert changed.status_code == 200
+                assert statuses("?page=1") == ["valid"]  # a listed view's plain read: the replica, not replayed yet
+                assert statuses() == ["suspended"]  # a page to keep under the new version: the primary
+            finally:
+                standby.execute(text("SELECT pg_wal_replay_resume()"))
+    finally:
+        replica.dispose()
+    assert wait_for(lambda: statuses("?page=1") == ["suspended"], 10)
 
 
 def test_a_replica_that_cannot_be_reached_sends_the_read_to_the_primary(app_factory, caplog):

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import personal_pages
 from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..identity import proxies
@@ -231,6 +232,10 @@ def list_applications(*, actor: Actor, status: str | None, page: int, page_size:
                               .order_by(Application.created_at.desc(), Application.id.desc())
                               .offset((page - 1) * page_size).limit(page_size)).all()
     return rows, total
+
+
+personal_pages.watch(Application, ("applications",), lambda _session, applications: set().union(
+    *(personal_pages.values_of(application, "subject_id") for application in applications)))
 
 
 def hall_applications(*, actor: Actor, hall_code: str, status: str | None = None, overdue: bool = False,

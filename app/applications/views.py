@@ -13,9 +13,10 @@ from schemas.applications import (ApplicationListArgsSchema, ApplicationPageSche
 from schemas.common import ProblemSchema, paged
 from schemas.hall_desk import WindowApplicationCreateSchema
 
+from .. import personal_pages
 from ..extensions import BEARER, ApiBlueprint
 from ..identity.actors import current_actor
-from ..security.rbac import auth_required
+from ..security.rbac import auth_reading, auth_required
 from . import idempotency, processing, resubmission, review, service, spot_checks, submission, window
 
 blp = ApiBlueprint("applications", __name__, description="办件：表单预填、免证办、告知承诺、容缺、秒批、一件事、办理流程")
@@ -26,6 +27,7 @@ IDEMPOTENCY_PARAM = {"in": "header", "name": idempotency.HEADER, "required": Tru
 CREATED_EXAMPLE = {"application_id": "ap_3f9c2a7b1e4d5c6a8b90", "service_code": "370102-000705015000",
                    "service_name": "居住证签发", "hall_code": "370102", "status": "approved", "deadline": "2026-09-30",
                    "instant_approval": True, "issued_license": {"license_id": "lic_0123456789abcdef0123"}}
+APPLICATION_PAGE = ApplicationPageSchema()
 ANSWER = ApplicationSchema()  # what a new application is answered with, and replayed for its Idempotency-Key
 
 
@@ -78,15 +80,23 @@ class BundleForm(MethodView):
 
 @blp.route("/applications")
 class Applications(MethodView):
-    @auth_required()
+    @auth_reading(lambda claims: personal_pages.opening_keys("applications", claims))
     @blp.doc(security=BEARER)
     @blp.arguments(ApplicationListArgsSchema, location="query")
     @blp.response(200, ApplicationPageSchema)
-    def get(self, args):
+    def get(self, args, reads):
         """我的办件（分页，最新在前）"""
-        rows, total = service.list_applications(actor=current_actor(), status=args.get("status"),
-                                                page=args["page"], page_size=args["page_size"])
-        return paged(rows, total, args["page"], args["page_size"])
+        actor = current_actor()
+
+        def read_page() -> dict:
+            rows, total = service.list_applications(actor=actor, status=args.get("status"),
+                                                    page=args["page"], page_size=args["page_size"])
+            return paged(rows, total, args["page"], args["page_size"])
+
+        if personal_pages.page_key("applications", actor.subject_id) not in reads:
+            return read_page()
+        return personal_pages.opened("applications", actor.subject_id, reads, read_page=read_page,
+                                     schema=APPLICATION_PAGE)
 
     @auth_required()
     @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_PARAM])

@@ -14,6 +14,7 @@ from flask.views import MethodView
 from werkzeug.wrappers import Response
 
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
+from ..rendering import compact_json
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import SECURITY as SIGNED, signed_client
 from ..store import StoreUnavailable
@@ -259,8 +260,7 @@ def _detail_json(code: str, channel: str | None) -> bytes:
 
 
 def _rendered_json(body) -> bytes:
-    """A body rendered once and kept: compact, as the app's other JSON responses are in production."""
-    return current_app.json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return compact_json(body).encode("utf-8")
 
 
 @blp.route("/services/<string:code>/form-templates/<string:kind>")

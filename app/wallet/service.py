@@ -20,7 +20,7 @@ import functools
 
 from sqlalchemy import and_, bindparam, func, select
 
-from .. import journal
+from .. import journal, personal_pages
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..pages import counted_page
@@ -134,6 +134,18 @@ def wallet_licenses(*, principal: Principal, page: int, page_size: int, license_
         collection.collect_on_open(actor_of(principal).own_person())
     return counted_page(_page_query(False, bool(license_type), status),
                  {**params, "holder_index": wallet.holder_index, "holder_type": wallet.holder_type})
+
+
+def _license_holders(session, licenses) -> set[str]:
+    """The registered persons whose wallet pages show these licenses (before or after the flush)."""
+    indexes = set().union(*(personal_pages.values_of(license, "holder_index") for license in licenses
+                            if license.holder_type == "person"))
+    return set(session.connection().execute(
+        select(Person.subject_id).where(Person.id_number_index.in_(indexes))).scalars()) if indexes else set()
+
+
+personal_pages.watch(License, ("wallet",), _license_holders)
+personal_pages.watch_reference(LicenseType, "wallet")
 
 
 class _OpeningHolder:

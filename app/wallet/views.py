@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from ..errors import Unauthorized
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
+from .. import personal_pages
 from ..guards import refuse_control_characters
 from ..security import tokens
 from ..security.rbac import auth_reading, auth_required, bearer_claims, current_principal
@@ -28,6 +29,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 STATUS_LIST_MIME = "application/statuslist+jwt"
 VERIFY_RATE_LIMIT = "600/minute"
 VERIFY_RATE_SCOPE = "verify"
+WALLET_PAGE = WalletLicensePageSchema()
 TOO_MANY_VERIFICATIONS = "核验请求过于频繁，请稍后再试"
 
 
@@ -110,9 +112,11 @@ class LicenseStatus(MethodView):
 
 
 def _own_wallet_marker(claims: dict) -> list[str]:
-    """A person opening their wallet: read the collection marker with the token's revocation."""
-    personal = claims.get("sub_type", "person") == "person" and not claims.get("act")
-    return [collection.collected_key(claims["sub"])] if personal else []
+    """A person opening their wallet: read the collection marker with the token's revocation, and
+    for their first page the page kept for them (`personal_pages`)."""
+    if claims.get("sub_type", "person") != "person" or claims.get("act"):
+        return []
+    return [collection.collected_key(claims["sub"]), *personal_pages.opening_keys("wallet", claims)]
 
 
 @blp.route("/wallet/licenses")
@@ -125,12 +129,19 @@ class WalletLicenses(MethodView):
     def get(self, args, reads):
         """我的证照夹（可按证照类型、状态筛选；企业身份为企业证照）"""
         principal = current_principal()
-        rows, total = service.wallet_licenses(
-            principal=principal, page=args["page"], page_size=args["page_size"],
-            license_type=args.get("license_type"), status=args.get("status"),
-            holder_id_number=args.get("holder_id_number"),
-            collected=bool(reads.get(collection.collected_key(principal.subject_id))))
-        return paged(rows, total, args["page"], args["page_size"])
+        collected = bool(reads.get(collection.collected_key(principal.subject_id)))
+
+        def read_page() -> dict:
+            rows, total = service.wallet_licenses(
+                principal=principal, page=args["page"], page_size=args["page_size"],
+                license_type=args.get("license_type"), status=args.get("status"),
+                holder_id_number=args.get("holder_id_number"), collected=collected)
+            return paged(rows, total, args["page"], args["page_size"])
+
+        if personal_pages.page_key("wallet", principal.subject_id) not in reads:
+            return read_page()
+        return personal_pages.opened("wallet", principal.subject_id, reads, read_page=read_page, schema=WALLET_PAGE,
+                                     fresh=collected)  # an hourly pull that is due may add licenses
 
 
 @blp.route("/wallet/licenses/<string:license_id>")

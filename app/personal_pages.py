@@ -1,0 +1,184 @@
+"""A person's first page of a personal list (the wallet, the applications) kept rendered in the shared
+store while nothing it shows has changed.
+
+Opening the app shows these lists, and most openings find them as they were. A person's own first
+page (no query arguments) is kept under `<kind>:page:<subject>`, tagged with the person's version of
+that list, the generation of the reference data it shows (license-type names) and the day (expiry and
+overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip that checks the
+token (`auth_reading`); a kept page whose tag matches is the answer, with no database statement.
+
+Versions are random and never reused. After a commit that changed rows a list shows (the domains
+`watch` their models: a license, an application, the person's index or active flag) the person's
+version is deleted; after a commit that changed reference data, the generation (`watch_reference`).
+A reader finding no version claims a new one (SET NX) before it reads the database, so every page is
+tagged with a version that existed before its rows were read: a page read before a commit carries a
+version that commit deleted and is never served again, whichever of the reader and the writer
+finishes first. Misses read the primary, never a replica that may lag behind the version. A version
+the writer could not delete (the store unreachable just then) leaves an old page for at most PAGE_TTL.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from itertools import chain
+
+from flask import Response, request
+from sqlalchemy import event, inspect
+
+from .db_routing import RoutingSession, read_primary
+from .extensions import db, store
+from .identity.models import Person
+from .rendering import compact_json
+from .store import StoreUnavailable
+from .timeutil import beijing_today
+
+logger = logging.getLogger("app.pages")
+
+PAGE_TTL = 3600
+VERSION_TTL = 7 * 86400
+NO_GENERATION = "-"
+_CHANGED = "personal_pages_changed"
+_PERSON_COLUMNS = ("id_number_index", "active")
+_WATCHED: list[tuple[type, tuple[str, ...], object]] = []  # (model, kinds, subjects_of(session, rows))
+_GENERATIONS: dict[str, str] = {}  # kind -> key of its reference data's generation
+_REFERENCE: dict[type, str] = {}  # model -> kind whose generation it moves
+
+
+def version_key(kind: str, subject_id: str) -> str:
+    return f"{kind}:version:{subject_id}"
+
+
+def page_key(kind: str, subject_id: str) -> str:
+    return f"{kind}:page:{subject_id}"
+
+
+def keys(kind: str, subject_id: str) -> list[str]:
+    """What a person's opening reads with the token: their version, the generation, the kept page."""
+    generation = [_GENERATIONS[kind]] if kind in _GENERATIONS else []
+    return [version_key(kind, subject_id), *generation, page_key(kind, subject_id)]
+
+
+def opening_keys(kind: str, claims: dict) -> list[str]:
+    """`keys` when the request opens the caller's own first page: a person's token acting for nobody
+    else, no query arguments; else none (the page is read the usual way)."""
+    if claims.get("sub_type", "person") != "person" or claims.get("act") or request.args:
+        return []
+    return keys(kind, claims["sub"])
+
+
+def watch(model: type, kinds: tuple[str, ...], subjects_of) -> None:
+    """Rows of `model` flushed change the `kinds` lists of `subjects_of(session, rows)` (a set of subject ids)."""
+    _WATCHED.append((model, kinds, subjects_of))
+
+
+def watch_reference(model: type, kind: str) -> None:
+    """Rows of `model` flushed change every page of `kind` (its generation)."""
+    _GENERATIONS[kind] = f"{kind}:generation"
+    _REFERENCE[model] = kind
+
+
+def values_of(row, name: str) -> set:
+    """An attribute's values before and after the flush under way (loaded if it was not)."""
+    history = inspect(row).attrs[name].history
+    values = set(chain(history.unchanged or (), history.added or (), history.deleted or ()))
+    return {value for value in values or {getattr(row, name)} if value}
+
+
+@dataclass
+class Opening:
+    """A person opening their first page: the kept body when its tag matches, else how to keep one."""
+
+    kind: str
+    subject_id: str
+    version: str | None
+    generation: str | None
+    body: str | None = None
+
+    @classmethod
+    def read(cls, kind: str, subject_id: str, reads: dict) -> Opening:
+        generation = reads.get(_GENERATIONS[kind]) if kind in _GENERATIONS else NO_GENERATION
+        opening = cls(kind, subject_id, reads.get(version_key(kind, subject_id)), generation)
+        head, _, body = (reads.get(page_key(kind, subject_id)) or "").partition("\n")
+        if opening.version and opening.generation and head == opening.tag():
+            opening.body = body
+        return opening
+
+    def tag(self) -> str:
+        return f"{self.version}|{self.generation}|{beijing_today().isoformat()}"
+
+    def claim(self) -> bool:
+        """Before the rows are read: a version and a generation to tag the page with (claimed when
+        absent); False when another reader or a writer got there first (nothing is kept this time)."""
+        try:
+            self.version = self.version or _claimed(version_key(self.kind, self.subject_id))
+            self.generation = self.generation or _claimed(_GENERATIONS[self.kind])
+        except StoreUnavailable:
+            return False
+        read_primary(db.session)
+        return bool(self.version and self.generation)
+
+    def keep(self, body: str) -> None:
+        try:
+            store.set(page_key(self.kind, self.subject_id), f"{self.tag()}\n{body}", PAGE_TTL)
+        except StoreUnavailable:
+            logger.warning("%s page of %s not kept: shared store unavailable", self.kind, self.subject_id)
+
+
+def opened(kind: str, subject_id: str, reads: dict, *, read_page, schema, fresh: bool = True):
+    """The person's first page: the kept one when its tag matches (and `fresh`: nothing is due that
+    would change it), else `read_page()`, kept when a version could be claimed before reading it."""
+    opening = Opening.read(kind, subject_id, reads)
+    if opening.body is not None and fresh:
+        return Response(opening.body, status=200, mimetype="application/json")
+    keeping = opening.claim()
+    page = read_page()
+    if not keeping:
+        return page
+    body = compact_json(schema.dump(page))
+    opening.keep(body)
+    return Response(body, status=200, mimetype="application/json")
+
+
+def _claimed(key: str) -> str | None:
+    value = secrets.token_hex(8)
+    return value if store.set_if_absent(key, value, VERSION_TTL) else None
+
+
+def _changed_persons(session, persons) -> set[str]:
+    return {person.subject_id for person in persons if person in session.new or person in session.deleted or any(
+        inspect(person).attrs[name].history.has_changes() for name in _PERSON_COLUMNS)}
+
+
+@event.listens_for(RoutingSession, "after_flush")
+def _flushed(session, _flush_context):
+    rows = list(chain(session.new, session.dirty, session.deleted))
+    stale = set()
+    for model, kinds, subjects_of in _WATCHED:
+        changed = [row for row in rows if isinstance(row, model)]
+        if changed:
+            stale.update(key for subject in subjects_of(session, changed) for kind in kinds
+                         for key in (version_key(kind, subject), page_key(kind, subject)))
+    stale.update(_GENERATIONS[kind] for model, kind in _REFERENCE.items() if any(isinstance(row, model) for row in rows))
+    if stale:
+        session.info.setdefault(_CHANGED, set()).update(stale)
+
+
+@event.listens_for(RoutingSession, "after_commit")
+def _committed(session):
+    stale = session.info.pop(_CHANGED, None)
+    if not stale:
+        return
+    try:
+        store.delete(*stale)
+    except StoreUnavailable:
+        logger.warning("personal pages may show old rows for up to %d s: shared store unavailable (%d keys)",
+                       PAGE_TTL, len(stale))
+
+
+@event.listens_for(RoutingSession, "after_rollback")
+def _rolled_back(session):
+    session.info.pop(_CHANGED, None)
+
+
+watch(Person, ("wallet", "applications"), _changed_persons)
