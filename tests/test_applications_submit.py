@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event
-
 from app.applications.models import Application, ApplicationEvent, IdempotencyKey
 from app.errors import ValidationFailed
 from app.extensions import db
@@ -15,6 +13,7 @@ from app.wallet.models import AccessLogEntry, License
 from tests.support.helpers import API, auth_headers
 from app.wallet import issuance
 from tests.support.helpers import create_staff
+from tests.support.statements import statements
 from tests.support.applications import (BUSINESS_LICENSE_TYPE, JINAN, JINAN_LIXIA, RESIDENCE_PERMIT,
                                              RESIDENCE_PERMIT_TYPE, TALENT_CARD, TALENT_CARD_TYPE, apply, code,
                                              count_rows, household_book, hukou_body, id_card, issue_license,
@@ -223,21 +222,11 @@ def test_a_submission_looks_up_the_person_acting_once(client, app):
     id_license = id_card(app, alice)
     masked_id = alice["id_number"][:6] + "********" + alice["id_number"][-4:]
     body = residence_body(alice, id_license, id_number=masked_id)
-    statements = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements(app) as seen:
         response = apply(client, alice["headers"], body)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["form"]["id_number"] == masked_id
-    person_reads = [s for s in statements if "FROM persons" in s and "persons.subject_id =" in s]
+    person_reads = [s for s in seen if "FROM persons" in s and "persons.subject_id =" in s]
     assert len(person_reads) == 1, person_reads
 
 

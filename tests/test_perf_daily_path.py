@@ -4,9 +4,7 @@ one read, and an online verification without checking signatures again (they wer
 the presentation was made and sealed with it). Statements are counted, never timed."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 
-from sqlalchemy import event
 
 from app.catalogue import publishing
 from app.catalogue.index import catalogue_index
@@ -15,24 +13,8 @@ from app.identity import persons, sessions
 from app.notifications.service import notify
 from app.wallet import collection, issuer_trust, verification
 from tests.support.helpers import API
+from tests.support.statements import statements
 from tests.support.wallet import issue, present, verifier_headers, verify
-
-
-@contextmanager
-def statements(app):
-    """Every SQL statement the app's engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _some_service(client) -> str:

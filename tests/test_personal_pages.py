@@ -5,11 +5,9 @@ kept after it (app/personal_pages.py)."""
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 
 from app.extensions import db, store
 from app.rendering import compact_json
@@ -21,27 +19,12 @@ from app.wallet import models, service
 from app.wallet.models import LicenseType
 from tests.support.applications import apply, id_card, person_in, residence_body
 from tests.support.helpers import API
+from tests.support.statements import statements
 from tests.support.wallet import ID_CARD, id_card_fields, issue, person_id_number, register_person, today
 
 WALLET = f"{API}/wallet/licenses"
 APPLICATIONS = f"{API}/applications"
 pytestmark = pytest.mark.redis  # on every backend, and once more on the Redis Cluster (versions and pages span slots)
-
-
-@contextmanager
-def statements(app):
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _opened_twice(app, client, person, path=WALLET) -> dict:
