@@ -5,7 +5,8 @@ a read retried once after a lost connection, and reads routed to a streaming rep
   recycles the pool, and a plain read that started no transaction is retried once on a fresh one.
 - Lazy BEGIN (PostgreSQL): a connection runs in autocommit until a statement needs a transaction
   (anything but a plain SELECT: writes, SELECT ... FOR UPDATE, advisory locks, streamed results,
-  savepoints); then psycopg sends BEGIN and the transaction lasts until commit or rollback. Under
+  savepoints); then psycopg sends BEGIN and the transaction lasts until commit or rollback. A write
+  marked COMMITS_ALONE (the refresh's rotation) with no transaction open commits by itself. Under
   READ COMMITTED each statement reads its own snapshot either way, so a read-only request costs
   its statements and nothing else: no ping, no BEGIN, no ROLLBACK.
 - Replica (`DATABASE_REPLICA_URL`): plain reads of the GET views in `REPLICA_ENDPOINTS` go to the
@@ -35,6 +36,8 @@ REPLICA_ENDPOINTS = frozenset({
     "evaluations.HallEvaluationSummary",
 })
 READ_METHODS = frozenset({"GET", "HEAD"})
+# execution option of a write that is a whole transaction by itself: run in autocommit when no transaction is open
+COMMITS_ALONE = "commits_alone"
 _READS = (Select, CompoundSelect)
 _WRITING_FUNCTIONS = re.compile(r"\b(nextval|setval|pg_(try_)?advisory_xact_lock(_shared)?|set_config)\s*\(", re.I)
 
@@ -64,7 +67,8 @@ def _needs_transaction(context, statement: str) -> bool:
 
 def _begin_when_needed(_conn, cursor, statement, _parameters, context, _executemany):
     connection = cursor.connection
-    if _needs_transaction(context, statement):
+    alone = context is not None and context.execution_options.get(COMMITS_ALONE)
+    if _needs_transaction(context, statement) and not alone:
         if connection.autocommit:
             connection.autocommit = False  # psycopg sends BEGIN with this statement
     elif not connection.autocommit and connection.info.transaction_status.name == "IDLE":  # none open

@@ -5,6 +5,7 @@ import jwt
 from sqlalchemy import text
 
 from app.extensions import db
+from app.identity import persons
 from app.security import tokens
 from tests.support.helpers import (API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, create_staff, login,
                            register_person, valid_id_number)
@@ -232,6 +233,25 @@ def test_staff_tokens_carry_roles_and_halls(client, app):
     admin = create_staff(app, None, "platform_admin")
     claims = jwt.decode(admin["Authorization"][7:], options={"verify_signature": False})
     assert "platform_admin" in claims["roles"] and "halls" not in claims
+
+
+def test_a_refresh_carries_the_staff_roles_and_halls_of_that_moment(client, app):
+    id_number = valid_id_number()
+    with app.app_context():
+        persons.create_staff(role="hall_staff", hall_code="370102", id_number=id_number, name="李工作",
+                             password=DEFAULT_PASSWORD)
+        db.session.commit()
+    signed_in = login(client, id_number)
+    with app.app_context():
+        persons.create_staff(role="hall_admin", hall_code="370100", id_number=id_number, name="李工作")
+        db.session.commit()
+    refreshed = client.post(f"{API}/auth/token", json={"grant_type": "refresh_token",
+                                                       "refresh_token": signed_in["refresh_token"]}).get_json()
+    before, after = (jwt.decode(body["access_token"], options={"verify_signature": False})
+                     for body in (signed_in, refreshed))
+    assert before["halls"] == {"370102": "hall_staff"} and set(before["roles"]) == {"citizen", "hall_staff"}
+    assert after["halls"] == {"370102": "hall_staff", "370100": "hall_admin"}
+    assert set(after["roles"]) == {"citizen", "hall_staff", "hall_admin"}
 
 
 def test_each_grant_validates_its_own_fields(client, app):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.db_routing import engine_options
 from app.extensions import db
+from app.identity import sessions
 from app.notifications.models import Notification
 from app.wallet.models import LicenseType
 from tests.support.helpers import API
@@ -159,6 +160,35 @@ def test_what_needs_a_transaction_gets_one(app):
         assert observer.scalar(text("SELECT count(*) FROM notifications WHERE subject_id = 'p_lazy'")) == 0
         assert observer.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")) == 0
         session.remove()
+
+
+def _refreshed(client, token: str):
+    return client.post(f"{API}/auth/token", json={"grant_type": "refresh_token", "refresh_token": token})
+
+
+def test_a_refresh_is_one_round_trip_that_commits_alone(app, client, alice):
+    with app.app_context():
+        db.engine.dispose()
+        with wire(db.engine) as counted:
+            warm = _refreshed(client, alice["refresh_token"])  # connects, fills caches
+            counted.mark()
+            response = _refreshed(client, warm.get_json()["refresh_token"])
+    assert response.status_code == 200
+    assert counted.round_trips() == 1 and counted.overhead() == []  # no BEGIN, no COMMIT: the UPDATE was its own
+    assert _refreshed(client, warm.get_json()["refresh_token"]).status_code == 401  # rotated for good: a reuse
+    assert _refreshed(client, response.get_json()["refresh_token"]).status_code == 401  # which ended the session
+
+
+def test_a_write_that_commits_alone_joins_a_transaction_already_open(app, alice):
+    session_id, generation = sessions.parse_refresh_token(alice["refresh_token"])
+    with app.app_context(), db.engine.connect() as observer:
+        db.session.add(Notification(subject_id=alice["subject_id"], kind="test", title="first write"))
+        db.session.flush()  # a transaction is open
+        assert sessions.rotate_refresh_token(session_id, generation=generation, presented=alice["refresh_token"])
+        db.session.rollback()
+        assert observer.scalar(text("SELECT refresh_generation FROM auth_sessions WHERE session_id = :id"),
+                               {"id": session_id}) == generation  # the rotation went with the rollback
+        db.session.remove()
 
 
 def _drop_app_connections() -> int:

@@ -213,7 +213,7 @@ def _refreshed_pair(row, refresh_token: str) -> dict:
     if not row.person_active:  # the rotation read the person: None when there is none
         raise Forbidden("账号不存在或已停用")
     return issue_person_pair(row.subject_id, row.channel, family_id=row.family_id, refresh_token=refresh_token,
-                             credentials_version=row.credentials_version)
+                             credentials_version=row.credentials_version, staff=row.staff_roles or "")
 
 
 def client_credentials_grant(*, client_id: str, client_secret: str) -> dict:

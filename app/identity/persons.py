@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from ..catalogue.models import Hall, Service
 from ..errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -162,8 +162,25 @@ _STAFF_ROLES = select(StaffAssignment.role, StaffAssignment.hall_code).where(
 def staff_roles(subject_id: str) -> tuple[set[str], dict[str, str]]:
     """A person's roles now and their halls (hall code -> hall_admin or hall_staff, admin wins); every sign-in
     and refresh asks, so the query is built once and reads two columns."""
+    return _folded(db.session.execute(_STAFF_ROLES, {"subject": subject_id}))
+
+
+def staff_roles_column(subject_id):
+    """`staff_roles` of the person `subject_id` (a column) as one text column, for a statement that reads
+    them along with something else (the refresh's rotation); `staff_roles_from` reads it back."""
+    assignment = StaffAssignment.role + ":" + func.coalesce(StaffAssignment.hall_code, "")
+    return select(func.aggregate_strings(assignment, ",")).where(
+        StaffAssignment.subject_id == subject_id).scalar_subquery()
+
+
+def staff_roles_from(column: str | None) -> tuple[set[str], dict[str, str]]:
+    pairs = (item.partition(":")[::2] for item in column.split(",")) if column else ()
+    return _folded((role, hall or None) for role, hall in pairs)
+
+
+def _folded(assignments) -> tuple[set[str], dict[str, str]]:
     roles, halls = {"citizen"}, {}
-    for role, hall_code in db.session.execute(_STAFF_ROLES, {"subject": subject_id}):
+    for role, hall_code in assignments:
         roles.add(role)
         if hall_code and (role == "hall_admin" or halls.get(hall_code) != "hall_admin"):
             halls[hall_code] = role

@@ -20,6 +20,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 
+from ..db_routing import COMMITS_ALONE
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..extensions import db
 from ..security import audit
@@ -28,7 +29,7 @@ from ..security.tokens import (issue_access_token, revoke_access_token, revoke_o
 from ..timeutil import as_aware, utcnow
 from .common import sha256_hex
 from .models import CHANNELS, AuthSession, Person, RefreshToken
-from .persons import staff_roles
+from .persons import staff_roles, staff_roles_column, staff_roles_from
 
 REFRESH_PREFIX = "rt_"
 
@@ -91,8 +92,8 @@ def parse_refresh_token(raw: str) -> tuple[str, int] | None:
     return session_id, int(generation)
 
 
-def _person_claims(subject_id: str, channel: str) -> tuple[list[str], dict]:
-    roles, halls = staff_roles(subject_id)
+def _person_claims(subject_id: str, channel: str, staff: str | None = None) -> tuple[list[str], dict]:
+    roles, halls = staff_roles(subject_id) if staff is None else staff_roles_from(staff)
     extra = {"sub_type": "person", "channel": channel}
     if halls:
         extra["halls"] = halls
@@ -100,12 +101,13 @@ def _person_claims(subject_id: str, channel: str) -> tuple[list[str], dict]:
 
 
 def issue_person_pair(person: Person | str, channel: str, family_id: str | None = None, *,
-                      refresh_token: str | None = None, credentials_version: int | None = None) -> dict:
+                      refresh_token: str | None = None, credentials_version: int | None = None,
+                      staff: str | None = None) -> dict:
     """A token pair for a person (or their subject id) with their current roles and halls (not committed), in a
     new session or (`family_id`, `refresh_token`) a rotated one; `credentials_version` when the caller has just
-    read the person's."""
+    read the person's, `staff` their `staff_roles_column` when the caller has just read it (the rotation)."""
     subject_id = person if isinstance(person, str) else person.subject_id
-    roles, extra = _person_claims(subject_id, channel)
+    roles, extra = _person_claims(subject_id, channel, staff)
     return issue_tokens(subject_id, roles, extra, channel=channel, family_id=family_id,
                         refresh_token=refresh_token, credentials_version=credentials_version)
 
@@ -150,8 +152,9 @@ _SESSIONS, _PERSONS = AuthSession.__table__, Person.__table__
 
 def _rotation(held) -> Update:
     """The rotation UPDATE, built once (Core tables only, so not the ORM's bulk path; parameters bound per
-    call). It returns what a refresh needs of the acting person too: their credentials version and whether
-    the account is active (NULL: no such person)."""
+    call). It returns what a refresh needs of the acting person too: their credentials version, whether
+    the account is active (NULL: no such person) and the session subject's staff roles. It commits alone
+    when no transaction is open (the refresh writes nothing else): one round trip, no BEGIN or COMMIT."""
     acting = func.coalesce(_SESSIONS.c.actor_id, _SESSIONS.c.subject_id)
     version = select(_PERSONS.c.credentials_version).where(_PERSONS.c.subject_id == acting).scalar_subquery()
     active = select(_PERSONS.c.active).where(_PERSONS.c.subject_id == acting).scalar_subquery()
@@ -162,7 +165,9 @@ def _rotation(held) -> Update:
             .values(refresh_hash=bindparam("next_hash"), refresh_generation=bindparam("next_generation"),
                     last_used_at=bindparam("now"), expires_at=bindparam("until"))
             .returning(_SESSIONS.c.session_id.label("family_id"), _SESSIONS.c.subject_id, _SESSIONS.c.actor_id,
-                       _SESSIONS.c.channel, version.label("credentials_version"), active.label("person_active")))
+                       _SESSIONS.c.channel, version.label("credentials_version"), active.label("person_active"),
+                       staff_roles_column(_SESSIONS.c.subject_id).label("staff_roles"))
+            .execution_options(**{COMMITS_ALONE: True}))
 
 
 _ROTATE_HELD = _rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash"))
