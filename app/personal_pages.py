@@ -2,7 +2,8 @@
 store while nothing it shows has changed.
 
 Opening the app shows these lists, and most openings find them as they were. A person's own first
-page (no query arguments) is kept under `<kind>:page:<subject>`, tagged with the person's version of
+page (no query arguments) is kept under `<kind>:page:<subject>`, sealed like any personal data at rest
+(AES-GCM bound to the kind, the subject and the tag) and tagged with the person's version of
 that list, the generation of the reference data it shows (license-type names) and the day (expiry and
 overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip that checks the
 token (`auth_reading`); a kept page whose tag matches is the answer, with no database statement.
@@ -30,6 +31,8 @@ from .db_routing import RoutingSession, read_primary
 from .extensions import db, store
 from .identity.models import Person
 from .rendering import compact_json
+from .security.ciphers import pii_cipher
+from .security.pii import PiiDecryptError
 from .store import StoreUnavailable
 from .timeutil import beijing_today
 
@@ -99,10 +102,16 @@ class Opening:
     def read(cls, kind: str, subject_id: str, reads: dict) -> Opening:
         generation = reads.get(_GENERATIONS[kind]) if kind in _GENERATIONS else NO_GENERATION
         opening = cls(kind, subject_id, reads.get(version_key(kind, subject_id)), generation)
-        head, _, body = (reads.get(page_key(kind, subject_id)) or "").partition("\n")
+        head, _, sealed = (reads.get(page_key(kind, subject_id)) or "").partition("\n")
         if opening.version and opening.generation and head == opening.tag():
-            opening.body = body
+            try:
+                opening.body = pii_cipher().decrypt(sealed, context=opening._context())
+            except PiiDecryptError:
+                logger.warning("%s page of %s could not be opened: read from the database", kind, subject_id)
         return opening
+
+    def _context(self) -> str:
+        return f"{self.kind}-page:{self.subject_id}:{self.tag()}"
 
     def tag(self) -> str:
         return f"{self.version}|{self.generation}|{beijing_today().isoformat()}"
@@ -120,7 +129,8 @@ class Opening:
 
     def keep(self, body: str) -> None:
         try:
-            store.set(page_key(self.kind, self.subject_id), f"{self.tag()}\n{body}", PAGE_TTL)
+            sealed = pii_cipher().encrypt(body, context=self._context())
+            store.set(page_key(self.kind, self.subject_id), f"{self.tag()}\n{sealed}", PAGE_TTL)
         except StoreUnavailable:
             logger.warning("%s page of %s not kept: shared store unavailable", self.kind, self.subject_id)
 

@@ -165,3 +165,20 @@ def test_a_deactivated_account_is_not_answered_from_a_kept_page(app, client, ali
     opened = client.get(WALLET, headers=alice["headers"])
     assert read.status_code == opened.status_code == 401
     assert opened.get_json()["detail"] == read.get_json()["detail"] == "账号不存在或已停用"
+
+
+def test_a_kept_page_is_sealed_and_opens_for_its_holder_only(app, client, alice, police):
+    bob = register_person(client, app, name="李四", id_number=person_id_number(male=True))
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    issue(client, police, holder_id_number=bob["id_number"], fields=id_card_fields("李四"))
+    _opened_twice(app, client, alice)
+    _opened_twice(app, client, bob)
+    alices_key, bobs_key = (personal_pages.page_key("wallet", person["subject_id"]) for person in (alice, bob))
+    with app.app_context():
+        kept = store.get(alices_key)
+        assert card["license_id"] not in kept and "居民身份证" not in kept  # sealed at rest
+        tag, bobs_sealed = kept.partition("\n")[0], store.get(bobs_key).partition("\n")[2]
+        store.set(alices_key, f"{tag}\n{bobs_sealed}", 60)  # bob's page under alice's key and tag
+    with statements(app) as seen:
+        opened = client.get(WALLET, headers=alice["headers"]).get_json()
+    assert [item["license_id"] for item in opened["items"]] == [card["license_id"]] and seen
