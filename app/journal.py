@@ -64,23 +64,37 @@ def catch_up() -> int:
     """Write every entry appended so far; what a reader calls before reading what they feed.
     With the store unreachable there is nothing to catch up with: the database answers alone. An
     empty list is one round trip: entries leave it only after their batch is committed."""
+    return _catch_up()[0]
+
+
+def caught_up() -> bool:
+    """`catch_up()`, and whether every entry appended before the call is now written (False when the
+    store could not be read, or another drainer held the lock past the wait)."""
+    return _catch_up()[1]
+
+
+def _catch_up() -> tuple[int, bool]:
     try:
         if not store.journal_head(JOURNAL, 1):
-            return 0
-        return drain(until=store.journal_sequence(JOURNAL), wait_seconds=LOCK_WAIT_SECONDS)
+            return 0, True
+        return _drain(until=store.journal_sequence(JOURNAL), wait_seconds=LOCK_WAIT_SECONDS)
     except StoreUnavailable:
         logger.warning("journal: shared store unavailable, reading without the latest entries")
-        return 0
+        return 0, False
 
 
 def drain(*, until: int | None = None, wait_seconds: float = 0.0) -> int:
     """Write pending entries (up to sequence `until`) batch by batch; returns how many."""
+    return _drain(until=until, wait_seconds=wait_seconds)[0]
+
+
+def _drain(*, until: int | None, wait_seconds: float) -> tuple[int, bool]:
     written = 0
     while True:
         token = _lock(wait_seconds)
         if token is None:
             logger.warning("journal: another drainer holds the lock; %s entries written", written)
-            return written
+            return written, False
         try:
             batch = store.journal_head(JOURNAL, BATCH)
             if until is not None:
@@ -92,7 +106,7 @@ def drain(*, until: int | None = None, wait_seconds: float = 0.0) -> int:
             store.delete_if_equal(LOCK, token)
         written += len(batch)
         if len(batch) < BATCH:
-            return written
+            return written, True
 
 
 def drain_job() -> int:

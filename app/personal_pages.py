@@ -1,5 +1,5 @@
-"""A person's first page of a personal list (the wallet, the applications) kept rendered in the shared
-store while nothing it shows has changed.
+"""A person's first page of a personal list (the wallet, the applications, the inbox) kept rendered in
+the shared store while nothing it shows has changed.
 
 Opening the app shows these lists, and most openings find them as they were. A person's own first
 page (no query arguments) is kept under `<kind>:page:<subject>`, sealed like any personal data at rest
@@ -10,11 +10,14 @@ token (`auth_reading`); a kept page whose tag matches is the answer, with no dat
 
 Versions are random and never reused. After a commit that changed rows a list shows (the domains
 `watch` their models: a license, an application, the person's index or active flag) the person's
-version is deleted; after a commit that changed reference data, the generation (`watch_reference`).
+version is deleted (`changed` for rows written with Core statements); after a commit that changed
+reference data, the generation (`watch_reference`).
 A reader finding no version claims a new one (SET NX) before it reads the database, so every page is
 tagged with a version that existed before its rows were read: a page read before a commit carries a
 version that commit deleted and is never served again, whichever of the reader and the writer
-finishes first. Misses read the primary, never a replica that may lag behind the version. A version
+finishes first. The inbox also shows what the journal writes behind the answers: its view catches up
+with the journal before it reads the versions, and the journal deletes a version (after its commit)
+before it drops the entries it wrote. Misses read the primary, never a replica that may lag behind the version. A version
 the writer could not delete (the store unreachable just then) leaves an old page for at most PAGE_TTL.
 """
 from __future__ import annotations
@@ -79,6 +82,18 @@ def watch_reference(model: type, kind: str) -> None:
     """Rows of `model` flushed change every page of `kind` (its generation)."""
     _GENERATIONS[kind] = f"{kind}:generation"
     _REFERENCE[model] = kind
+
+
+def subjects_in(column: str):
+    """`watch`'s `subjects_of` for rows that name their person in `column` (before or after the flush)."""
+    return lambda _session, rows: set().union(*(values_of(row, column) for row in rows))
+
+
+def changed(kind: str, subject_ids) -> None:
+    """Rows of `kind` changed by a statement the ORM does not see (a Core insert or update) for these
+    persons, in the open transaction: their pages go after it commits."""
+    db.session.info.setdefault(_CHANGED, set()).update(
+        key for subject in subject_ids for key in (version_key(kind, subject), page_key(kind, subject)))
 
 
 def values_of(row, name: str) -> set:
@@ -191,4 +206,4 @@ def _rolled_back(session):
     session.info.pop(_CHANGED, None)
 
 
-watch(Person, ("wallet", "applications"), _changed_persons)
+watch(Person, ("wallet", "applications", "inbox"), _changed_persons)

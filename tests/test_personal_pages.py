@@ -1,7 +1,8 @@
-"""A person's first page of their wallet and of their applications is kept rendered in the shared store
-and never outlives what it shows: an issuer's status change, a new license, a superseded one, a renamed
-license type, the day a license expires, a new or changed application, a page read before a commit and
-kept after it (app/personal_pages.py)."""
+"""A person's first page of their wallet, their applications and their inbox is kept rendered in the
+shared store and never outlives what it shows: an issuer's status change, a new license, a superseded
+one, a renamed license type, the day a license expires, a new or changed application, a notice written
+by the journal behind a verification, read marks, a page read before a commit and kept after it
+(app/personal_pages.py)."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ import pytest
 from app.extensions import db, store
 from app.rendering import compact_json
 from app.store import StoreUnavailable
-from app import personal_pages
+from app import journal, personal_pages
+from app.notifications.service import notify
 from app.applications.models import Application
 from app.identity.models import Person
 from app.wallet import models, service
@@ -20,7 +22,8 @@ from app.wallet.models import LicenseType
 from tests.support.applications import apply, id_card, person_in, residence_body
 from tests.support.helpers import API
 from tests.support.statements import statements
-from tests.support.wallet import ID_CARD, id_card_fields, issue, person_id_number, register_person, today
+from tests.support.wallet import (ID_CARD, id_card_fields, issue, person_id_number, present, register_person, today,
+                                  verifier_headers, verify)
 
 WALLET = f"{API}/wallet/licenses"
 APPLICATIONS = f"{API}/applications"
@@ -182,3 +185,48 @@ def test_a_kept_page_is_sealed_and_opens_for_its_holder_only(app, client, alice,
     with statements(app) as seen:
         opened = client.get(WALLET, headers=alice["headers"]).get_json()
     assert [item["license_id"] for item in opened["items"]] == [card["license_id"]] and seen
+
+
+INBOX = f"{API}/inbox"
+
+
+def _inbox(client, person) -> dict:
+    return client.get(INBOX, headers=person["headers"]).get_json()
+
+
+def test_a_verification_journalled_behind_the_answer_shows_at_the_next_inbox_opening(app, client, alice, police):
+    card = issue(client, police, holder_id_number=alice["id_number"])
+    before = _opened_twice(app, client, alice, INBOX)
+    code = present(client, alice["headers"], card["license_id"], disclose=["name"], mode="online")["code"]
+    assert verify(client, verifier_headers(app, client), code=code)["valid"] is True  # its notice: journalled
+    opened = _opened_twice(app, client, alice, INBOX)
+    assert (opened["total"], opened["unread_count"]) == (before["total"] + 1, before["unread_count"] + 1)
+    assert opened["items"][0]["kind"] == "license_access"
+
+
+def test_notices_and_read_marks_show_at_the_next_inbox_opening(app, client, alice):
+    with app.app_context():
+        for index in range(2):
+            notify(alice["subject_id"], kind="application_status", title=f"办件 {index}")
+        db.session.commit()
+    first = _opened_twice(app, client, alice, INBOX)
+    assert (first["total"], first["unread_count"]) == (2, 2)
+    assert client.post(f"{INBOX}/{first['items'][0]['id']}/read", headers=alice["headers"]).status_code == 200
+    assert _opened_twice(app, client, alice, INBOX)["unread_count"] == 1  # one marked read (the ORM)
+    assert client.post(f"{INBOX}/read", headers=alice["headers"], json={}).status_code == 200
+    assert _opened_twice(app, client, alice, INBOX)["unread_count"] == 0  # all marked read (one UPDATE)
+    with app.app_context():
+        notify(alice["subject_id"], kind="license_status", title="您的居民身份证已被暂停使用")
+        db.session.commit()
+    assert _inbox(client, alice)["items"][0]["title"] == "您的居民身份证已被暂停使用"
+
+
+def test_an_inbox_that_could_not_catch_up_is_read_from_the_database(app, client, alice, monkeypatch):
+    with app.app_context():
+        notify(alice["subject_id"], kind="application_status", title="办件")
+        db.session.commit()
+    _opened_twice(app, client, alice, INBOX)
+    monkeypatch.setattr(journal, "caught_up", lambda: False)  # another drainer kept the lock past the wait
+    with statements(app) as seen:
+        assert _inbox(client, alice)["total"] == 1
+    assert seen

@@ -234,8 +234,7 @@ def list_applications(*, actor: Actor, status: str | None, page: int, page_size:
     return rows, total
 
 
-personal_pages.watch(Application, ("applications",), lambda _session, applications: set().union(
-    *(personal_pages.values_of(application, "subject_id") for application in applications)))
+personal_pages.watch(Application, ("applications",), personal_pages.subjects_in("subject_id"))
 
 
 def hall_applications(*, actor: Actor, hall_code: str, status: str | None = None, overdue: bool = False,

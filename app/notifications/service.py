@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import bindparam, func, select, update
 
+from .. import personal_pages
 from ..bulk import insert_rows
 from ..errors import ApiError, NotFound
 from ..extensions import db
@@ -40,6 +41,7 @@ def notify_many(notes: list[dict]) -> None:
     if notes:
         now = utcnow()
         insert_rows(Notification.__table__, [{"body": "", "data": {}, "created_at": now, **note} for note in notes])
+        personal_pages.changed("inbox", {note["subject_id"] for note in notes})
 
 
 def _channel_recipients(subject_id: str) -> list[tuple[str, str]]:
@@ -112,14 +114,19 @@ def _inbox_query(unread: bool | None, by_kind: bool):
 
 
 def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | None = None,
-               kind: str | None = None) -> tuple[list, int, int]:
-    """The subject's inbox, newest first (journalled notices included), filtered by read state and
-    kind: (rows, total of the filter, unread count of the whole inbox); one read for a page with rows."""
-    catch_up()
+               kind: str | None = None, caught_up: bool = False) -> tuple[list, int, int]:
+    """The subject's inbox, newest first (journalled notices included: the journal is caught up with
+    first, unless the caller did, `caught_up`), filtered by read state and kind: (rows, total of the filter, unread
+    count of the whole inbox); one read for a page with rows."""
+    if not caught_up:
+        catch_up()
     query = _inbox_query(unread, bool(kind))
     params = {"subject": subject_id, "kind": kind, "offset": (page - 1) * page_size, "limit": page_size}
     rows, total = counted_page(query, params)
     return rows, total, rows[0].unread if rows else unread_count(subject_id)
+
+
+personal_pages.watch(Notification, ("inbox",), personal_pages.subjects_in("subject_id"))
 
 
 def unread_count(subject_id: str) -> int:
@@ -147,5 +154,6 @@ def mark_all_read(subject_id: str, *, kind: str | None = None) -> int:
     if kind:
         query = query.where(Notification.kind == kind)
     updated = db.session.execute(query.values(read_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    personal_pages.changed("inbox", [subject_id])
     db.session.commit()
     return updated

@@ -4,11 +4,13 @@ from flask.views import MethodView
 from schemas.common import ProblemSchema, paged
 from schemas.notifications import InboxArgsSchema, InboxPageSchema, InboxReadAllSchema, NotificationSchema
 
-from ..extensions import BEARER, ApiBlueprint
+from .. import journal, personal_pages
+from ..extensions import BEARER, ApiBlueprint, store
 from ..security.rbac import auth_required, current_principal
 from .service import inbox_page, mark_all_read, mark_read, unread_count
 
 blp = ApiBlueprint("notifications", __name__, description="消息中心")
+INBOX_PAGE = InboxPageSchema()
 
 NOTICE_EXAMPLE = {"id": 42, "kind": "application_status", "title": "申请已受理：户口迁移",
                   "body": "您的「户口迁移」申请已受理，承诺办结日期 2026-12-10。",
@@ -29,9 +31,20 @@ class Inbox(MethodView):
 
         未知的查询参数返回 422 并指明参数名。
         """
-        rows, total, unread = inbox_page(current_principal().subject_id, page=args["page"],
-                                         page_size=args["page_size"], unread=args.get("unread"), kind=args.get("kind"))
-        return {**paged(rows, total, args["page"], args["page_size"]), "unread_count": unread}
+        principal = current_principal()
+        opening = personal_pages.opening_keys("inbox", principal.claims)
+        tried = bool(opening)  # catch up with the journal before the versions are read: see personal_pages
+        caught_up = tried and journal.caught_up()
+
+        def read_page() -> dict:
+            rows, total, unread = inbox_page(principal.subject_id, page=args["page"], page_size=args["page_size"],
+                                             unread=args.get("unread"), kind=args.get("kind"), caught_up=tried)
+            return {**paged(rows, total, args["page"], args["page_size"]), "unread_count": unread}
+
+        if not caught_up:
+            return read_page()
+        reads = dict(zip(opening, store.get_many(*opening)))
+        return personal_pages.opened("inbox", principal.subject_id, reads, read_page=read_page, schema=INBOX_PAGE)
 
 
 @blp.route("/inbox/<string:notification_id>/read")
