@@ -9,16 +9,16 @@ overdue flags turn at midnight). `keys(kind, subject)` are read in the round tri
 token (`auth_reading`); a kept page whose tag matches is the answer, with no database statement.
 
 Versions are random and never reused. After a commit that changed rows a list shows (the domains
-`watch` their models: a license, an application, the person's index or active flag) the person's
-version is deleted (`changed` for rows written with Core statements); after a commit that changed
-reference data, the generation (`watch_reference`).
-A reader finding no version claims a new one (SET NX) before it reads the database, so every page is
-tagged with a version that existed before its rows were read: a page read before a commit carries a
-version that commit deleted and is never served again, whichever of the reader and the writer
-finishes first. The inbox also shows what the journal writes behind the answers: its view catches up
-with the journal before it reads the versions, and the journal deletes a version (after its commit)
-before it drops the entries it wrote. Misses read the primary, never a replica that may lag behind the version. A version
-the writer could not delete (the store unreachable just then) leaves an old page for at most PAGE_TTL.
+`watch` their models: a license, an application, a notice, the person's index or active flag; Core
+statements call `changed`) the person's version is deleted; after a commit that changed reference
+data, the generation (`watch_reference`). A reader finding no version claims a new one (SET NX)
+before it reads the database, so every page is tagged with a version that existed before its rows
+were read: a page read before a commit carries a version that commit deleted and is never served
+again, whichever of the reader and the writer finishes first. The inbox also shows what the journal
+writes behind the answers: its view catches up with the journal before it reads the versions, and
+the journal deletes a version (after its commit) before it drops the entries it wrote. Misses read
+the primary, never a replica that may lag behind the version. A version the writer could not delete
+(the store unreachable just then) leaves an old page for at most PAGE_TTL.
 """
 from __future__ import annotations
 
@@ -180,9 +180,9 @@ def _flushed(session, _flush_context):
     rows = list(chain(session.new, session.dirty, session.deleted))
     stale = set()
     for model, kinds, subjects_of in _WATCHED:
-        changed = [row for row in rows if isinstance(row, model)]
-        if changed:
-            stale.update(key for subject in subjects_of(session, changed) for kind in kinds
+        flushed = [row for row in rows if isinstance(row, model)]
+        if flushed:
+            stale.update(key for subject in subjects_of(session, flushed) for kind in kinds
                          for key in (version_key(kind, subject), page_key(kind, subject)))
     stale.update(_GENERATIONS[kind] for model, kind in _REFERENCE.items() if any(isinstance(row, model) for row in rows))
     if stale:
