@@ -301,7 +301,11 @@ def render(results: dict[str, Any]) -> str:
         "their person and type, with the total), JSON. `verification_floor` (`benchmarks/floor_verification.py`) "
         "is an online verification as the app now does it: one Redis round trip for the code's sealed entry and "
         "the status list's version, AES-GCM, the status and validity times (the signatures were checked when the "
-        "presentation was made), and one Lua call that consumes the code and journals the answer.",
+        "presentation was made), and one Lua call that consumes the code and journals the answer. "
+        "`daily_floor` reads the database; the app's `wallet`, `applications` and `inbox` rows open a page kept "
+        "in Redis for the person (`app/personal_pages.py`: after the first opening, and until a commit changes "
+        "what it shows, no SQL), so they may pass it; `wallet_read` asks the same wallet page with explicit "
+        "arguments, which is never kept: the cost of an opening that finds its page changed.",
         "- The app runs with `APP_ENV=production` (fresh random secrets), `DATABASE_URL` on PostgreSQL and "
         "`REDIS_URL` on Redis, both from `scripts/services.sh` (throwaway, loopback; PostgreSQL runs with "
         "`fsync=off`, `synchronous_commit=off`, so writes are cheaper than on durable storage), "

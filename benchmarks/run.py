@@ -74,8 +74,8 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "detail": ("service detail", "app"),
     "wallet": ("wallet list, opening (the page kept for the holder)", "app"),
     "wallet_read": ("wallet list, a page read from the database", "app"),
-    "applications": ("application list", "app"),
-    "inbox": ("inbox", "app"),
+    "applications": ("application list, opening (the page kept for the person)", "app"),
+    "inbox": ("inbox, opening (the page kept for the person)", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
     "daily_floor": ("ceiling: least work of a personal list (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
@@ -367,12 +367,14 @@ class AppTargets:
         """A person with a few applications (instant approvals: each also leaves inbox messages)."""
         token = self.holder_token()
         listed = bench_personal.ensure_applications(self, token)
-        self._personal_row("applications", "/applications", token, f"person with {listed} applications")
+        self._personal_row("applications", "/applications", token,
+                           f"person with {listed} applications; the page kept in Redis after the first opening")
 
     def t_inbox(self) -> None:
         token = self.holder_token()
         listed = bench_personal.ensure_inbox(self, token)
-        self._personal_row("inbox", "/inbox", token, f"person with {listed} messages in the inbox")
+        self._personal_row("inbox", "/inbox", token, f"person with {listed} messages in the inbox; the page kept in "
+                           "Redis after the first opening (the journal caught up with first)")
 
     def _personal_row(self, name: str, path: str, token: str, note: str) -> None:
         paths = write_lines(self.data_dir / f"{name}_paths.txt", [f"{API}{path}"])
