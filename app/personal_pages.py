@@ -2,8 +2,9 @@
 the shared store while nothing it shows has changed.
 
 Opening the app shows these lists, and most openings find them as they were. A person's own first
-page (no query arguments) is kept under `<kind>:page:<subject>`, sealed like any personal data at rest
-(AES-GCM bound to the kind, the subject and the tag) and tagged with the person's version of
+page (no query arguments) is kept under `<kind>:page:<subject>`, compressed (the three pages of a person
+with 3 licenses, 3 applications and 20 notices: 2.2 KB in Redis for 8.4 KB of JSON) and sealed like any personal data at rest (AES-GCM bound to the kind, the subject and the tag),
+tagged with the person's version of
 that list, the generation of the reference data it shows (license-type names) and the day (expiry and
 overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip that checks the
 token (`auth_reading`); a kept page whose tag matches is the answer, with no database statement.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import zlib
 from dataclasses import dataclass
 from itertools import chain
 
@@ -42,7 +44,7 @@ from .timeutil import beijing_today
 logger = logging.getLogger("app.pages")
 
 PAGE_TTL = 3600
-VERSION_TTL = 7 * 86400
+VERSION_TTL = 2 * PAGE_TTL  # a version outliving its pages only costs Redis memory
 NO_GENERATION = "-"
 _CHANGED = "personal_pages_changed"
 _PERSON_COLUMNS = ("id_number_index", "active")
@@ -111,7 +113,7 @@ class Opening:
     subject_id: str
     version: str | None
     generation: str | None
-    body: str | None = None
+    body: bytes | None = None
 
     @classmethod
     def read(cls, kind: str, subject_id: str, reads: dict) -> Opening:
@@ -120,8 +122,8 @@ class Opening:
         head, _, sealed = (reads.get(page_key(kind, subject_id)) or "").partition("\n")
         if opening.version and opening.generation and head == opening.tag():
             try:
-                opening.body = pii_cipher().decrypt(sealed, context=opening._context())
-            except PiiDecryptError:
+                opening.body = zlib.decompress(pii_cipher().decrypt_bytes(sealed, context=opening._context()))
+            except (PiiDecryptError, zlib.error):
                 logger.warning("%s page of %s could not be opened: read from the database", kind, subject_id)
         return opening
 
@@ -144,7 +146,7 @@ class Opening:
 
     def keep(self, body: str) -> None:
         try:
-            sealed = pii_cipher().encrypt(body, context=self._context())
+            sealed = pii_cipher().encrypt_bytes(zlib.compress(body.encode(), 1), context=self._context())
             store.set(page_key(self.kind, self.subject_id), f"{self.tag()}\n{sealed}", PAGE_TTL)
         except StoreUnavailable:
             logger.warning("%s page of %s not kept: shared store unavailable", self.kind, self.subject_id)

@@ -112,13 +112,23 @@ class PiiCipher:
         """Encrypt ``plaintext`` bound to ``context``; returns ``v1.<alg>.<base64url>``."""
         if not isinstance(plaintext, str):
             raise TypeError("plaintext must be str")
-        alg_id = ALGORITHM_IDS[self.algorithm]
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = self._seal(alg_id, nonce, plaintext.encode("utf-8"), _associated_data(alg_id, context))
-        return f"{TOKEN_VERSION}.{alg_id}.{_b64url_encode(nonce + sealed)}"
+        return self.encrypt_bytes(plaintext.encode("utf-8"), context=context)
 
     def decrypt(self, token: str, *, context: str = "") -> str:
         """Decrypt a token produced by any supported algorithm; raise PiiDecryptError on failure."""
+        try:
+            return self.decrypt_bytes(token, context=context).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PiiDecryptError("个人信息密文无法解密") from exc
+
+    def encrypt_bytes(self, data: bytes, *, context: str = "") -> str:
+        """`encrypt` for bytes (a compressed document): the same token format."""
+        alg_id = ALGORITHM_IDS[self.algorithm]
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = self._seal(alg_id, nonce, data, _associated_data(alg_id, context))
+        return f"{TOKEN_VERSION}.{alg_id}.{_b64url_encode(nonce + sealed)}"
+
+    def decrypt_bytes(self, token: str, *, context: str = "") -> bytes:
         parts = token.split(".") if isinstance(token, str) else []
         if len(parts) != 3 or parts[0] != TOKEN_VERSION or parts[1] not in ALGORITHM_IDS.values():
             raise PiiDecryptError("个人信息密文格式无效")
@@ -127,9 +137,8 @@ class PiiCipher:
             raise PiiDecryptError("个人信息密文格式无效")
         nonce, sealed = payload[:NONCE_BYTES], payload[NONCE_BYTES:]
         try:
-            plaintext = self._open(alg_id, nonce, sealed, _associated_data(alg_id, context))
-            return plaintext.decode("utf-8")
-        except (InvalidTag, UnicodeDecodeError) as exc:
+            return self._open(alg_id, nonce, sealed, _associated_data(alg_id, context))
+        except InvalidTag as exc:
             raise PiiDecryptError("个人信息密文无法解密") from exc
 
     def blind_index(self, value: str, *, domain: str) -> str:
