@@ -2,12 +2,13 @@
 the shared store while nothing it shows has changed.
 
 Opening the app shows these lists, and most openings find them as they were. A person's own first
-page (no query arguments) is kept under `<kind>:page:<subject>`, compressed (the three pages of a person
-with 3 licenses, 3 applications and 20 notices: 2.2 KB in Redis for 8.4 KB of JSON) and sealed like any personal data at rest (AES-GCM bound to the kind, the subject and the tag),
-tagged with the person's version of
-that list, the generation of the reference data it shows (license-type names) and the day (expiry and
-overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip that checks the
-token (`auth_reading`); a kept page whose tag matches is the answer, with no database statement.
+page (no query arguments) is kept under `<kind>:page:<subject>`, compressed (the three pages of a
+person with 3 licenses, 3 applications and 20 notices: 2.2 KB in Redis for 8.4 KB of JSON) and sealed
+like any personal data at rest (AES-GCM bound to the kind, the subject and the tag), tagged with the
+person's version of that list, the generation of the reference data it shows (license-type names) and
+the day (expiry and overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip
+that checks the token (`auth_reading`); a kept page whose tag matches is the answer, with no database
+statement.
 
 Versions are random and never reused. After a commit that changed rows a list shows (the domains
 `watch` their models: a license, an application, a notice, the person's index or active flag; Core
@@ -186,7 +187,8 @@ def _flushed(session, _flush_context):
         if flushed:
             stale.update(key for subject in subjects_of(session, flushed) for kind in kinds
                          for key in (version_key(kind, subject), page_key(kind, subject)))
-    stale.update(_GENERATIONS[kind] for model, kind in _REFERENCE.items() if any(isinstance(row, model) for row in rows))
+    stale.update(_GENERATIONS[kind] for model, kind in _REFERENCE.items()
+                 if any(isinstance(row, model) for row in rows))
     if stale:
         session.info.setdefault(_CHANGED, set()).update(stale)
 
