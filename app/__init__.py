@@ -17,6 +17,7 @@ from .extensions import ProblemApi, app_api, db
 from .guards import init_input_guards
 from .observability import configure_logging, init_request_hooks
 from .openapi import init_openapi
+from .page_server import PageServer
 from .ratelimit import RateLimiter
 from .sessions import init_sessions
 from .security.signed_requests import init_signed_requests
@@ -117,6 +118,7 @@ def create_app(config=None) -> Flask:
     configure_logging(app)
     _init_extensions(app)
     init_openapi(app)
+    app.wsgi_app = PageServer(app, app.wsgi_app)
     init_request_hooks(app)
     init_input_guards(app)
     init_signed_requests(app, find_client=_signing_credentials)

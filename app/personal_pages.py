@@ -7,8 +7,8 @@ person with 3 licenses, 3 applications and 20 notices: 2.2 KB in Redis for 8.4 K
 like any personal data at rest (AES-GCM bound to the kind, the subject and the tag), tagged with the
 person's version of that list, the generation of the reference data it shows (license-type names) and
 the day (expiry and overdue flags turn at midnight). `keys(kind, subject)` are read in the round trip
-that checks the token (`auth_reading`); a kept page whose tag matches is the answer, with no database
-statement.
+that checks the token (`app.page_server`, else `auth_reading`); a kept page whose tag matches is the
+answer, with no database statement.
 
 Versions are random and never reused. After a commit that changed rows a list shows (the domains
 `watch` their models: a license, an application, a notice, the person's index or active flag; Core

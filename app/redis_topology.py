@@ -17,7 +17,7 @@ from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
 from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, UNREACHABLE, RedisStore
-from .store import StoreUnavailable
+from .store import SharedStore, StoreUnavailable
 
 logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -136,6 +136,9 @@ class ClusterStore(RedisStore):
 
     def get_many(self, *keys):
         return self._call(self.client.mget_nonatomic, [self._k(key) for key in keys])
+
+    def get_many_after_journal(self, journal, keys):
+        return SharedStore.get_many_after_journal(self, journal, keys)  # across nodes, a pipeline keeps no order
 
     def count_and_get(self, counter, window, keys):
         names = [self._k(counter), *map(self._k, keys)]

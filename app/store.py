@@ -96,6 +96,12 @@ class SharedStore(ABC):
     def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
         """The oldest entries, as (sequence, entry)."""
 
+    def get_many_after_journal(self, journal: str, keys: list[str]) -> tuple[bool, list[str | None]]:
+        """Whether `journal` held no entry, and the values of `keys` read after that (one round trip
+        on a single Redis): a reader whose view must not miss what the journal has yet to write."""
+        written = not self.journal_head(journal, 1)
+        return written, self.get_many(*keys)
+
     @abstractmethod
     def journal_drop(self, journal: str, count: int) -> None:
         """Remove the `count` oldest entries."""

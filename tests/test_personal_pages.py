@@ -226,7 +226,15 @@ def test_an_inbox_that_could_not_catch_up_is_read_from_the_database(app, client,
         notify(alice["subject_id"], kind="application_status", title="办件")
         db.session.commit()
     _opened_twice(app, client, alice, INBOX)
-    monkeypatch.setattr(journal, "caught_up", lambda: False)  # another drainer kept the lock past the wait
-    with statements(app) as seen:
-        assert _inbox(client, alice)["total"] == 1
-    assert seen
+    monkeypatch.setattr(journal, "LOCK_WAIT_SECONDS", 0.05)
+    with app.app_context():  # an entry is pending and another drainer holds the lock past the wait
+        store.journal_push(journal.JOURNAL, "pending", awake_ttl=journal.AWAKE_SECONDS)
+        store.set(journal.LOCK, "another drainer", journal.LOCK_SECONDS)
+    try:
+        with statements(app) as seen:
+            assert _inbox(client, alice)["total"] == 1
+        assert seen
+    finally:
+        with app.app_context():
+            store.journal_drop(journal.JOURNAL, 1)
+            store.delete(journal.LOCK)

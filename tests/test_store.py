@@ -136,6 +136,15 @@ def test_journal_keeps_order_and_sequence_and_wakes_once(shared):
     assert shared.journal_push(J, "entry 3").wake is True
 
 
+def test_values_read_after_the_journal_say_whether_an_entry_was_pending(shared):
+    shared.set("{j}a", "1")
+    assert shared.get_many_after_journal(J, ["{j}a", "{j}b"]) == (True, ["1", None])
+    shared.journal_push(J, "pending")
+    assert shared.get_many_after_journal(J, ["{j}a"]) == (False, ["1"])
+    shared.journal_drop(J, 1)
+    assert shared.get_many_after_journal(J, ["{j}a"]) == (True, ["1"])
+
+
 def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
     shared.set(CODE, "payload", ttl=60)
     results = []

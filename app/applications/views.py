@@ -16,6 +16,7 @@ from schemas.hall_desk import WindowApplicationCreateSchema
 from .. import personal_pages
 from ..extensions import BEARER, ApiBlueprint
 from ..identity.actors import current_actor
+from ..page_server import EarlyPage, serve_early
 from ..security.rbac import auth_reading, auth_required
 from . import idempotency, processing, resubmission, review, service, spot_checks, submission, window
 
@@ -76,6 +77,9 @@ class BundleForm(MethodView):
         """一件事表单（各子项表单的并集，字段与材料按名称去重）"""
         return submission.bundle_form(actor=current_actor(), bundle_code=bundle_code,
                                       hall_code=args.get("hall_code"), reveal=args["reveal"])
+
+
+serve_early(EarlyPage("applications.Applications", "applications"))
 
 
 @blp.route("/applications")

@@ -6,6 +6,7 @@ from schemas.notifications import InboxArgsSchema, InboxPageSchema, InboxReadAll
 
 from .. import journal, personal_pages
 from ..extensions import BEARER, ApiBlueprint, store
+from ..page_server import EarlyPage, serve_early
 from ..security.rbac import auth_required, current_principal
 from .service import inbox_page, mark_all_read, mark_read, unread_count
 
@@ -16,6 +17,9 @@ NOTICE_EXAMPLE = {"id": 42, "kind": "application_status", "title": "申请已受
                   "body": "您的「户口迁移」申请已受理，承诺办结日期 2026-12-10。",
                   "data": {"application_id": "ap_3f9c2a7b1e4d5c6a8b90", "status": "accepted"},
                   "created_at": "2026-12-01T08:00:00Z", "read_at": None}
+
+
+serve_early(EarlyPage("notifications.Inbox", "inbox", after_journal=True))
 
 
 @blp.route("/inbox")

@@ -11,6 +11,7 @@ from ..errors import Unauthorized
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
 from .. import personal_pages
 from ..guards import refuse_control_characters
+from ..page_server import EarlyPage, serve_early
 from ..security import tokens
 from ..security.rbac import auth_reading, auth_required, bearer_claims, current_principal
 from . import collection, service, verification
@@ -117,6 +118,10 @@ def _own_wallet_marker(claims: dict) -> list[str]:
     if claims.get("sub_type", "person") != "person" or claims.get("act"):
         return []
     return [collection.collected_key(claims["sub"]), *personal_pages.opening_keys("wallet", claims)]
+
+
+serve_early(EarlyPage("wallet.WalletLicenses", "wallet", extra_keys=lambda subject: [collection.collected_key(subject)],
+                      fresh=lambda subject, reads: bool(reads.get(collection.collected_key(subject)))))
 
 
 @blp.route("/wallet/licenses")

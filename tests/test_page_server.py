@@ -1,0 +1,137 @@
+"""The page server answers a person's plain opening of their wallet, applications or inbox from the
+page kept for them, before the framework, and only as the framework would: same body and headers, the
+same refusals (which it leaves to the framework), the same access log line and metrics, one round
+trip to the shared store whether it answers or passes on (app/page_server.py)."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import request_started
+
+from app.extensions import db, store
+from app.notifications.service import notify
+from app.observability import REQUESTS
+from tests.support.applications import apply, id_card, person_in, residence_body
+from tests.support.helpers import API
+from tests.support.proxies import act_for, grant
+from tests.support.statements import statements
+from tests.support.wallet import issue, register_person
+
+pytestmark = pytest.mark.redis  # on every backend, and once more on the Redis Cluster (the inbox reads the journal first)
+
+WALLET, APPLICATIONS, INBOX = f"{API}/wallet/licenses", f"{API}/applications", f"{API}/inbox"
+
+
+def _without_page_server(app, monkeypatch):
+    """The same app with the page server taken out of its WSGI stack (the request finisher calls Flask)."""
+    finisher = app.wsgi_app
+    monkeypatch.setattr(finisher, "wsgi_app", finisher.wsgi_app.wsgi_app)
+
+
+def _answer(response) -> tuple:
+    headers = sorted((name, value) for name, value in response.headers.items() if name != "X-Request-ID")
+    return response.status_code, headers, response.data
+
+
+@pytest.fixture
+def entered(app):
+    """Requests that entered the framework (Flask's request_started signal)."""
+    calls = []
+    with request_started.connected_to(lambda sender, **extra: calls.append(sender), app):
+        yield calls
+
+
+@pytest.fixture
+def person(app, client, police):
+    """A person with a license, an application and a notice: all three lists have a first page."""
+    someone = person_in(client, app)
+    issue(client, police, holder_id_number=someone["id_number"])
+    assert apply(client, someone["headers"], residence_body(someone, id_card(app, someone))).status_code == 201
+    with app.app_context():
+        notify(someone["subject_id"], kind="application_status", title="办件已受理")
+        db.session.commit()
+    return someone
+
+
+@pytest.mark.parametrize("path", [WALLET, APPLICATIONS, INBOX])
+def test_a_kept_page_is_answered_before_the_framework_as_the_framework_answers_it(app, client, person, monkeypatch,
+                                                                                  entered, path):
+    first = client.get(path, headers=person["headers"])
+    assert first.status_code == 200 and first.get_json()["total"] >= 1
+    entered.clear()
+    with statements(app) as seen:
+        early = client.get(path, headers=person["headers"])
+    assert entered == [] and seen == []
+    _without_page_server(app, monkeypatch)
+    with statements(app) as seen:
+        framework = client.get(path, headers=person["headers"])
+    assert len(entered) == 1 and seen == []  # the framework opened the same kept page
+    assert _answer(early) == _answer(framework)
+    assert early.headers["Cache-Control"] == "no-store" and early.headers["X-Request-ID"]
+
+
+def test_an_early_answer_is_logged_and_counted_under_its_route(app, client, person, caplog):
+    client.get(WALLET, headers=person["headers"])
+    counter = REQUESTS.labels("GET", "/api/v1/wallet/licenses", "200")
+    before = counter._value.get()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        assert client.get(WALLET, headers=person["headers"]).status_code == 200
+    assert counter._value.get() == before + 1
+    lines = [record for record in caplog.records if record.name == "app.access"]
+    assert [(line.path, line.status) for line in lines] == [("/api/v1/wallet/licenses", 200)]
+
+
+def _requests(client, app, person) -> dict:
+    """Openings the page server must leave to the framework, each with what makes it so."""
+    logged_out = register_person(client, app)
+    client.get(WALLET, headers=logged_out["headers"])
+    assert client.post(f"{API}/auth/logout", headers=logged_out["headers"],
+                       json={"refresh_token": logged_out["refresh_token"]}).status_code in (200, 204)
+    grantor = register_person(client, app)
+    grant(client, grantor, person)
+    proxy = act_for(client, person, grantor)["access_token"]
+    token = person["headers"]["Authorization"]
+    return {
+        "ended session": ({"Authorization": logged_out["headers"]["Authorization"]}, ""),
+        "forged signature": ({"Authorization": token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")}, ""),
+        "not a token": ({"Authorization": "Bearer x.y.z"}, ""),
+        "another scheme": ({"Authorization": token.replace("Bearer", "Basic")}, ""),
+        "no token": ({}, ""),
+        "a proxy's token": ({"Authorization": f"Bearer {proxy}"}, ""),
+        "query arguments": ({"Authorization": token}, "?page=1&page_size=5"),
+        "an unknown argument": ({"Authorization": token}, "?colour=red"),
+    }
+
+
+@pytest.mark.parametrize("path", [WALLET, APPLICATIONS, INBOX])
+def test_what_the_page_server_passes_on_the_framework_answers_as_before(app, client, person, monkeypatch, path):
+    cases = _requests(client, app, person)
+    client.get(path, headers=person["headers"])  # her page is kept: only the request decides
+    def answers() -> dict:  # each case under one request id: a problem names it in `instance`
+        return {name: _answer(client.get(path + query, headers={**headers, "X-Request-ID": f"case{number:028d}"}))
+                for number, (name, (headers, query)) in enumerate(cases.items())}
+
+    early = answers()
+    _without_page_server(app, monkeypatch)
+    framework = answers()
+    assert early == framework
+    assert {name: answer[0] for name, answer in early.items() if answer[0] != 200} == {
+        "ended session": 401, "forged signature": 401, "not a token": 401, "another scheme": 401, "no token": 401,
+        "an unknown argument": 422, **({"a proxy's token": 403} if path == INBOX else {})}
+
+
+def test_an_opening_it_cannot_answer_reads_the_token_keys_once(app, client, person, monkeypatch):
+    with app.app_context():
+        shared = store._get_current_object()
+    reads = []
+    real = shared.get_many
+    monkeypatch.setattr(shared, "get_many", lambda *keys: (reads.append(keys), real(*keys))[1])
+    with statements(app) as seen:
+        first = client.get(APPLICATIONS, headers=person["headers"])
+    assert first.status_code == 200 and len(seen) == 1  # no page kept yet: the framework read the database
+    assert len(reads) == 1 and any(key.startswith("revoked:jti:") for key in reads[0])
+    reads.clear()
+    assert client.get(APPLICATIONS, headers=person["headers"]).data == first.data
+    assert len(reads) == 1
