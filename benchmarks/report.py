@@ -12,7 +12,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "daily_floor", "wallet", "wallet_read", "applications",
               "inbox",
-              "verification_floor", "verification", "device_verification", "refresh", "appointment_slots",
+              "verification_floor", "verification", "device_verification", "refresh_floor", "refresh", "appointment_slots",
               "appointment_booking")
 CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
              ("postgres", "PostgreSQL"), ("other", "wrk + harness"))
@@ -292,7 +292,7 @@ def render(results: dict[str, Any]) -> str:
         "- The floor is `benchmarks/floor_app.py`: Flask with one route returning `jsonify(status=\"ok\")`. "
         "No API route can be cheaper on this server, so *vs floor* is the fraction of the framework's ceiling "
         "that a route keeps.",
-        "- Two ceiling rows are served by the same floor app, on the same Flask, redis-py, psycopg and "
+        "- Three ceiling rows are served by the same floor app, on the same Flask, redis-py, psycopg and "
         "`cryptography` libraries, with no rate limit, metrics, access log, schema or ORM: the least work any "
         "implementation of the request does in this stack. The real rows cannot pass them; what lies between is "
         "what the API adds. `daily_floor` (`benchmarks/floor_daily.py`) is a personal list: the caller's ES256 "
@@ -302,6 +302,10 @@ def render(results: dict[str, Any]) -> str:
         "is an online verification as the app now does it: one Redis round trip for the code's sealed entry and "
         "the status list's version, AES-GCM, the status and validity times (the signatures were checked when the "
         "presentation was made), and one Lua call that consumes the code and journals the answer. "
+        "`refresh_floor` (`benchmarks/floor_refresh.py`) is a durable refresh: the caller's address counted in a "
+        "Redis rate-limit window (one Lua call), one prepared PostgreSQL UPDATE ... RETURNING in autocommit that "
+        "swaps the session's refresh-token hash where the presented token is the live one, a new ES256 access "
+        "token and refresh token, JSON. "
         "`daily_floor` reads the database; the app's `wallet`, `applications` and `inbox` rows open a page kept "
         "in Redis for the person (`app/personal_pages.py`: after the first opening, and until a commit changes "
         "what it shows, no SQL), so they may pass it; `wallet_read` asks the same wallet page with explicit "

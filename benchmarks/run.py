@@ -78,6 +78,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "inbox": ("inbox, opening (the page kept for the person)", "app"),
     "verification_floor": ("ceiling: least work of an online verification (bare Flask)", "floor"),
     "daily_floor": ("ceiling: least work of a personal list (bare Flask)", "floor"),
+    "refresh_floor": ("ceiling: least work of a token refresh (bare Flask)", "floor"),
     "verification": ("online verification (first use)", "app"),
     "device_verification": ("offline verification of a device presentation (phone key)", "app"),
     "refresh": ("token refresh", "app"),
@@ -512,6 +513,25 @@ def daily_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str], 
                           "the least any implementation of a personal list does per request in this stack"])
 
 
+def refresh_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str], data_dir: Path) -> None:
+    """The ceiling row of the refresh: `floor_refresh.prepare`'s single-use tokens (sized for 3,000 refreshes/s)."""
+    from .floor_refresh import prepare
+    s = runner.settings
+    tokens = prepare(env["FLOOR_REDIS_URL"], env["FLOOR_DATABASE_URL"], int(3000 * (s.warmup + s.duration)) + 1000)
+    warm_n = int(3000 * s.warmup)
+    bodies = [json_line({"grant_type": "refresh_token", "refresh_token": token}) for token in tokens]
+    warm = write_lines(data_dir / "floor_refresh_warm.txt", bodies[:warm_n])
+    main = write_lines(data_dir / "floor_refresh_main.txt", bodies[warm_n:])
+    threads, expect = str(s.wrk_threads), '"access_token"'
+    runner.measure("refresh_floor", "POST /auth/token grant_type=refresh_token (bare Flask: Redis rate count, one "
+                   "PostgreSQL UPDATE ... RETURNING, ES256 signature, JSON)", floor.url("/auth/token"),
+                   script="onetime.lua", script_args=[str(main), threads, expect],
+                   warm_args=[str(warm), threads, expect], server=floor,
+                   notes=[f"each request rotates a different single-use refresh token ({len(bodies) - warm_n} in the "
+                          "measured pool); no metrics, access log, schemas, audit or ORM: the least any implementation "
+                          "of a durable refresh does per request in this stack"])
+
+
 def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
     """How far the journal writer (the access log, inbox and audit entries of each verification,
     written behind the answers by `flask worker`) was behind when the load stopped."""
@@ -603,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
         selected.add("verification_floor")  # its ceiling in the same run
     if selected & {"wallet", "wallet_read", "applications", "inbox", "refresh"}:
         selected.add("daily_floor")
+    if "refresh" in selected:
+        selected.add("refresh_floor")
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = RESULTS_DIR / stamp
@@ -637,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app_names = [n for n in APP_ORDER if n in selected]
         need_services = (app_names or "search_300k" in selected or "micro_tokens" in selected
-                         or "verification_floor" in selected or "daily_floor" in selected)
+                         or selected & {"verification_floor", "daily_floor", "refresh_floor"})
         if need_services:
             services = Services().start()
             runner.services = services
@@ -649,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             floor_env = server_settings(settings)
             if services is not None:
                 floor_env["FLOOR_REDIS_URL"] = services.redis_url(3)
-            if "daily_floor" in selected:
+            if selected & {"daily_floor", "refresh_floor"}:
                 floor_env["FLOOR_DATABASE_URL"] = services.create_database("bench_floor")
             with GunicornServer("benchmarks.floor_app:app", floor_env, run_dir / "gunicorn-floor.log") as floor:
                 _guard(results, "floor", lambda: runner.measure("floor", "GET /healthz (bare Flask, jsonify)",
@@ -661,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "daily_floor" in selected:
                     log("-- daily_floor")
                     _guard(results, "daily_floor", lambda: daily_floor(runner, floor, floor_env, data_dir), runner)
+                if "refresh_floor" in selected:
+                    log("-- refresh_floor")
+                    _guard(results, "refresh_floor", lambda: refresh_floor(runner, floor, floor_env, data_dir), runner)
 
         if app_names or "micro_tokens" in selected:
             dep = Deployment("seeded", services.create_database("bench_seeded"), services.redis_url(1), free_port())
