@@ -99,4 +99,7 @@ class PageServer:
         environ[EARLY_READS] = reads
         if page.fresh is not None and not page.fresh(subject, reads):
             return None
-        return personal_pages.Opening.read(page.kind, subject, reads).body
+        body = personal_pages.Opening.read(page.kind, subject, reads).body
+        if body is not None:
+            personal_pages.count_opening(page.kind, "kept")
+        return body

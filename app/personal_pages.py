@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from flask import Response, request
+from prometheus_client import Counter
 from sqlalchemy import event, inspect
 
 from .db_routing import RoutingSession, read_primary
@@ -52,6 +53,8 @@ _PERSON_COLUMNS = ("id_number_index", "active")
 _WATCHED: list[tuple[type, tuple[str, ...], object]] = []  # (model, kinds, subjects_of(session, rows))
 _GENERATIONS: dict[str, str] = {}  # kind -> key of its reference data's generation
 _REFERENCE: dict[type, str] = {}  # model -> kind whose generation it moves
+OPENINGS = Counter("personal_page_openings_total", "Openings of a person's first page of a list: the kept page "
+                   "answered (no SQL) or the database read", ["kind", "outcome"])
 
 
 def version_key(kind: str, subject_id: str) -> str:
@@ -158,7 +161,9 @@ def opened(kind: str, subject_id: str, reads: dict, *, read_page, schema, fresh:
     would change it), else `read_page()`, kept when a version could be claimed before reading it."""
     opening = Opening.read(kind, subject_id, reads)
     if opening.body is not None and fresh:
+        count_opening(kind, "kept")
         return Response(opening.body, status=200, mimetype="application/json")
+    count_opening(kind, "read")
     keeping = opening.claim()
     page = read_page()
     if not keeping:
@@ -166,6 +171,11 @@ def opened(kind: str, subject_id: str, reads: dict, *, read_page, schema, fresh:
     body = compact_json(schema.dump(page))
     opening.keep(body)
     return Response(body, status=200, mimetype="application/json")
+
+
+def count_opening(kind: str, outcome: str) -> None:
+    """One more opening of `kind` answered from its kept page ("kept") or from the database ("read")."""
+    OPENINGS.labels(kind, outcome).inc()
 
 
 def _claimed(key: str) -> str | None:

@@ -12,6 +12,7 @@ from flask import request_started
 from app.extensions import db, store
 from app.notifications.service import notify
 from app.observability import REQUESTS
+from app.personal_pages import OPENINGS
 from tests.support.applications import apply, id_card, person_in, residence_body
 from tests.support.helpers import API
 from tests.support.proxies import act_for, grant
@@ -128,6 +129,8 @@ def test_an_opening_it_cannot_answer_reads_the_token_keys_once(app, client, pers
     reads = []
     real = shared.get_many
     monkeypatch.setattr(shared, "get_many", lambda *keys: (reads.append(keys), real(*keys))[1])
+    kept, read = (OPENINGS.labels("applications", outcome) for outcome in ("kept", "read"))
+    counted = kept._value.get(), read._value.get()
     with statements(app) as seen:
         first = client.get(APPLICATIONS, headers=person["headers"])
     assert first.status_code == 200 and len(seen) == 1  # no page kept yet: the framework read the database
@@ -135,3 +138,6 @@ def test_an_opening_it_cannot_answer_reads_the_token_keys_once(app, client, pers
     reads.clear()
     assert client.get(APPLICATIONS, headers=person["headers"]).data == first.data
     assert len(reads) == 1
+    assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # the metric a capacity model needs
+    client.get(APPLICATIONS + "?page=1", headers=person["headers"])
+    assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # not an opening: not counted
