@@ -308,7 +308,7 @@ def render(results: dict[str, Any]) -> str:
         "token and refresh token, JSON. "
         "`daily_floor` reads the database; the app's `wallet`, `applications` and `inbox` rows open a page kept "
         "in Redis for the person (`app/personal_pages.py`: after the first opening, and until a commit changes "
-        "what it shows, no SQL), so they may pass it; `wallet_read` asks the same wallet page with explicit "
+        "what it shows, no SQL), answered before Flask runs (`app/page_server.py`), so they may pass it; `wallet_read` asks the same wallet page with explicit "
         "arguments, which is never kept: the cost of an opening that finds its page changed.",
         "- The app runs with `APP_ENV=production` (fresh random secrets), `DATABASE_URL` on PostgreSQL and "
         "`REDIS_URL` on Redis, both from `scripts/services.sh` (throwaway, loopback; PostgreSQL runs with "
