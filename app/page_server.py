@@ -43,21 +43,20 @@ class PageServer:
     def __init__(self, app, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app
-        self._paths: dict[str, tuple[str, EarlyPage]] | None = None
+        self._paths: dict[str, EarlyPage] | None = None  # rule (a plain path) -> page
 
     def __call__(self, environ, start_response):
-        found = self._plain_opening(environ)
-        if found is not None:
-            rule, page = found
+        page = self._plain_opening(environ)
+        if page is not None:
             with self.app.app_context():
                 body = self._kept_body(page, environ)
             if body is not None:
-                environ[ENDPOINT_KEY] = rule
+                environ[ENDPOINT_KEY] = environ["PATH_INFO"]  # the rule: these rules have no arguments
                 start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
                 return [body]
         return self.wsgi_app(environ, start_response)
 
-    def _plain_opening(self, environ) -> tuple[str, EarlyPage] | None:
+    def _plain_opening(self, environ) -> EarlyPage | None:
         if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
                 or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
                 or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
@@ -65,10 +64,10 @@ class PageServer:
             return None
         return self._routes().get(environ.get("PATH_INFO", ""))
 
-    def _routes(self) -> dict[str, tuple[str, EarlyPage]]:
+    def _routes(self) -> dict[str, EarlyPage]:
         if self._paths is None:
             rules = self.app.url_map.iter_rules()  # finishes the deferred blueprint set-up first
-            self._paths = {rule.rule: (rule.rule, _PAGES[rule.endpoint]) for rule in rules
+            self._paths = {rule.rule: _PAGES[rule.endpoint] for rule in rules
                            if rule.endpoint in _PAGES and "GET" in rule.methods and not rule.arguments}
         return self._paths
 
