@@ -482,23 +482,29 @@ class AppTargets:
         self.api.close()
 
 
+def _one_time_ceiling(runner: LoadRunner, floor: GunicornServer, data_dir: Path, name: str, request: str, path: str,
+                      bodies: list[str], rate: int, expect: str, notes: list[str]) -> None:
+    """A ceiling row of one-time requests: `bodies` split into a warm-up pool (sized at `rate` per second)
+    and the measured one, each body sent once."""
+    warm_n = int(rate * runner.settings.warmup)
+    warm = write_lines(data_dir / f"{name}_warm.txt", bodies[:warm_n])
+    main = write_lines(data_dir / f"{name}_main.txt", bodies[warm_n:])
+    threads = str(runner.settings.wrk_threads)
+    runner.measure(name, request, floor.url(path), script="onetime.lua", script_args=[str(main), threads, expect],
+                   warm_args=[str(warm), threads, expect], server=floor, notes=notes)
+
+
 def verification_floor(runner: LoadRunner, floor: GunicornServer, redis_url: str, data_dir: Path) -> None:
     """The ceiling row: one-time codes sealed by `floor_verification.prepare`, verified by the floor
     app with the least work any online verification does (sized for 4,000 verifications/s)."""
     from .floor_verification import prepare
     s = runner.settings
     codes = prepare(redis_url, int(4000 * (s.warmup + s.duration)) + 1000)
-    warm_n = int(4000 * s.warmup)
-    bodies = [json_line({"code": code}) for code in codes]
-    warm = write_lines(data_dir / "floor_verify_warm.txt", bodies[:warm_n])
-    main = write_lines(data_dir / "floor_verify_main.txt", bodies[warm_n:])
-    threads, expect = str(s.wrk_threads), '"valid"%s*:%s*true'
-    runner.measure("verification_floor", "POST /verifications {code} (bare Flask: Redis read, AES-GCM, "
-                   "status and times, Lua consume + journal)", floor.url("/verifications"),
-                   script="onetime.lua", script_args=[str(main), threads, expect],
-                   warm_args=[str(warm), threads, expect], server=floor,
-                   notes=["no token, rate limit, metrics, access log, schemas or database writer: the least any "
-                          "implementation of the online verification does per request in this stack"])
+    _one_time_ceiling(runner, floor, data_dir, "verification_floor", "POST /verifications {code} (bare Flask: Redis "
+                      "read, AES-GCM, status and times, Lua consume + journal)", "/verifications",
+                      [json_line({"code": code}) for code in codes], 4000, '"valid"%s*:%s*true',
+                      ["no token, rate limit, metrics, access log, schemas or database writer: the least any "
+                       "implementation of the online verification does per request in this stack"])
 
 
 def daily_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str], data_dir: Path) -> None:
@@ -518,18 +524,14 @@ def refresh_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str]
     from .floor_refresh import prepare
     s = runner.settings
     tokens = prepare(env["FLOOR_REDIS_URL"], env["FLOOR_DATABASE_URL"], int(3000 * (s.warmup + s.duration)) + 1000)
-    warm_n = int(3000 * s.warmup)
-    bodies = [json_line({"grant_type": "refresh_token", "refresh_token": token}) for token in tokens]
-    warm = write_lines(data_dir / "floor_refresh_warm.txt", bodies[:warm_n])
-    main = write_lines(data_dir / "floor_refresh_main.txt", bodies[warm_n:])
-    threads, expect = str(s.wrk_threads), '"access_token"'
-    runner.measure("refresh_floor", "POST /auth/token grant_type=refresh_token (bare Flask: Redis rate count, one "
-                   "PostgreSQL UPDATE ... RETURNING, ES256 signature, JSON)", floor.url("/auth/token"),
-                   script="onetime.lua", script_args=[str(main), threads, expect],
-                   warm_args=[str(warm), threads, expect], server=floor,
-                   notes=[f"each request rotates a different single-use refresh token ({len(bodies) - warm_n} in the "
-                          "measured pool); no metrics, access log, schemas, audit or ORM: the least any implementation "
-                          "of a durable refresh does per request in this stack"])
+    measured = len(tokens) - int(3000 * s.warmup)
+    _one_time_ceiling(runner, floor, data_dir, "refresh_floor", "POST /auth/token grant_type=refresh_token (bare "
+                      "Flask: Redis rate count, one PostgreSQL UPDATE ... RETURNING, ES256 signature, JSON)",
+                      "/auth/token", [json_line({"grant_type": "refresh_token", "refresh_token": t}) for t in tokens],
+                      3000, '"access_token"',
+                      [f"each request rotates a different single-use refresh token ({measured} in the measured pool); "
+                       "no metrics, access log, schemas, audit or ORM: the least any implementation of a durable "
+                       "refresh does per request in this stack"])
 
 
 def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
