@@ -3,7 +3,8 @@ inbox with nothing else to do (GET, no query, no body, a bearer token, no reques
 the page kept for them (`personal_pages`) after the same token checks, from the one round trip that
 reads the token's revocation keys with the page. Anything else goes on to Flask, which answers as it
 always did (a refused token's 401 included); a page not kept or not fresh goes on with the values
-already read (`EARLY_READS`, taken by `rbac.auth_reading`), so a miss costs no second round trip."""
+already read (`early_reads`, taken by `rbac.auth_reading` and the inbox view), so a miss costs no second
+round trip."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Callable
 
 from .errors import ApiError
 from .observability import ENDPOINT_KEY
-from .security.signed_requests import HEADER_KEYS
+from .security.signed_requests import is_signed
 
 EARLY_READS = "ias.early_reads"  # WSGI environ key: what the page server read (a client cannot set it)
 
@@ -24,8 +25,8 @@ class EarlyPage:
 
     endpoint: str
     kind: str
-    extra_keys: Callable[[str], list[str]] | None = None
-    fresh: Callable[[str, dict], bool] | None = None
+    extra_keys: Callable[[str], list[str]] = lambda subject_id: []
+    fresh: Callable[[str, dict], bool] = lambda subject_id, reads: True
     after_journal: bool = False
 
 
@@ -35,6 +36,13 @@ _PAGES: dict[str, EarlyPage] = {}
 def serve_early(page: EarlyPage) -> None:
     """Answer `page.endpoint`'s plain openings from the kept page (the view stays the answer otherwise)."""
     _PAGES[page.endpoint] = page
+
+
+def early_reads(environ, wanted: list[str]) -> dict | None:
+    """What the page server read for this request, when it holds every key `wanted` (else None). For a
+    page read after the journal (the inbox), the values were read after it was found empty."""
+    reads = environ.get(EARLY_READS)
+    return reads if reads is not None and all(key in reads for key in wanted) else None
 
 
 class PageServer:
@@ -60,7 +68,7 @@ class PageServer:
         if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
                 or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
                 or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
-                or any(key in environ for key in HEADER_KEYS)):
+                or is_signed(environ)):
             return None
         return self._routes().get(environ.get("PATH_INFO", ""))
 
@@ -79,11 +87,10 @@ class PageServer:
         from .security.tokens import revocation_keys, revocation_problem, signed_claims
         try:
             claims = signed_claims(environ["HTTP_AUTHORIZATION"][7:].strip())
-            if claims.get("sub_type", "person") != "person" or claims.get("act"):
+            if not personal_pages.own_list(claims):
                 return None
             subject = claims["sub"]
-            wanted = [*revocation_keys(claims), *(page.extra_keys(subject) if page.extra_keys else ()),
-                      *personal_pages.keys(page.kind, subject)]
+            wanted = [*revocation_keys(claims), *page.extra_keys(subject), *personal_pages.keys(page.kind, subject)]
             if page.after_journal:
                 written, values = store.get_many_after_journal(JOURNAL, wanted)
                 if not written:
@@ -96,7 +103,7 @@ class PageServer:
         if revocation_problem(claims, reads):
             return None
         environ[EARLY_READS] = reads
-        if page.fresh is not None and not page.fresh(subject, reads):
+        if not page.fresh(subject, reads):
             return None
         body = personal_pages.Opening.read(page.kind, subject, reads).body
         if body is not None:

@@ -71,10 +71,15 @@ def keys(kind: str, subject_id: str) -> list[str]:
     return [version_key(kind, subject_id), *generation, page_key(kind, subject_id)]
 
 
+def own_list(claims: dict) -> bool:
+    """Whether the token is a person's acting for nobody else: the only caller a kept page is for."""
+    return claims.get("sub_type", "person") == "person" and not claims.get("act")
+
+
 def opening_keys(kind: str, claims: dict) -> list[str]:
-    """`keys` when the request opens the caller's own first page: a person's token acting for nobody
-    else, no query arguments; else none (the page is read the usual way)."""
-    if claims.get("sub_type", "person") != "person" or claims.get("act") or request.args:
+    """`keys` when the request opens the caller's own first page (`own_list`, no query arguments);
+    else none (the page is read the usual way)."""
+    if not own_list(claims) or request.args:
         return []
     return keys(kind, claims["sub"])
 

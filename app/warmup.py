@@ -51,7 +51,7 @@ def warm_requests(app: Flask) -> list[int]:
     """Serve a few catalogue reads in the master, past the access log and metrics (`ResponseFinisher`), so
     workers share what they set up; returns their status codes."""
     from werkzeug.test import EnvironBuilder, run_wsgi_app
-    flask_app = app.wsgi_app.wsgi_app  # inside observability.ResponseFinisher
+    flask_app = app.wsgi_app.wsgi_app  # inside observability.ResponseFinisher: the page server, passing these on
     statuses = []
 
     def get(path: str, query: dict | None = None) -> bytes:

@@ -41,14 +41,14 @@ ORDER BY l.issued_at DESC, l.id DESC OFFSET %s LIMIT %s
 """
 
 
-def _dsn(database_url: str) -> str:
+def dsn(database_url: str) -> str:
     return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def prepare(redis_url: str, database_url: str) -> str:
     """The tables and rows, the public key in Redis; one holder's access token (valid for an hour)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    with psycopg.connect(_dsn(database_url), autocommit=True) as conn:
+    with psycopg.connect(dsn(database_url), autocommit=True) as conn:
         conn.execute(SCHEMA)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO floor_types VALUES (%s, %s)", [(f"t{n}", name) for n, name in enumerate(TYPES)])
@@ -70,7 +70,7 @@ class _Floor:
     def __init__(self) -> None:
         self.redis = redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
         self.key = load_der_public_key(self.redis.get(PREFIX + "key"))
-        self.db = psycopg.connect(_dsn(os.environ["FLOOR_DATABASE_URL"]), autocommit=True, prepare_threshold=0)
+        self.db = psycopg.connect(dsn(os.environ["FLOOR_DATABASE_URL"]), autocommit=True, prepare_threshold=0)
         self.checked: dict[str, dict] = {}  # token -> claims, its signature checked
 
 

@@ -21,7 +21,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_der_private_key
 
-from benchmarks.floor_daily import _dsn
+from benchmarks.floor_daily import dsn
 from benchmarks.floor_verification import jws
 
 PREFIX = "floor:refresh:"
@@ -56,7 +56,7 @@ def _token(session_id: str, generation: int) -> str:
 def prepare(redis_url: str, database_url: str, count: int) -> list[str]:
     """The table, `count` live sessions (one subject each among 20,000) and the signing key in Redis; their tokens."""
     tokens = [_token(secrets.token_hex(16), 0) for _ in range(count)]
-    with psycopg.connect(_dsn(database_url), autocommit=True) as conn:
+    with psycopg.connect(dsn(database_url), autocommit=True) as conn:
         conn.execute(SCHEMA)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO floor_sessions VALUES (%s, %s, %s, 0, now(), now() + interval '30 days', NULL)",
@@ -77,7 +77,7 @@ class _Floor:
         self.redis = redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"])
         self.count = self.redis.register_script(COUNT)
         self.key = load_der_private_key(self.redis.get(PREFIX + "key"), password=None)
-        self.db = psycopg.connect(_dsn(os.environ["FLOOR_DATABASE_URL"]), autocommit=True, prepare_threshold=0)
+        self.db = psycopg.connect(dsn(os.environ["FLOOR_DATABASE_URL"]), autocommit=True, prepare_threshold=0)
 
 
 _floor: _Floor | None = None

@@ -123,21 +123,37 @@ def test_what_the_page_server_passes_on_the_framework_answers_as_before(app, cli
         "an unknown argument": 422, **({"a proxy's token": 403} if path == INBOX else {})}
 
 
-def test_an_opening_it_cannot_answer_reads_the_token_keys_once(app, client, person, monkeypatch):
+@pytest.mark.parametrize("path, kind", [(APPLICATIONS, "applications"), (INBOX, "inbox")])
+def test_an_opening_it_cannot_answer_reads_the_store_once(app, client, person, monkeypatch, path, kind):
     with app.app_context():
         shared = store._get_current_object()
-    reads = []
-    real = shared.get_many
-    monkeypatch.setattr(shared, "get_many", lambda *keys: (reads.append(keys), real(*keys))[1])
-    kept, read = (OPENINGS.labels("applications", outcome) for outcome in ("kept", "read"))
+    calls, depth = [], [0]  # the store's own calls inside get_many_after_journal (memory, cluster) are not the caller's
+
+    def recorded(name, real):
+        def call(*args):
+            if not depth[0]:
+                calls.append((name, args))
+            depth[0] += 1
+            try:
+                return real(*args)
+            finally:
+                depth[0] -= 1
+        return call
+
+    for name in ("get_many", "get_many_after_journal", "journal_head"):
+        monkeypatch.setattr(shared, name, recorded(name, getattr(shared, name)))
+    kept, read = (OPENINGS.labels(kind, outcome) for outcome in ("kept", "read"))
     counted = kept._value.get(), read._value.get()
+    one_read = "get_many_after_journal" if path == INBOX else "get_many"  # the inbox's after the journal's head
     with statements(app) as seen:
-        first = client.get(APPLICATIONS, headers=person["headers"])
-    assert first.status_code == 200 and len(seen) == 1  # no page kept yet: the framework read the database
-    assert len(reads) == 1 and any(key.startswith("revoked:jti:") for key in reads[0])
-    reads.clear()
-    assert client.get(APPLICATIONS, headers=person["headers"]).data == first.data
-    assert len(reads) == 1
+        first = client.get(path, headers=person["headers"])
+    assert first.status_code == 200 and seen  # no page kept yet: the framework read the database
+    assert [name for name, _ in calls] == [one_read], calls  # ... with what the page server read for it
+    keys_read = calls[0][1][1] if path == INBOX else calls[0][1]  # (journal, keys) or the keys
+    assert any(key.startswith("revoked:jti:") for key in keys_read)
+    calls.clear()
+    assert client.get(path, headers=person["headers"]).data == first.data
+    assert [name for name, _ in calls] == [one_read]
     assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # the metric a capacity model needs
-    client.get(APPLICATIONS + "?page=1", headers=person["headers"])
+    client.get(path + "?page=1", headers=person["headers"])
     assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # not an opening: not counted

@@ -1,4 +1,5 @@
 """The inbox: GET /inbox (filters and the unread count), mark one or all read."""
+from flask import request
 from flask.views import MethodView
 
 from schemas.common import ProblemSchema, paged
@@ -6,8 +7,8 @@ from schemas.notifications import InboxArgsSchema, InboxPageSchema, InboxReadAll
 
 from .. import journal, personal_pages
 from ..extensions import BEARER, ApiBlueprint, store
-from ..page_server import EarlyPage, serve_early
-from ..security.rbac import auth_required, current_principal
+from ..page_server import EarlyPage, early_reads, serve_early
+from ..security.rbac import auth_reading, auth_required, current_principal
 from .service import inbox_page, mark_all_read, mark_read, unread_count
 
 blp = ApiBlueprint("notifications", __name__, description="消息中心")
@@ -24,13 +25,13 @@ serve_early(EarlyPage("notifications.Inbox", "inbox", after_journal=True))
 
 @blp.route("/inbox")
 class Inbox(MethodView):
-    @auth_required()
+    @auth_reading(lambda claims: [])  # the token's keys: the page's must wait for the journal (below)
     @blp.alt_response(401, schema=ProblemSchema, description="未登录或访问令牌无效")
     @blp.arguments(InboxArgsSchema, location="query")
     @blp.response(200, InboxPageSchema, example={"items": [NOTICE_EXAMPLE], "total": 1, "page": 1, "page_size": 20,
                                                  "unread_count": 1})
     @blp.doc(security=BEARER)
-    def get(self, args):
+    def get(self, args, reads):
         """我的消息（办件进度、亮证记录等），可按未读、类型筛选，附未读条数
 
         未知的查询参数返回 422 并指明参数名。
@@ -38,7 +39,8 @@ class Inbox(MethodView):
         principal = current_principal()
         opening = personal_pages.opening_keys("inbox", principal.claims)
         tried = bool(opening)  # catch up with the journal before the versions are read: see personal_pages
-        caught_up = tried and journal.caught_up()
+        early = early_reads(request.environ, opening) if tried else None  # read after the journal was empty
+        caught_up = tried and (early is not None or journal.caught_up())
 
         def read_page() -> dict:
             rows, total, unread = inbox_page(principal.subject_id, page=args["page"], page_size=args["page_size"],
@@ -47,7 +49,7 @@ class Inbox(MethodView):
 
         if not caught_up:
             return read_page()
-        reads = dict(zip(opening, store.get_many(*opening)))
+        reads = early if early is not None else dict(zip(opening, store.get_many(*opening)))
         return personal_pages.opened("inbox", principal.subject_id, reads, read_page=read_page, schema=INBOX_PAGE)
 
 

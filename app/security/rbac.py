@@ -8,7 +8,7 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import store
-from ..page_server import EARLY_READS
+from ..page_server import early_reads
 from .tokens import decode_access_token, revocation_keys, signed_claims
 
 ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
@@ -123,8 +123,8 @@ def auth_reading(keys_of):
             if claims is None:
                 current_principal()  # 401
             wanted = revocation_keys(claims) + keys_of(claims)
-            values = request.environ.get(EARLY_READS)  # read by the page server for this very request
-            if values is None or not all(key in values for key in wanted):
+            values = early_reads(request.environ, wanted)
+            if values is None:
                 values = dict(zip(wanted, store.get_many(*wanted)))
             current_principal(read=values)
             return view(*args, reads=values, **kwargs)

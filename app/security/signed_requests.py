@@ -171,9 +171,13 @@ def _reject(exc: _Rejected):
     raise Unauthorized(exc.detail, headers=dict(SCHEME_HEADERS), slug="invalid-signature")
 
 
+def is_signed(environ) -> bool:
+    """Whether the request carries any of the signature headers (then it is verified as a signed request)."""
+    return any(key in environ for key in HEADER_KEYS)
+
+
 def _check_signature() -> None:
-    environ = request.environ
-    if not any(key in environ for key in HEADER_KEYS):
+    if not is_signed(request.environ):
         return
     try:
         g.signed_client = verify_current_request()

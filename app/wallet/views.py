@@ -112,16 +112,24 @@ class LicenseStatus(MethodView):
         return service.change_status(principal=current_principal(), license_id=license_id, **data)
 
 
+def _marker_keys(subject_id: str) -> list[str]:
+    return [collection.collected_key(subject_id)]
+
+
+def _collected(subject_id: str, reads: dict) -> bool:
+    """The hourly pull from the issuers is not due: the kept page may be shown."""
+    return bool(reads.get(collection.collected_key(subject_id)))
+
+
 def _own_wallet_marker(claims: dict) -> list[str]:
     """A person opening their wallet: read the collection marker with the token's revocation, and
     for their first page the page kept for them (`personal_pages`)."""
-    if claims.get("sub_type", "person") != "person" or claims.get("act"):
+    if not personal_pages.own_list(claims):
         return []
-    return [collection.collected_key(claims["sub"]), *personal_pages.opening_keys("wallet", claims)]
+    return [*_marker_keys(claims["sub"]), *personal_pages.opening_keys("wallet", claims)]
 
 
-serve_early(EarlyPage("wallet.WalletLicenses", "wallet", extra_keys=lambda subject: [collection.collected_key(subject)],
-                      fresh=lambda subject, reads: bool(reads.get(collection.collected_key(subject)))))
+serve_early(EarlyPage("wallet.WalletLicenses", "wallet", extra_keys=_marker_keys, fresh=_collected))
 
 
 @blp.route("/wallet/licenses")
@@ -134,7 +142,7 @@ class WalletLicenses(MethodView):
     def get(self, args, reads):
         """我的证照夹（可按证照类型、状态筛选；企业身份为企业证照）"""
         principal = current_principal()
-        collected = bool(reads.get(collection.collected_key(principal.subject_id)))
+        collected = _collected(principal.subject_id, reads)
 
         def read_page() -> dict:
             rows, total = service.wallet_licenses(
