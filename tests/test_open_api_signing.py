@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from types import SimpleNamespace
 
 import pytest
 from flask import jsonify
@@ -21,6 +22,7 @@ from app.extensions import db
 from app.identity import clients
 from app.identity.models import ApiClient, ClientSigningSecret
 from app.security.models import AuditEvent
+from app.security import signed_requests
 from app.security.rbac import request_channel
 from app.security.signed_requests import _Rejected, signed_client, signed_scope_required, verify_current_request
 from tests.support.helpers import API, another_worker, create_client
@@ -102,19 +104,27 @@ def test_replayed_nonce_is_401_and_audited(client, app, third_party):
     assert [r.details["reason"] for r in rejections(app)] == ["replayed_nonce"]
 
 
+@pytest.fixture
+def server_now(monkeypatch):
+    """The server's clock held at one second, so a timestamp 1 s past the window stays past it on a busy machine."""
+    now = int(time.time())
+    monkeypatch.setattr(signed_requests, "time", SimpleNamespace(time=lambda: float(now)))
+    return now
+
+
 @pytest.mark.parametrize("offset", [-301, 301, -3600])
-def test_stale_or_future_timestamp_is_401_and_audited(client, app, third_party, offset):
+def test_stale_or_future_timestamp_is_401_and_audited(client, app, third_party, server_now, offset):
     client_id, secret = third_party
-    headers = signature_headers(client_id, secret, "GET", PING, timestamp=int(time.time()) + offset)
+    headers = signature_headers(client_id, secret, "GET", PING, timestamp=server_now + offset)
     body = assert_401(client.get(PING, headers=headers))
     assert "时间戳" in body["detail"]
     assert [r.details["reason"] for r in rejections(app)] == ["stale_timestamp"]
 
 
-def test_timestamp_within_window_is_accepted(client, third_party):
+def test_timestamp_within_window_is_accepted(client, third_party, server_now):
     client_id, secret = third_party
-    for offset in (-290, 290):
-        headers = signature_headers(client_id, secret, "GET", PING, timestamp=int(time.time()) + offset)
+    for offset in (-300, 300):
+        headers = signature_headers(client_id, secret, "GET", PING, timestamp=server_now + offset)
         assert client.get(PING, headers=headers).status_code == 200
 
 
