@@ -1,17 +1,27 @@
-"""Kept personal pages answered before the framework: a person opening their wallet, applications or
-inbox with nothing else to do (GET, no query, no body, a bearer token, no request signature) gets
-the page kept for them (`personal_pages`) after the same token checks, from the one round trip that
-reads the token's revocation keys with the page. Anything else goes on to Flask, which answers as it
-always did (a refused token's 401 included); a page not kept or not fresh goes on with the values
-already read (`early_reads`, taken by `rbac.auth_reading` and the inbox view), so a miss costs no second
-round trip."""
+"""The daily path answered before the framework.
+
+Kept personal pages: a person opening their wallet, applications or inbox with nothing else to do (GET,
+no query, no body, a bearer token, no request signature) gets the page kept for them (`personal_pages`)
+after the same token checks, from the one round trip that reads the token's revocation keys with the
+page. A page not kept or not fresh goes on to Flask with the values already read (`early_reads`, taken by
+`rbac.auth_reading` and the inbox view), so a miss costs no second round trip.
+
+Common JSON posts (`EarlyPost`, the token refresh): a small unsigned JSON body of exactly the common form
+is answered by the domain's own functions; any other form goes on to Flask untouched, and an error is
+answered by the app's error handlers, as the view's would be.
+
+Anything else goes on to Flask, which answers as it always did (a refused token's 401 included)."""
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from typing import Callable
 
+from flask import g
+
 from .errors import ApiError
-from .observability import ENDPOINT_KEY
+from .observability import ENDPOINT_KEY, REQUEST_ID_KEY
 from .security.signed_requests import is_signed
 
 EARLY_READS = "ias.early_reads"  # WSGI environ key: what the page server read (a client cannot set it)
@@ -30,12 +40,32 @@ class EarlyPage:
     after_journal: bool = False
 
 
+@dataclass(frozen=True)
+class EarlyPost:
+    """A JSON POST whose common form is answered early: `answer(environ, document)` returns the 200 body
+    (sent with `headers`), or None to pass the request on to the view; it returns None only before doing
+    anything the view would do again, or after marking in `environ` what it did. An exception it raises
+    is answered by the app's error handlers."""
+
+    endpoint: str
+    answer: Callable[[dict, dict], bytes | None]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+MAX_EARLY_BODY = 4096
+JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _PAGES: dict[str, EarlyPage] = {}
+_POSTS: dict[str, EarlyPost] = {}
 
 
 def serve_early(page: EarlyPage) -> None:
     """Answer `page.endpoint`'s plain openings from the kept page (the view stays the answer otherwise)."""
     _PAGES[page.endpoint] = page
+
+
+def answer_early(post: EarlyPost) -> None:
+    """Answer `post.endpoint`'s common JSON posts with `post.answer` (the view answers the rest)."""
+    _POSTS[post.endpoint] = post
 
 
 def early_reads(environ, wanted: list[str]) -> dict | None:
@@ -51,32 +81,52 @@ class PageServer:
     def __init__(self, app, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app
-        self._paths: dict[str, EarlyPage] | None = None  # rule (a plain path) -> page
+        self._paths: dict[tuple[str, str], EarlyPage | EarlyPost] | None = None  # (method, plain path) -> route
 
     def __call__(self, environ, start_response):
-        page = self._plain_opening(environ)
-        if page is not None:
-            with self.app.app_context():
-                body = self._kept_body(page, environ)
-            if body is not None:
-                environ[ENDPOINT_KEY] = environ["PATH_INFO"]  # the rule: these rules have no arguments
-                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-                return [body]
-        return self.wsgi_app(environ, start_response)
+        method = environ.get("REQUEST_METHOD")
+        route = self._routes().get((method, environ.get("PATH_INFO", ""))) if method in ("GET", "POST") else None
+        if route is None or environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ or is_signed(environ):
+            return self.wsgi_app(environ, start_response)
+        if method == "GET":
+            body, headers = self._opening(route, environ), ()
+        else:
+            document = _json_document(environ)
+            if document is None:
+                return self.wsgi_app(environ, start_response)
+            try:
+                with self.app.app_context():
+                    body, headers = route.answer(environ, document), route.headers
+            except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
+                return self._error(environ, start_response, exc)
+        if body is None:
+            return self.wsgi_app(environ, start_response)
+        environ[ENDPOINT_KEY] = environ["PATH_INFO"]  # the rule: these rules have no arguments
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers])
+        return [body]
 
-    def _plain_opening(self, environ) -> EarlyPage | None:
-        if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
-                or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
-                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")
-                or is_signed(environ)):
+    def _opening(self, page: EarlyPage, environ) -> bytes | None:
+        if (environ.get("CONTENT_LENGTH", "0") not in ("", "0")
+                or not environ.get("HTTP_AUTHORIZATION", "").startswith("Bearer ")):
             return None
-        return self._routes().get(environ.get("PATH_INFO", ""))
+        with self.app.app_context():
+            return self._kept_body(page, environ)
 
-    def _routes(self) -> dict[str, EarlyPage]:
+    def _error(self, environ, start_response, exc: Exception):
+        """The response the app's error handlers give `exc` (the view's errors are answered so too)."""
+        with self.app.request_context(environ):
+            g.request_id = environ[REQUEST_ID_KEY]
+            environ[ENDPOINT_KEY] = environ["PATH_INFO"]
+            response = self.app.make_response(self.app.handle_user_exception(exc))
+        return response(environ, start_response)
+
+    def _routes(self) -> dict[tuple[str, str], EarlyPage | EarlyPost]:
         if self._paths is None:
-            rules = self.app.url_map.iter_rules()  # finishes the deferred blueprint set-up first
-            self._paths = {rule.rule: _PAGES[rule.endpoint] for rule in rules
-                           if rule.endpoint in _PAGES and "GET" in rule.methods and not rule.arguments}
+            rules = [rule for rule in self.app.url_map.iter_rules() if not rule.arguments]  # finishes the set-up
+            self._paths = {("GET", rule.rule): _PAGES[rule.endpoint] for rule in rules
+                           if rule.endpoint in _PAGES and "GET" in rule.methods}
+            self._paths.update({("POST", rule.rule): _POSTS[rule.endpoint] for rule in rules
+                                if rule.endpoint in _POSTS and "POST" in rule.methods})
         return self._paths
 
     @staticmethod
@@ -109,3 +159,21 @@ class PageServer:
         if body is not None:
             personal_pages.count_opening(page.kind, "kept")
         return body
+
+
+def _json_document(environ) -> dict | None:
+    """A small JSON object body, read once and put back for the view; None for any other body."""
+    if environ.get("CONTENT_TYPE", "").lower() not in JSON_TYPES:
+        return None
+    length = environ.get("CONTENT_LENGTH", "")
+    if not length.isdigit() or not 0 < int(length) <= MAX_EARLY_BODY:
+        return None
+    raw = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    if b"\\u0000" in raw or b"\x00" in raw:  # the input guard's to refuse
+        return None
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

@@ -149,10 +149,12 @@ def refresh_grant(*, refresh_token: str) -> dict:
         if reason == "stale":
             _end_session(session_id, REFUSALS["stale"])
         raise Unauthorized(REFUSALS[reason])
-    return _continue(*rotated)
+    return continue_rotated(*rotated)
 
 
-def _continue(row, new_token: str) -> dict:
+def continue_rotated(row, new_token: str) -> dict:
+    """The new token pair of a session whose refresh token was just rotated (committed); a session whose
+    subject is gone or inactive ends instead (401)."""
     try:
         body = _refreshed_pair(row, new_token)
     except (NotFound, Forbidden):
@@ -186,7 +188,7 @@ def _legacy_refresh(refresh_token: str) -> dict:
     rotated = rotate_refresh_token(row.family_id, generation=0, presented=None)
     if rotated is None:  # ended, or opened before the credentials changed
         _end_session(row.family_id, REFUSALS["stale"])
-    return _continue(*rotated)
+    return continue_rotated(*rotated)
 
 
 def _reused(session_id: str, *, subject_id: str, actor_id: str | None) -> NoReturn:

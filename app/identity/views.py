@@ -1,13 +1,14 @@
 """HTTP views of the identity domain (一号通行): /auth/..., /me, /enterprises..."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 
 from ..errors import Unauthorized
-from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
+from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint
 from ..security.rbac import auth_required, current_principal
 from . import channels, credentials, enterprises, face_check, grants, persons, profile, sessions, sms
+from .early_refresh import count_auth_request
 from .persons import acting_person
 from schemas.common import ProblemSchema
 from schemas.identity import (ActAsSchema, AgentCreateSchema, AgentListSchema, AgentSchema,
@@ -29,8 +30,7 @@ def _limit_auth() -> None:
     """Per-client-IP limit on /auth/..., shared by every worker through Redis; counted before the
     body is parsed, so malformed requests count too."""
     if "/auth/" in request.path:
-        limiter.hit(current_app.config["AUTH_RATE_LIMIT"], "auth", request.remote_addr or "unknown",
-                    detail="认证请求过于频繁，请稍后再试")
+        count_auth_request(request.environ)
 
 
 def _no_store(body, status=200):

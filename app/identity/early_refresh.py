@@ -1,0 +1,48 @@
+"""The common token refresh answered before the framework (`page_server.EarlyPost`): a JSON body of exactly
+`grant_type` = refresh_token and a refresh token in the form sessions issue gets the view's rate count,
+rotation and token pair without Flask's request handling. Any other body goes on to the view; so does a
+token the rotation refuses, after the count (marked, so the view does not count it again), for the view
+to say why and to end a session whose token was reused."""
+from __future__ import annotations
+
+import re
+
+from flask import current_app
+
+from ..extensions import db, limiter
+from ..page_server import EarlyPost, answer_early
+from ..rendering import compact_json
+from .grants import continue_rotated
+from .sessions import parse_refresh_token, rotate_refresh_token
+from schemas.identity import TokenPairSchema
+
+ISSUED_FORM = re.compile(r"rt_[0-9a-f]{32}\.[0-9]{1,9}\.[A-Za-z0-9_-]{32}")  # sessions._refresh_token's
+AUTH_COUNTED = "ias.auth_counted"  # WSGI environ key: this request's hit is counted (a client cannot set it)
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+_PAIR = TokenPairSchema()
+
+
+def count_auth_request(environ) -> None:
+    """Count a request to /auth/... against the caller's address (once per request); 429 past the limit."""
+    if not environ.get(AUTH_COUNTED):
+        environ[AUTH_COUNTED] = True
+        limiter.hit(current_app.config["AUTH_RATE_LIMIT"], "auth", environ.get("REMOTE_ADDR") or "unknown",
+                    detail="认证请求过于频繁，请稍后再试")
+
+
+def refreshed(environ, document: dict) -> bytes | None:
+    """The new token pair for the common refresh; None for the view to answer."""
+    presented = document.get("refresh_token")
+    if (document.keys() != {"grant_type", "refresh_token"} or document["grant_type"] != "refresh_token"
+            or not isinstance(presented, str) or ISSUED_FORM.fullmatch(presented) is None):
+        return None
+    count_auth_request(environ)
+    session_id, generation = parse_refresh_token(presented)
+    rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
+    if rotated is None:
+        db.session.rollback()
+        return None
+    return compact_json(_PAIR.dump(continue_rotated(*rotated))).encode()
+
+
+answer_early(EarlyPost("identity.Token", refreshed, headers=NO_STORE))
