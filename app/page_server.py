@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,6 +51,7 @@ class EarlyPost:
     endpoint: str
     answer: Callable[[dict, dict], bytes | None]
     headers: tuple[tuple[str, str], ...] = ()
+    needs_request: bool = False  # answered in a request context (`request`, `g`), not only the app's
 
 
 MAX_EARLY_BODY = 4096
@@ -95,7 +97,7 @@ class PageServer:
             if document is None:
                 return self.wsgi_app(environ, start_response)
             try:
-                with self.app.app_context():
+                with self._context(route, environ):
                     body, headers = route.answer(environ, document), route.headers
             except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
                 return self._error(environ, start_response, exc)
@@ -111,6 +113,16 @@ class PageServer:
             return None
         with self.app.app_context():
             return self._kept_body(page, environ)
+
+    @contextmanager
+    def _context(self, post: EarlyPost, environ):
+        if not post.needs_request:
+            with self.app.app_context():
+                yield
+            return
+        with self.app.request_context(environ):
+            g.request_id = environ[REQUEST_ID_KEY]  # as the framework's first hook sets it
+            yield
 
     def _error(self, environ, start_response, exc: Exception):
         """The response the app's error handlers give `exc` (the view's errors are answered so too)."""

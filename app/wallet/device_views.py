@@ -1,13 +1,14 @@
 """HTTP views of device keys, device binding and verifier-initiated requests (on the wallet blueprint)."""
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 
-from ..extensions import BEARER, OPTIONAL_BEARER, limiter
+from ..extensions import BEARER, OPTIONAL_BEARER
 from ..security.rbac import auth_required, current_principal
 from . import service
-from .views import NO_STORE, TOO_MANY_VERIFICATIONS, VERIFY_RATE_LIMIT, VERIFY_RATE_SCOPE, blp
+from .early_verification import count_verification
+from .views import NO_STORE, blp
 from schemas.common import PageArgsSchema, ProblemSchema, paged
 from schemas.wallet import (LicenseBindingCreateSchema, LicenseBindingSchema, DeviceCreateSchema, DevicePageSchema,
                             DeviceRemoveArgsSchema, DeviceSchema, VerificationResultSchema,
@@ -126,7 +127,6 @@ class VerifierResponses(MethodView):
     @blp.doc(security=OPTIONAL_BEARER)
     def post(self, data, request_id):
         """答复核验请求（一次）：手机用设备密钥生成的亮证，或登录后由平台用平台托管密钥答复"""
-        limit = current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)
-        limiter.hit(limit, VERIFY_RATE_SCOPE, request.remote_addr or "unknown", detail=TOO_MANY_VERIFICATIONS)
+        count_verification(request.remote_addr or "unknown", [])
         body = service.respond(principal=current_principal(optional=True), request_id=request_id, **data)
         return body, 200, NO_STORE

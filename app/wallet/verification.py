@@ -64,7 +64,7 @@ def _clock() -> int:
 def store_reads(code) -> list[str]:
     """What checking a live code reads from the shared store: its entry and the status version
     (nothing for what is not a code). The caller may read them ahead and pass them as `reads`."""
-    return [presentations.code_key(code), status_registry.VERSION_KEY] if _is_code(code) else []
+    return [presentations.code_key(code), status_registry.VERSION_KEY] if is_code(code) else []
 
 
 def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None,
@@ -79,7 +79,7 @@ def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str 
     return _verify_sd_jwt(sd_jwt, principal, require_device_binding)
 
 
-def _is_code(code) -> bool:
+def is_code(code) -> bool:
     return isinstance(code, str) and CODE_RE.fullmatch(code) is not None
 
 
@@ -89,7 +89,7 @@ def _is_code(code) -> bool:
 def _verify_code(code: str, principal: Principal | None, reads: dict, require_device_binding: bool) -> dict:
     """The code's entry in the shared store carries the sealed card and presentation, so a live
     code is checked without the database; using it and journalling the answer are one step."""
-    if not _is_code(code):
+    if not is_code(code):
         raise BadRequest("code 不是有效的亮证码")
     wanted = store_reads(code)
     key = (wanted[0], presentations.basic_key(code))  # the full use, the basic use

@@ -2,19 +2,16 @@
 亮证, verifications, access log and status lists."""
 from __future__ import annotations
 
-import functools
-
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 
-from ..errors import Unauthorized
-from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
+from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint
 from .. import personal_pages
 from ..guards import refuse_control_characters
 from ..page_server import EarlyPage, serve_early
-from ..security import tokens
-from ..security.rbac import auth_reading, auth_required, bearer_claims, current_principal
-from . import collection, service, verification
+from ..security.rbac import auth_reading, auth_required, current_principal
+from . import collection, service
+from .early_verification import prefetched_verification
 from .status_registry import CACHE_SECONDS
 from schemas.common import PageArgsSchema, ProblemSchema, paged
 from schemas.wallet import (AccessLogPageSchema, IssuedLicenseSchema, LicenseDetailArgsSchema,
@@ -28,33 +25,7 @@ refuse_control_characters(blp)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 STATUS_LIST_MIME = "application/statuslist+jwt"
-VERIFY_RATE_LIMIT = "600/minute"
-VERIFY_RATE_SCOPE = "verify"
 WALLET_PAGE = WalletLicensePageSchema()
-TOO_MANY_VERIFICATIONS = "核验请求过于频繁，请稍后再试"
-
-
-def prefetched_verification(view):
-    """Hand a verification view the caller (`principal`, token optional) and `reads`: the
-    caller's rate-limit hit, the verifier token's revocation entry and (online) the entries
-    `verification.store_reads(code)` names, read in one round trip to the shared store."""
-
-    @functools.wraps(view)
-    def wrapper(self, data, **kwargs):
-        limit = current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)
-        address = request.remote_addr or "unknown"
-        try:
-            claims = bearer_claims()
-        except Unauthorized:
-            limiter.hit(limit, VERIFY_RATE_SCOPE, address, detail=TOO_MANY_VERIFICATIONS)  # bad tokens count too
-            raise
-        revocation = tokens.revocation_keys(claims) if claims is not None else []
-        wanted = revocation + verification.store_reads(data.get("code"))
-        reads = limiter.hit_and_read(limit, VERIFY_RATE_SCOPE, address, wanted, detail=TOO_MANY_VERIFICATIONS)
-        principal = current_principal(optional=True, read=reads if revocation else None)
-        return view(self, data, principal=principal, reads=reads, **kwargs)
-
-    return wrapper
 
 
 @blp.route("/license-types")

@@ -1,0 +1,72 @@
+"""Online verification's caller and reads, and its common form answered before the framework.
+
+`caller_and_reads(code)`: the caller (token optional) and, in the round trip that counts the caller's
+address, the token's revocation entries and what checking the code reads. The view takes them through
+`prefetched_verification`; the page server (`page_server.EarlyPost`) answers a JSON body of exactly a
+`code` (and `require_device_binding`) with the same functions, in a request context of its own. A body
+of any other form (an SD-JWT, other fields) goes on to the view."""
+from __future__ import annotations
+
+import functools
+
+from flask import current_app, request
+
+from ..errors import Unauthorized
+from ..extensions import limiter
+from ..page_server import EarlyPost, answer_early
+from ..rendering import compact_json
+from ..security import tokens
+from ..security.rbac import Principal, bearer_claims, current_principal
+from . import verification
+from schemas.wallet import VerificationResultSchema
+
+VERIFY_RATE_LIMIT = "600/minute"
+VERIFY_RATE_SCOPE = "verify"
+TOO_MANY_VERIFICATIONS = "核验请求过于频繁，请稍后再试"
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+_RESULT = VerificationResultSchema()
+
+
+def count_verification(address: str, wanted: list[str]) -> dict:
+    """Count a verification against the caller's address (429 past the limit), reading `wanted` with it."""
+    limit = current_app.config.get("VERIFY_RATE_LIMIT", VERIFY_RATE_LIMIT)
+    return limiter.hit_and_read(limit, VERIFY_RATE_SCOPE, address, wanted, detail=TOO_MANY_VERIFICATIONS)
+
+
+def caller_and_reads(code) -> tuple[Principal | None, dict]:
+    """The caller and the shared-store values `verification.verify` takes as `reads`, counted in one round
+    trip; a bad token is counted too, then refused (401)."""
+    address = request.remote_addr or "unknown"
+    try:
+        claims = bearer_claims()
+    except Unauthorized:
+        count_verification(address, [])
+        raise
+    revocation = tokens.revocation_keys(claims) if claims is not None else []
+    reads = count_verification(address, revocation + verification.store_reads(code))
+    return current_principal(optional=True, read=reads if revocation else None), reads
+
+
+def prefetched_verification(view):
+    """Hand a verification view the caller (`principal`) and `reads` (`caller_and_reads`)."""
+
+    @functools.wraps(view)
+    def wrapper(self, data, **kwargs):
+        principal, reads = caller_and_reads(data.get("code"))
+        return view(self, data, principal=principal, reads=reads, **kwargs)
+
+    return wrapper
+
+
+def verified(_environ, document: dict) -> bytes | None:
+    """The answer to a code's verification; None for the view to answer another form."""
+    code, binding = document.get("code"), document.get("require_device_binding", False)
+    if not document.keys() <= {"code", "require_device_binding"} or not isinstance(binding, bool) \
+            or not verification.is_code(code):
+        return None
+    principal, reads = caller_and_reads(code)
+    return compact_json(_RESULT.dump(verification.verify(principal=principal, code=code, reads=reads,
+                                                         require_device_binding=binding))).encode()
+
+
+answer_early(EarlyPost("wallet.Verifications", verified, headers=NO_STORE, needs_request=True))

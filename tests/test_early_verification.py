@@ -1,0 +1,94 @@
+"""A code's verification is answered before the framework (app/wallet/early_verification.py) as the view
+answers it: same body and headers, the same count per address, the same refusals, the caller's address in
+the audit trail; an SD-JWT or any other form is the view's."""
+from __future__ import annotations
+
+import pytest
+from flask import request_started
+from sqlalchemy import select
+
+from app import journal
+from app.extensions import db
+from app.security.models import AuditEvent
+from tests.support.helpers import API
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers
+
+pytestmark = pytest.mark.redis
+
+VERIFY = f"{API}/verifications"
+
+
+@pytest.fixture
+def entered(app):
+    """Requests that entered the framework (Flask's request_started signal)."""
+    calls = []
+    with request_started.connected_to(lambda sender, **extra: calls.append(sender), app):
+        yield calls
+
+
+@pytest.fixture
+def card(app, client, alice):
+    police = issuer_headers(app, client, types=(ID_CARD,))
+    return issue(client, police, holder_id_number=alice["id_number"], fields=id_card_fields("张三"))
+
+
+def _headers(response) -> list:
+    return sorted((name, value) for name, value in response.headers.items()
+                  if name not in ("X-Request-ID", "Content-Length"))
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_a_code_is_verified_before_the_framework_as_the_view_verifies_it(app, client, alice, card, entered,
+                                                                         monkeypatch, scoped):
+    hotel = verifier_headers(app, client) if scoped else {}
+    codes = [present(client, alice["headers"], card["license_id"], disclose=["name", "gender"])["code"]
+             for _ in range(2)]
+    entered.clear()
+    early = client.post(VERIFY, json={"code": codes[0]}, headers=hotel)
+    assert early.status_code == 200 and entered == []
+    finisher = app.wsgi_app  # the same app with the page server taken out: the view answers
+    monkeypatch.setattr(finisher, "wsgi_app", finisher.wsgi_app.wsgi_app)
+    by_view = client.post(VERIFY, json={"code": codes[1]}, headers=hotel)
+    assert by_view.status_code == 200 and len(entered) == 1
+    assert early.get_json() == by_view.get_json()
+    assert early.get_json()["valid"] is True
+    assert early.get_json()["disclosure"] == ("full" if scoped else "basic")
+    assert _headers(early) == _headers(by_view)
+    used = client.post(VERIFY, json={"code": codes[0]}, headers=hotel)
+    assert used.get_json()["reason"] == "used"
+
+
+def test_an_early_verification_is_audited_with_the_callers_address(app, client, alice, card):
+    code = present(client, alice["headers"], card["license_id"])["code"]
+    assert client.post(VERIFY, json={"code": code}, environ_base={"REMOTE_ADDR": "10.7.7.7"}).get_json()["valid"]
+    with app.app_context():
+        journal.drain()
+        db.session.commit()
+        addresses = db.session.scalars(select(AuditEvent.ip).where(AuditEvent.event == "license.verified")).all()
+    assert addresses == ["10.7.7.7"]
+
+
+def test_refusals_and_the_rate_limit_are_the_views(app, client, alice, card, entered, monkeypatch):
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "3/minute")
+    code = present(client, alice["headers"], card["license_id"])["code"]
+    entered.clear()
+    bad_token = client.post(VERIFY, json={"code": code}, headers={"Authorization": "Bearer nonsense"})
+    assert bad_token.status_code == 401 and bad_token.mimetype == "application/problem+json"
+    assert bad_token.get_json()["instance"].startswith("urn:request:")
+    assert client.post(VERIFY, json={"code": "A" * 32}).get_json()["reason"] == "unknown"
+    assert client.post(VERIFY, json={"code": code, "require_device_binding": True}).get_json()["reason"] \
+        == "device_binding_required"
+    over = client.post(VERIFY, json={"code": code})
+    assert over.status_code == 429 and 1 <= int(over.headers["Retry-After"]) <= 61
+    assert over.get_json()["detail"] == "核验请求过于频繁，请稍后再试" and entered == []
+
+
+@pytest.mark.parametrize("body", [{"sd_jwt": "not.an.sd-jwt"}, {"code": "{code}", "purpose": "x"},
+                                  {"code": "short"}, {"code": "{code}", "require_device_binding": "yes"}])
+def test_other_forms_are_the_views(app, client, alice, card, entered, body):
+    code = present(client, alice["headers"], card["license_id"])["code"]
+    entered.clear()
+    response = client.post(VERIFY, json={key: value.replace("{code}", code) if isinstance(value, str) else value
+                                         for key, value in body.items()})
+    assert len(entered) == 1 and response.status_code in (200, 400, 422)
+    assert client.post(VERIFY, json={"code": code}).get_json()["valid"] is True  # not used by what was refused
