@@ -218,6 +218,22 @@ def test_a_dropped_connection_is_replaced_and_the_read_retried_once(app, client,
         db.engine.dispose()  # the suite's next statement may be a write, which is never retried
 
 
+def test_a_refresh_on_a_dropped_connection_is_a_clean_503_and_the_next_one_is_answered(app, client, alice):
+    """The rotation runs as a prepared statement on a pooled connection (app/prepared.py): a connection the
+    server dropped is taken out of the pool and the refresh refused as any statement's failure is; the token
+    was not rotated, so the client's retry is answered."""
+    first = _refreshed(client, alice["refresh_token"])
+    assert first.status_code == 200  # the pool holds the connection the rotation ran on
+    assert _drop_app_connections() >= 1
+    failed = _refreshed(client, first.get_json()["refresh_token"])
+    assert failed.status_code == 503 and failed.mimetype == "application/problem+json"
+    assert failed.get_json()["detail"] == "数据库暂不可用，请稍后重试"
+    retried = _refreshed(client, first.get_json()["refresh_token"])
+    assert retried.status_code == 200, retried.get_json()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_a_transaction_that_wrote_is_not_replayed_on_a_new_connection(app):
     with app.app_context():
         db.session.add(Notification(subject_id="p_lost", kind="test", title="lost"))

@@ -23,6 +23,7 @@ from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 from ..db_routing import COMMITS_ALONE
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..extensions import db
+from ..prepared import Prepared
 from ..security import audit
 from ..security.tokens import (issue_access_token, revoke_access_token, revoke_older_credentials,
                                revoke_session_tokens)
@@ -170,8 +171,8 @@ def _rotation(held) -> Update:
             .execution_options(**{COMMITS_ALONE: True}))
 
 
-_ROTATE_HELD = _rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash"))
-_ROTATE_CLAIMED = _rotation(_SESSIONS.c.refresh_generation == bindparam("held_generation"))
+_ROTATE_HELD = Prepared(_rotation(_SESSIONS.c.refresh_hash == bindparam("held_hash")))
+_ROTATE_CLAIMED = Prepared(_rotation(_SESSIONS.c.refresh_generation == bindparam("held_generation")))
 
 
 def rotate_refresh_token(session_id: str, *, generation: int, presented: str | None):
@@ -188,7 +189,7 @@ def rotate_refresh_token(session_id: str, *, generation: int, presented: str | N
         statement, params["held_hash"] = _ROTATE_HELD, sha256_hex(presented)
     else:
         statement, params["held_generation"] = _ROTATE_CLAIMED, generation
-    row = db.session.execute(statement, params).first()
+    row = statement.first(params)
     return None if row is None else (row, new_token)
 
 
