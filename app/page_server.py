@@ -6,7 +6,7 @@ after the same token checks, from the one round trip that reads the token's revo
 page. A page not kept or not fresh goes on to Flask with the values already read (`early_reads`, taken by
 `rbac.auth_reading` and the inbox view), so a miss costs no second round trip.
 
-Common JSON posts (`EarlyPost`, the token refresh): a small unsigned JSON body of exactly the common form
+Common JSON posts (`EarlyPost`: the token refresh, a code's verification): a small unsigned JSON body of exactly the common form
 is answered by the domain's own functions; any other form goes on to Flask untouched, and an error is
 answered by the app's error handlers, as the view's would be.
 
@@ -121,13 +121,13 @@ class PageServer:
                 yield
             return
         with self.app.request_context(environ):
-            g.request_id = environ[REQUEST_ID_KEY]  # as the framework's first hook sets it
+            g.request_id = environ.get(REQUEST_ID_KEY)  # as the framework's first hook sets it
             yield
 
     def _error(self, environ, start_response, exc: Exception):
         """The response the app's error handlers give `exc` (the view's errors are answered so too)."""
         with self.app.request_context(environ):
-            g.request_id = environ[REQUEST_ID_KEY]
+            g.request_id = environ.get(REQUEST_ID_KEY)
             environ[ENDPOINT_KEY] = environ["PATH_INFO"]
             response = self.app.make_response(self.app.handle_user_exception(exc))
         return response(environ, start_response)

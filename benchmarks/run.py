@@ -419,7 +419,8 @@ class AppTargets:
     def t_verification(self) -> None:
         """One-time codes live 300 s, so the pool is sized from a calibration run instead of made huge:
         create a few hundred, measure the verification rate for 1 s, then create what warm-up and the
-        measured run need at twice that rate, all within 150 s of the first code."""
+        measured run need at three times that rate (a one-second calibration of a cold server has read less
+        than half the warm rate), all within 150 s of the first code."""
         s = self.settings
         missing = self.api.request("POST", f"{API}/verifications", {"code": "00000000"})
         if missing[0] == 404:
@@ -447,8 +448,8 @@ class AppTargets:
         calib_file = write_lines(self.data_dir / "verify_calibration.txt", [json_line({"code": c}) for c in calibration])
         probe = run_wrk(url, duration=1, script_args=[str(calib_file), threads, expect], **wrk_common)
         rate = max(probe.rps, 20.0)
-        warm_n = int(rate * s.warmup * 2) + 20
-        main_n = min(s.verification_pool, int(rate * s.duration * 2) + 100)
+        warm_n = int(rate * s.warmup * 3) + 20
+        main_n = min(s.verification_pool, int(rate * s.duration * 3) + 100)
         codes = create(warm_n + main_n)
         created_s = time.monotonic() - t0
         log(f"  presentations: {create_rate:.0f}/s created through the API; calibration {probe.rps:.0f} "
