@@ -17,7 +17,8 @@ from app.extensions import db  # noqa: E402
 
 # Shared fixtures live in tests/support/ and are loaded here, so no test module imports another.
 pytest_plugins = ["tests.support.applications", "tests.support.wallet", "tests.support.devices",
-                  "tests.support.files", "tests.support.catalogue", "tests.support.oidc", "tests.support.clock"]
+                  "tests.support.files", "tests.support.catalogue", "tests.support.oidc", "tests.support.clock",
+                  "tests.support.framework"]
 
 
 

@@ -4,11 +4,11 @@ or unknown token, other fields, a body the input guards refuse) left to the view
 from __future__ import annotations
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from app.extensions import db
 from app.identity.models import AuthSession, Person
+from tests.support.framework import without_page_server
 from tests.support.helpers import API, another_worker, auth_headers, register_person
 
 pytestmark = pytest.mark.redis
@@ -18,14 +18,6 @@ TOKEN = f"{API}/auth/token"
 
 def _refresh(client, token, **kwargs):
     return client.post(TOKEN, json={"grant_type": "refresh_token", "refresh_token": token}, **kwargs)
-
-
-@pytest.fixture
-def entered(app):
-    """Requests that entered the framework (Flask's request_started signal)."""
-    calls = []
-    with request_started.connected_to(lambda sender, **extra: calls.append(sender), app):
-        yield calls
 
 
 def _headers(response) -> list:
@@ -43,8 +35,7 @@ def test_a_common_refresh_is_answered_before_the_framework_as_the_view_answers_i
     assert pair["token_type"] == "Bearer" and pair["expires_in"] == app.config["ACCESS_TOKEN_TTL"]
     assert client.get(f"{API}/me", headers=auth_headers(pair["access_token"])).status_code == 200
 
-    finisher = app.wsgi_app  # the same app with the page server taken out: the view answers
-    monkeypatch.setattr(finisher, "wsgi_app", finisher.wsgi_app.wsgi_app)
+    without_page_server(app, monkeypatch)  # the view answers
     entered.clear()
     by_view = _refresh(client, pair["refresh_token"])
     assert by_view.status_code == 200 and len(entered) == 1

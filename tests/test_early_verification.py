@@ -4,26 +4,18 @@ the audit trail; an SD-JWT or any other form is the view's."""
 from __future__ import annotations
 
 import pytest
-from flask import request_started
 from sqlalchemy import select
 
 from app import journal
 from app.extensions import db
 from app.security.models import AuditEvent
+from tests.support.framework import without_page_server
 from tests.support.helpers import API
 from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers
 
 pytestmark = pytest.mark.redis
 
 VERIFY = f"{API}/verifications"
-
-
-@pytest.fixture
-def entered(app):
-    """Requests that entered the framework (Flask's request_started signal)."""
-    calls = []
-    with request_started.connected_to(lambda sender, **extra: calls.append(sender), app):
-        yield calls
 
 
 @pytest.fixture
@@ -46,8 +38,7 @@ def test_a_code_is_verified_before_the_framework_as_the_view_verifies_it(app, cl
     entered.clear()
     early = client.post(VERIFY, json={"code": codes[0]}, headers=hotel)
     assert early.status_code == 200 and entered == []
-    finisher = app.wsgi_app  # the same app with the page server taken out: the view answers
-    monkeypatch.setattr(finisher, "wsgi_app", finisher.wsgi_app.wsgi_app)
+    without_page_server(app, monkeypatch)  # the view answers
     by_view = client.post(VERIFY, json={"code": codes[1]}, headers=hotel)
     assert by_view.status_code == 200 and len(entered) == 1
     assert early.get_json() == by_view.get_json()

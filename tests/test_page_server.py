@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from flask import request_started
 
 from app.extensions import db, store
 from app.notifications.service import notify
 from app.observability import REQUESTS
 from app.personal_pages import OPENINGS
 from tests.support.applications import apply, id_card, person_in, residence_body
+from tests.support.framework import without_page_server
 from tests.support.helpers import API
 from tests.support.proxies import act_for, grant
 from tests.support.statements import statements
@@ -24,23 +24,9 @@ pytestmark = pytest.mark.redis  # on every backend, and once more on the Redis C
 WALLET, APPLICATIONS, INBOX = f"{API}/wallet/licenses", f"{API}/applications", f"{API}/inbox"
 
 
-def _without_page_server(app, monkeypatch):
-    """The same app with the page server taken out of its WSGI stack (the request finisher calls Flask)."""
-    finisher = app.wsgi_app
-    monkeypatch.setattr(finisher, "wsgi_app", finisher.wsgi_app.wsgi_app)
-
-
 def _answer(response) -> tuple:
     headers = sorted((name, value) for name, value in response.headers.items() if name != "X-Request-ID")
     return response.status_code, headers, response.data
-
-
-@pytest.fixture
-def entered(app):
-    """Requests that entered the framework (Flask's request_started signal)."""
-    calls = []
-    with request_started.connected_to(lambda sender, **extra: calls.append(sender), app):
-        yield calls
 
 
 @pytest.fixture
@@ -64,7 +50,7 @@ def test_a_kept_page_is_answered_before_the_framework_as_the_framework_answers_i
     with statements(app) as seen:
         early = client.get(path, headers=person["headers"])
     assert entered == [] and seen == []
-    _without_page_server(app, monkeypatch)
+    without_page_server(app, monkeypatch)
     with statements(app) as seen:
         framework = client.get(path, headers=person["headers"])
     assert len(entered) == 1 and seen == []  # the framework opened the same kept page
@@ -115,7 +101,7 @@ def test_what_the_page_server_passes_on_the_framework_answers_as_before(app, cli
                 for number, (name, (headers, query)) in enumerate(cases.items())}
 
     early = answers()
-    _without_page_server(app, monkeypatch)
+    without_page_server(app, monkeypatch)
     framework = answers()
     assert early == framework
     assert {name: answer[0] for name, answer in early.items() if answer[0] != 200} == {
