@@ -430,6 +430,26 @@ def _is_child_of_gunicorn(pid: int) -> bool:
         return False
 
 
+class _NamedWorker:
+    """WSGI middleware of the test workers: `X-Test-Delay: seconds` holds the worker a moment, so that
+    concurrent requests spread over the workers instead of one fast worker answering them all in turn, and
+    every answer (the page server's too) names the worker that gave it in `X-Test-Worker`."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        delay = environ.get("HTTP_X_TEST_DELAY")
+        if delay:
+            time.sleep(min(float(delay), 2.0))
+
+        def named(status, headers, exc_info=None):
+            headers.append(("X-Test-Worker", str(os.getpid())))  # at answer time: the app may be loaded pre-fork
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, named)
+
+
 def make_wsgi_app():
     """gunicorn entry point (see the module docstring). Test code only: never imported by the app."""
     from flask import request
@@ -439,18 +459,7 @@ def make_wsgi_app():
 
     application = create_app(json.loads(os.environ.get("IAS_TEST_APP_OVERRIDES") or "{}"))
 
-    @application.before_request
-    def _test_delay():
-        """`X-Test-Delay: seconds` holds this worker a moment, so that concurrent requests spread over
-        the workers instead of one fast worker answering them all in turn."""
-        delay = request.headers.get("X-Test-Delay")
-        if delay:
-            time.sleep(min(float(delay), 2.0))
-
-    @application.after_request
-    def _name_worker(response):
-        response.headers["X-Test-Worker"] = str(os.getpid())  # at answer time: the app may be loaded pre-fork
-        return response
+    application.wsgi_app = _NamedWorker(application.wsgi_app)  # outermost: early answers are named too
 
     markers = os.environ.get("IAS_TEST_MARKERS")
     original = materials.add_rows
