@@ -55,6 +55,7 @@ class EarlyPost:
 
 
 MAX_EARLY_BODY = 4096
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))  # what a token or a verification answer carries
 JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _PAGES: dict[str, EarlyPage] = {}
 _POSTS: dict[str, EarlyPost] = {}

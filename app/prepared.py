@@ -22,7 +22,7 @@ class Prepared:
 
     def __init__(self, statement):
         self.statement = statement
-        self._rendered: tuple[str, dict, list[str]] | None = None  # (sql, fixed parameters, bound names)
+        self._rendered: tuple[str, dict] | None = None  # (sql, the fixed parameters)
         self._row_type = None
 
     def first(self, params: dict):
@@ -58,5 +58,5 @@ class Prepared:
             names = [name for name, bind in compiled.binds.items() if bind.value is None and not bind.callable]
             state = compiled.construct_expanded_state({name: None for name in names})
             fixed = {name: value for name, value in state.parameters.items() if name not in names}
-            self._rendered = (state.statement, fixed, names)
-        return self._rendered[0], self._rendered[1]
+            self._rendered = (state.statement, fixed)
+        return self._rendered

@@ -10,7 +10,7 @@ import re
 from flask import current_app
 
 from ..extensions import db, limiter
-from ..page_server import EarlyPost, answer_early
+from ..page_server import NO_STORE, EarlyPost, answer_early
 from ..rendering import compact_json
 from .grants import continue_rotated
 from .sessions import parse_refresh_token, rotate_refresh_token
@@ -18,7 +18,6 @@ from schemas.identity import TokenPairSchema
 
 ISSUED_FORM = re.compile(r"rt_[0-9a-f]{32}\.[0-9]{1,9}\.[A-Za-z0-9_-]{32}")  # sessions._refresh_token's
 AUTH_COUNTED = "ias.auth_counted"  # WSGI environ key: this request's hit is counted (a client cannot set it)
-NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 _PAIR = TokenPairSchema()
 
 

@@ -13,7 +13,7 @@ from flask import current_app, request
 
 from ..errors import Unauthorized
 from ..extensions import limiter
-from ..page_server import EarlyPost, answer_early
+from ..page_server import NO_STORE, EarlyPost, answer_early
 from ..rendering import compact_json
 from ..security import tokens
 from ..security.rbac import Principal, bearer_claims, current_principal
@@ -23,7 +23,6 @@ from schemas.wallet import VerificationResultSchema
 VERIFY_RATE_LIMIT = "600/minute"
 VERIFY_RATE_SCOPE = "verify"
 TOO_MANY_VERIFICATIONS = "核验请求过于频繁，请稍后再试"
-NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 _RESULT = VerificationResultSchema()
 
 
