@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import bisect
-import os
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Iterable
 
-# pypinyin copies its character and phrase dictionaries at import so that custom entries can be loaded; we load
-# none, so the copy is only memory (pypinyin's documented switch)
-os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "true")
-from pypinyin import Style, lazy_pinyin  # noqa: E402
+from .pinyin_tables import TablePinyin
 
 PINYIN_FULL_WEIGHT = 0.9
 PINYIN_INITIALS_WEIGHT = 0.75
@@ -37,16 +33,26 @@ def _fuzzy_syllable(syllable: str) -> str:
     return syllable
 
 
+@cache
+def _converter() -> TablePinyin:
+    return TablePinyin()
+
+
+def toneless(word: str) -> list[str]:
+    """pypinyin's `lazy_pinyin(word, style=NORMAL, errors="ignore")`, read from `pinyin_tables`."""
+    return _converter().lazy_pinyin(word, errors="ignore")
+
+
 @lru_cache(maxsize=WORD_CACHE_SIZE)
 def fuzzy_key(word: str) -> str:
     """Toneless pinyin with fuzzy initials and finals: 零时牌 and 临时牌 -> "linsipai"."""
-    return "".join(_fuzzy_syllable(s) for s in lazy_pinyin(word, style=Style.NORMAL, errors="ignore") if s.isalpha())
+    return "".join(_fuzzy_syllable(s) for s in toneless(word) if s.isalpha())
 
 
 @lru_cache(maxsize=WORD_CACHE_SIZE)
 def pinyin_keys(word: str) -> tuple[str, str]:
     """Return (full pinyin joined, initials) of a Chinese word, e.g. ("yibao", "yb")."""
-    syllables = [s for s in lazy_pinyin(word, style=Style.NORMAL, errors="ignore") if s.isalpha()]
+    syllables = [s for s in toneless(word) if s.isalpha()]
     full = "".join(syllables).replace("ü", "v")
     initials = "".join(s[0] for s in syllables)
     return full, initials
