@@ -1,7 +1,6 @@
 """Building the search index: items become groups and term postings, frozen into numpy arrays for queries."""
 from __future__ import annotations
 
-import math
 from array import array
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -13,6 +12,7 @@ from .arrays import csr, rows_in_order, stable_argsort
 from .columns import CodeTable, ItemColumns
 from .fields import DOC_FIELDS, GROUP_FIELDS, MAX_CHANNELS, MULTI_DOC_FIELDS, ValueIds, as_values, doc_value, hf_rank
 from .pinyin import PinyinLexicon
+from .postings import PostingTable
 from .synonyms import SynonymTable
 from .terms import item_terms, item_words, strip_place_names
 from .text import is_cjk, normalize
@@ -35,7 +35,7 @@ class IndexData:
     values: dict[str, ValueIds]
     group_names: list[str]
     exact: dict[str, list[int]]
-    postings: dict[str, tuple[np.ndarray, np.ndarray]]
+    postings: PostingTable
     analyzer: QueryAnalyzer
     # computed when frozen
     n_groups: int
@@ -116,7 +116,7 @@ class IndexBuilder:
         self._group_values: dict[str, list[tuple[int, ...]]] = {field: [] for field in GROUP_FIELDS}
         self._exact: dict[str, list[int]] = {}
         self._pending_terms: dict[str, tuple[list[int], list[float]]] = {}
-        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._postings = PostingTable()
         self._lexicon = PinyinLexicon()
         self._lexicon_words: set[str] = set()
         self._analyzer = QueryAnalyzer(self._postings, synonyms, self._lexicon, self._frequency)
@@ -170,8 +170,7 @@ class IndexBuilder:
             self.live_count -= 1
 
     def _frequency(self, term: str) -> int:
-        posting = self._postings.get(term)
-        return 0 if posting is None else int(posting[0].size)
+        return self._postings.size(term)
 
     def _group_for(self, item: Mapping[str, Any]) -> int:
         name = str(item.get("name") or "")
@@ -205,23 +204,12 @@ class IndexBuilder:
     def finish(self, *, with_synonyms: bool = False) -> None:
         """Merge pending term postings into numpy postings, weighting by the current idf, and
         feed new words (and, on a full build, the synonym words) to the pinyin lexicon."""
-        n_groups = max(len(self._group_names), 1)
-        for term, (gids, weights) in self._pending_terms.items():
-            old = self._postings.get(term)
-            new_gids = np.asarray(gids, dtype=np.int32)
-            df = new_gids.size + (0 if old is None else old[0].size)
-            idf = math.log(1.0 + (n_groups - df + 0.5) / (df + 0.5))
-            scaled = np.asarray(weights, dtype=np.float32) * np.float32(idf)
-            if old is not None:
-                new_gids = np.concatenate([old[0], new_gids])
-                scaled = np.concatenate([old[1], scaled])
-            self._postings[term] = (new_gids, scaled)
+        self._postings.merge(self._pending_terms, max(len(self._group_names), 1), compact=with_synonyms)
         self._pending_terms.clear()
         self.codes.settle(np.flatnonzero(np.array(self._alive_list, dtype=bool)))
         synonym_words = self.synonyms.words()
         for word in self._lexicon_words:
-            posting = self._postings.get(word)
-            priority = (0 if posting is None else posting[0].size) + (1000 if word in synonym_words else 0)
+            priority = self._postings.size(word) + (1000 if word in synonym_words else 0)
             self._lexicon.add(word, priority)
         if with_synonyms:
             for word in synonym_words - self._lexicon_words:

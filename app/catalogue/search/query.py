@@ -340,7 +340,7 @@ class QueryEngine:
         for concept in data.analyzer.analyze(query):
             best: np.ndarray | None = None
             for weight, terms in concept.alternatives:
-                postings = [data.postings[t] for t in terms if t in data.postings]
+                postings = [p for p in map(data.postings.get, terms) if p is not None]
                 if not postings:
                     continue
                 if len(terms) == 1:
