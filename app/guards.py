@@ -41,13 +41,14 @@ def init_input_guards(app: Flask) -> None:
 
     @app.before_request
     def _refuse_unusable_input():
-        if "\x00" in request.path:
+        environ = request.environ
+        if "\x00" in environ.get("PATH_INFO", ""):  # the same character in WSGI's latin-1 spelling of the path
             raise NotFound("请求的地址或资源不存在")
-        query = request.environ.get("QUERY_STRING", "")
+        query = environ.get("QUERY_STRING", "")
         fields = []
         if "%00" in query or "\x00" in query:
             fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
-        if request.content_length or request.environ.get("HTTP_TRANSFER_ENCODING"):
+        if environ.get("CONTENT_LENGTH", "") not in ("", "0") or environ.get("HTTP_TRANSFER_ENCODING"):
             fields += _body_nul_fields()
         if fields:
             raise ValidationFailed("请求中包含不允许的空字符（U+0000）",

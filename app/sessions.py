@@ -6,7 +6,7 @@ class LazyCookieSessionInterface(SecureCookieSessionInterface):
     """Skip building the signing serializer for requests without a session cookie."""
 
     def open_session(self, app, request):
-        if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        if "HTTP_COOKIE" not in request.environ or app.config["SESSION_COOKIE_NAME"] not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 
