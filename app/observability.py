@@ -48,19 +48,24 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, PII masked, request id attached."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": _utc_second(int(record.created)),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": mask_pii(record.getMessage()),
-        }
-        for key in ("request_id", "method", "path", "status", "duration_ms", "subject", "event"):
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = mask_pii(str(value)) if isinstance(value, str) else value
-        if record.exc_info:
-            entry["exc"] = mask_pii(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False)
+        fields = {key: getattr(record, key, None) for key in LOGGED_FIELDS}
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return json_line(record.created, record.levelname, record.name, record.getMessage(), fields, exc)
+
+
+LOGGED_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "subject", "event")
+
+
+def json_line(created: float, level: str, logger: str, message: str, fields: dict, exc: str | None = None) -> str:
+    """The JSON log line (`JsonFormatter`'s, also the access log's direct line): PII masked in every text."""
+    entry = {"ts": _utc_second(int(created)), "level": level, "logger": logger, "msg": mask_pii(message)}
+    for key in LOGGED_FIELDS:
+        value = fields.get(key)
+        if value is not None:
+            entry[key] = mask_pii(value) if isinstance(value, str) else value
+    if exc:
+        entry["exc"] = mask_pii(exc)
+    return json.dumps(entry, ensure_ascii=False)
 
 
 class RequestIdFilter(logging.Filter):
@@ -167,16 +172,14 @@ class ResponseFinisher:
         log = self.access_log
         if not log.isEnabledFor(logging.INFO):
             return
-        path, duration_ms = environ.get("PATH_INFO", ""), round(elapsed * 1000, 2)
+        fields = {"method": method, "path": environ.get("PATH_INFO", ""), "status": int(status),
+                  "duration_ms": round(elapsed * 1000, 2), "request_id": request_id}
+        message = f"{method} {fields['path']} {status}"
         handler = sole_json_handler(log)
         if handler is None:
-            log.info("%s %s %s", method, path, status, extra={"method": method, "path": path, "status": int(status),
-                                                             "duration_ms": duration_ms, "request_id": request_id})
+            log.info("%s", message, extra=fields)
             return
-        line = json.dumps({"ts": _utc_second(int(time.time())), "level": "INFO", "logger": log.name,
-                           "msg": mask_pii(f"{method} {path} {status}"), "request_id": mask_pii(request_id),
-                           "method": mask_pii(method), "path": mask_pii(path), "status": int(status),
-                           "duration_ms": duration_ms}, ensure_ascii=False)
+        line = json_line(time.time(), "INFO", log.name, message, fields)
         handler.acquire()
         try:
             handler.stream.write(line + handler.terminator)
