@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app.identity.identifiers import id_check_char
+from app.timeutil import beijing_today
 from tests.support.helpers import API, auth_headers, client_token, create_client, register_person
 
 ID_CARD = "11100000000013100M001"         # 居民身份证, person
@@ -46,7 +47,8 @@ def alice(app, client):
 
 
 def today() -> date:
-    return date.today()
+    """The day the platform's date checks use (China time), not the machine's."""
+    return beijing_today()
 
 
 def issuer_headers(app, client, types=(ID_CARD,), *, name="济南市公安局历下区分局") -> dict:
