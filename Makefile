@@ -29,6 +29,7 @@ seed: migrate
 # PUBLIC_BASE_URL follows PORT unless set (app/config.py); the announcer prints the URL and the
 # "try it" block once /healthz answers.
 run: seed
+	@scripts/services.sh packages run || true
 	@$(VENV)/bin/python scripts/announce.py --port $(PORT) --pid $$$$ & \
 	WEB_CONCURRENCY=1 GUNICORN_THREADS=8 exec $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -2,7 +2,8 @@
 # Throwaway PostgreSQL and Redis on loopback for the test suite: `services.sh start DIR` / `stop DIR`.
 # `start` also starts a three-master Redis Cluster (TEST_REDIS_CLUSTER_URL); `start-replica DIR` adds a
 # streaming replica of the PostgreSQL (pg_basebackup -R) and appends TEST_DATABASE_REPLICA_URL to DIR/env.
-# `packages bench` installs what they need and wrk, the load generator of `make bench`.
+# `packages bench` installs what they need and wrk, the load generator of `make bench`; `packages run`
+# only the CJK font of the decision PDFs, when that needs no password, else it says what to install.
 set -euo pipefail
 
 action=${1:?start|stop|start-replica|packages}
@@ -27,6 +28,16 @@ ensure_packages() {
   [ -x /usr/bin/chromium ] || apt_install chromium           # headless browser for the page tests
   [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install fonts-wqy-microhei  # CJK font for decision PDFs
   command -v pdftotext >/dev/null || apt_install poppler-utils  # pdftotext reads the decision PDFs in the tests
+}
+
+ensure_document_font() {
+  local font
+  for font in /usr/share/fonts/truetype/wqy/wqy-microhei.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
+    [ -f "$font" ] && return 0
+  done
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then apt_install fonts-wqy-microhei && return 0; fi
+  echo "make run: no CJK font, so decisions wait for one (sudo apt-get install fonts-wqy-microhei," \
+       "then flask --app wsgi applications settle); DOCUMENT_FONT may name another TTF/TTC file" >&2
 }
 
 ensure_pg_user() {
@@ -119,6 +130,6 @@ case "$action" in
   start) start ;;
   start-replica) start_replica ;;
   stop) stop ;;
-  packages) ensure_packages; command -v wrk >/dev/null || apt_install wrk ;;
-  *) echo "usage: $0 start|start-replica|stop DIR, or $0 packages bench" >&2; exit 2 ;;
+  packages) if [ "$dir" = run ]; then ensure_document_font; else ensure_packages; command -v wrk >/dev/null || apt_install wrk; fi ;;
+  *) echo "usage: $0 start|start-replica|stop DIR, or $0 packages bench|run" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ from app.applications import outcomes
 from app.applications.models import Application
 from app.extensions import db
 from app.identity.models import ApiClient
+from app.results import documents
 from app.results.models import ArchivePackage, DecisionDocument
 from app.security.models import SigningKey
 from app.wallet.models import License
@@ -180,6 +181,24 @@ def test_the_settle_command_does_what_a_lost_job_did_not(client, app, monkeypatc
     assert settled.exit_code == 0 and '"settled": 1' in settled.output
     result = client.get(f"{API}/applications/{created['application_id']}", headers=alice["headers"]).get_json()["result"]
     assert result["document_url"] and count_rows(app, ArchivePackage) == 1
+
+
+def test_a_decision_that_cannot_be_made_where_the_job_runs_leaves_the_approval_and_settles_later(
+        client, app, inline_jobs, monkeypatch, caplog):
+    installed = documents.FONT_CANDIDATES
+    monkeypatch.setattr(documents, "FONT_CANDIDATES", ("/nonexistent/font.ttc",))  # a laptop without a CJK font
+    alice = person_in(client, app)
+    created = apply(client, alice["headers"], residence_body(alice, id_card(app, alice)))
+    assert created.status_code == 201 and created.get_json()["status"] == "approved", created.get_json()
+    assert created.get_json()["result"]["document_url"] is None
+    assert "fonts-wqy-microhei" in caplog.text and "app.applications.outcomes:settle" in caplog.text
+    assert count_rows(app, ArchivePackage) == count_rows(app, DecisionDocument) == 0  # nothing half-written
+    monkeypatch.setattr(documents, "FONT_CANDIDATES", installed)  # the font is installed
+    settled = app.test_cli_runner().invoke(args=["applications", "settle"])
+    assert settled.exit_code == 0 and '"settled": 1' in settled.output
+    result = client.get(f"{API}/applications/{created.get_json()['application_id']}",
+                        headers=alice["headers"]).get_json()["result"]
+    assert "准予办理决定书" in pdftotext(client.get(result["document_url"], headers=alice["headers"]).data)
 
 
 def test_results_are_posted_with_a_tracking_number_or_picked_up(client, app):
