@@ -628,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
         selected.add("daily_floor")
     if "refresh" in selected:
         selected.add("refresh_floor")
+    if load_selected and shutil.which("wrk") is None:
+        print("wrk, the load generator, is not installed: `make bench` installs it "
+              "(scripts/services.sh packages bench), or list only micro targets with --only", file=sys.stderr)
+        return 2
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = RESULTS_DIR / stamp
