@@ -17,6 +17,7 @@ from app.identity.identifiers import (
     normalize_id_number,
     normalize_phone,
 )
+from app.timeutil import beijing_today
 
 PROVINCES = [
     "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
@@ -48,7 +49,7 @@ valid_ids = st.builds(
     lambda province, district, birth, seq: make_id(province + district, birth, seq),
     st.sampled_from(PROVINCES),
     st.from_regex(r"\A[0-9]{4}\Z"),
-    st.dates(min_value=date(1900, 1, 1), max_value=date.today() - timedelta(days=1)),
+    st.dates(min_value=date(1900, 1, 1), max_value=beijing_today() - timedelta(days=1)),
     st.from_regex(r"\A[0-9]{3}\Z"),
 )
 

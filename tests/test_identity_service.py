@@ -10,6 +10,7 @@ from app.errors import Conflict, ValidationFailed
 from app.extensions import db
 from app.identity import channels, enterprises, models, persons, sessions, sms
 from app.identity.identifiers import IdentifierError
+from app.timeutil import beijing_today
 from tests.support.helpers import (API, add_registry_entity, add_registry_person, auth_headers, issue_sms_code,
                            minor_id_number, register_person, valid_credit_code, valid_id_number, valid_phone)
 
@@ -63,7 +64,7 @@ def test_enterprise_for_and_agent_scopes(client, app):
     client.post(f"{API}/enterprises", json={"credit_code": code, "name": "测试公司"}, headers=rep["headers"])
     client.post(f"{API}/enterprises/{code}/agents", headers=rep["headers"],
                 json={"id_number": agent["id_number"], "scopes": ["licenses:read"],
-                      "expires_at": (date.today() + timedelta(days=60)).isoformat()})
+                      "expires_at": (beijing_today() + timedelta(days=60)).isoformat()})
     with app.app_context():
         enterprise = enterprises.enterprise_for(code)
         assert enterprise.name == "测试公司"

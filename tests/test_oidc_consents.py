@@ -4,7 +4,7 @@ fake relying party, the logout token checked with PyJWT), a closed account, comp
 the agent in `act`, and the app's one-call consent refusing bad input in problem+json."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode, urljoin
 
 import pytest
@@ -13,6 +13,7 @@ import requests
 from app.extensions import db
 from app.identity.models import Person
 from app.oidc.consents import consents_for_export, revoke_all_for_subject
+from app.timeutil import beijing_today
 from tests.support.helpers import API, add_registry_entity, auth_headers, valid_credit_code
 from tests.support.oidc import (BACKCHANNEL_EVENT, authorization_request, exchange, form_fields, new_person,
                                 oic_client, page_sign_in, register_client, run_queued_jobs, sign_in, token_request,
@@ -148,7 +149,7 @@ def test_a_company_agent_signs_in_as_the_company_with_the_agent_in_act(provider,
     agent = new_person(provider, name="钱七")
     granted = requests.post(provider.url(f"{API}/enterprises/{code}/agents"), headers=person["headers"], timeout=10,
                             json={"id_number": agent["id_number"], "scopes": ["applications:read"],
-                                  "expires_at": (date.today() + timedelta(days=90)).isoformat() + "T00:00:00+08:00"})
+                                  "expires_at": (beijing_today() + timedelta(days=90)).isoformat() + "T00:00:00+08:00"})
     assert granted.status_code == 201, granted.text
     own = sign_in(provider, rp, agent)[1]["id_token"]
 

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from app.applications.deadlines import add_working_days
 from app.applications.models import Application
+from app.timeutil import beijing_today
 from tests.support.helpers import API, create_staff
 from tests.support.applications import (JINAN_LIXIA, apply, code, count_rows, id_card, person_in,
                                              residence_body, upload)
@@ -93,7 +94,7 @@ def test_a_missing_material_is_handed_in_while_staff_process_the_application(cli
     assert data["timeline"][-1]["action"] == "supplement"
     assert client.get(f"{API}/files/{proof}", headers=staff).status_code == 200
     # nothing is missing any more: the due date no longer applies
-    assert '"returned": 0' in _overdue_missing(app, date.today() + timedelta(days=60))
+    assert '"returned": 0' in _overdue_missing(app, beijing_today() + timedelta(days=60))
 
 
 def _card_body(person, card, **form):

@@ -3,13 +3,14 @@ open it (at most hourly) and by `flask wallet collect`, idempotently; the librar
 server speaking the documented, signed JSON shape. The development library feeds `flask seed`."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.identity import registries
+from app.timeutil import beijing_today
 from app.wallet.demo_licenses import seed_demo_licenses
 from app.wallet.identifier import build_identifier
 from app.wallet.models import License
@@ -35,7 +36,7 @@ def library(app, monkeypatch):
 
 
 def item(id_number: str, name: str, *, type_code=SOCIAL_SECURITY, serial="2024000000001", **data) -> dict:
-    start, end = date.today() - timedelta(days=100), date.today() + timedelta(days=3000)
+    start, end = beijing_today() - timedelta(days=100), beijing_today() + timedelta(days=3000)
     fields = {"name": name, "id_number": id_number, "card_number": "A37010012345", "bank": "齐鲁银行",
               "issuing_authority": "济南市人力资源和社会保障局", "issue_date": start.isoformat(),
               "valid_until": end.isoformat()} if type_code == SOCIAL_SECURITY else {

@@ -1,7 +1,7 @@
 """Wallet services used by other domains, the seeder, status list allocation and the audit chain."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from app.extensions import db
 from app.security import audit
 from app.security.models import SigningKey
 from app.security.rbac import Principal
+from app.timeutil import beijing_today
 from app.wallet import service, status_registry
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, LicenseType, StatusListRecord
@@ -123,24 +124,24 @@ def test_issue_platform_license(app, client, alice):
         lic = service.issue_platform_license(
             license_type=SOCIAL_SECURITY, holder_id_number=alice["id_number"],
             fields={"name": "张三", "card_number": "A12345678", "bank": "中国工商银行"},
-            valid_from=date.today())
+            valid_from=beijing_today())
         db.session.commit()
         license_id, identifier = lic.license_id, lic.identifier
         assert parse_identifier(identifier)["issuer_credit_code"] == app.config["PLATFORM_CREDIT_CODE"]
-        assert lic.valid_until == date.today().replace(year=date.today().year + 10) - timedelta(days=1)
+        assert lic.valid_until == beijing_today().replace(year=beijing_today().year + 10) - timedelta(days=1)
         assert lic.field_values["issuing_authority"] == "山东省政务服务平台"
         assert db.session.get(SigningKey, lic.issuer_kid).purpose == "issuer:platform"
         with pytest.raises(ValidationFailed) as raised:
             service.issue_platform_license(license_type=ID_CARD, holder_id_number=alice["id_number"],
-                                           fields=id_card_fields(), valid_from=date.today())
+                                           fields=id_card_fields(), valid_from=beijing_today())
         assert "valid_until" in raised.value.errors
         with pytest.raises(ValidationFailed) as raised:
             service.issue_platform_license(license_type=SOCIAL_SECURITY, holder_id_number="123",
-                                           fields={}, valid_from=date.today())
+                                           fields={}, valid_from=beijing_today())
         assert "holder_id_number" in raised.value.errors
         with pytest.raises(ValidationFailed) as raised:
             service.issue_platform_license(license_type="nope", holder_id_number=alice["id_number"],
-                                           fields={}, valid_from=date.today())
+                                           fields={}, valid_from=beijing_today())
         assert "license_type" in raised.value.errors
     items = client.get(f"{API}/wallet/licenses", headers=alice["headers"]).get_json()["items"]
     assert [(item["license_id"], item["identifier"]) for item in items] == [(license_id, identifier)]
@@ -196,7 +197,7 @@ def test_audit_chain_holds_after_the_wallet_flow(app, client, alice, police):
 def test_identity_fields_agree_with_the_registry_and_the_id_number(app, client, alice, police):
     url = f"{API}/licenses"
     body = {"license_type": ID_CARD, "holder_id_number": alice["id_number"], "valid_from": "2024-01-01",
-            "valid_until": (date.today() + timedelta(days=3650)).isoformat()}
+            "valid_until": (beijing_today() + timedelta(days=3650)).isoformat()}
     for fields, field in (({"name": "李四"}, "fields.name"), ({"gender": "女"}, "fields.gender"),
                           ({"birth_date": "2000-01-01"}, "fields.birth_date")):
         response = client.post(url, json={**body, "fields": id_card_fields(**fields)}, headers=police)
@@ -221,7 +222,7 @@ def test_enterprise_fields_agree_with_the_legal_entity_registry(app, client):
     issuer = issuer_headers(app, client, types=(BUSINESS,), name="济南市市场监督管理局")
     code = valid_credit_code()
     body = {"license_type": BUSINESS, "holder_credit_code": code, "valid_from": "2024-01-01",
-            "valid_until": (date.today() + timedelta(days=3650)).isoformat()}
+            "valid_until": (beijing_today() + timedelta(days=3650)).isoformat()}
     unknown = client.post(f"{API}/licenses", json={**body, "fields": business_fields()}, headers=issuer)
     assert unknown.status_code == 422 and "holder_credit_code" in unknown.get_json()["errors"]
     registered_company(app, code, name="山东示例科技有限公司", representative="王五")
@@ -233,7 +234,7 @@ def test_enterprise_fields_agree_with_the_legal_entity_registry(app, client):
 
 
 def test_a_new_id_card_supersedes_the_old_one(app, client, alice, police):
-    old = issue(client, police, holder_id_number=alice["id_number"], valid_from=date.today() - timedelta(days=400))
+    old = issue(client, police, holder_id_number=alice["id_number"], valid_from=beijing_today() - timedelta(days=400))
     shown = present(client, alice["headers"], old["license_id"], mode="offline")
     new = issue(client, police, holder_id_number=alice["id_number"])
     items = client.get(f"{API}/wallet/licenses", headers=alice["headers"]).get_json()["items"]
@@ -244,8 +245,8 @@ def test_a_new_id_card_supersedes_the_old_one(app, client, alice, police):
     # an older card cannot come after a newer one
     response = client.post(f"{API}/licenses", headers=police, json={
         "license_type": ID_CARD, "holder_id_number": alice["id_number"], "fields": id_card_fields(),
-        "valid_from": (date.today() - timedelta(days=800)).isoformat(),
-        "valid_until": (date.today() + timedelta(days=365)).isoformat()})
+        "valid_from": (beijing_today() - timedelta(days=800)).isoformat(),
+        "valid_until": (beijing_today() + timedelta(days=365)).isoformat()})
     assert response.status_code == 409, response.get_json()
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(License)) == 2

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from fpdf import FPDF
 
 from app.extensions import db
+from app.timeutil import beijing_today
 from app.wallet import service as wallet
 from app.wallet.holders import person_index
 from app.wallet.models import License, LicenseType
@@ -58,7 +59,7 @@ def issue_license(app, license_type, *, holder_id_number=None, holder_credit_cod
                   valid_from=None, valid_until=None) -> str:
     """Issue a license by the platform issuer into a wallet; returns its license_id."""
     with app.app_context():
-        today = date.today()
+        today = beijing_today()
         license = wallet.issue_platform_license(
             license_type=license_type, holder_id_number=holder_id_number, holder_credit_code=holder_credit_code,
             fields=fields or {}, valid_from=valid_from or today - timedelta(days=30),
@@ -78,7 +79,7 @@ def id_card(app, person, *, address=None) -> str:
         if held:
             return held
     address = address or "山东省济南市历下区泺源大街1号"
-    today = date.today()
+    today = beijing_today()
     return issue_license(app, ID_CARD_TYPE, holder_id_number=person["id_number"], fields={
         "name": person["name"], "gender": "男" if int(person["id_number"][16]) % 2 else "女", "ethnicity": "汉",
         "birth_date": f"{person['id_number'][6:10]}-{person['id_number'][10:12]}-{person['id_number'][12:14]}",

@@ -10,7 +10,7 @@ import re
 import secrets
 import threading
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from app.catalogue.models import Service
 from app.evaluations.models import Evaluation, RectificationTicket
 from app.extensions import db
 from app.identity import persons
+from app.timeutil import beijing_today
 from tests.support.helpers import API, DEFAULT_PASSWORD, auth_headers, client_token, create_client, valid_id_number
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ class ConsoleWatch:
 
 
 def id_card_fields(name: str, id_number: str) -> dict:
-    today = date.today()
+    today = beijing_today()
     return {"name": name, "gender": "男" if int(id_number[16]) % 2 else "女", "ethnicity": "汉",
             "birth_date": f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}",
             "address": "山东省济南市历下区泉城路188号", "issuing_authority": ISSUER_NAME,
@@ -96,7 +97,7 @@ def id_card_fields(name: str, id_number: str) -> dict:
 def issue_id_card(app, client, holder: dict) -> str:
     """An issuer client issues a 居民身份证 to `holder` (from register_person); returns license_id."""
     client_id, secret = create_client(app, "issuer", license_types=[ID_CARD], name=ISSUER_NAME)
-    today = date.today()
+    today = beijing_today()
     response = client.post(f"{API}/licenses", headers=auth_headers(client_token(client, client_id, secret)), json={
         "license_type": ID_CARD, "holder_id_number": holder["id_number"],
         "fields": id_card_fields(holder["name"], holder["id_number"]),
@@ -141,7 +142,7 @@ def login_form(client, hall_code: str, username: str, password: str):
 def seed_hall_activity(app, hall_code: str) -> dict:
     """Applications in every status (two overdue), ratings over the last months for three
     services and two open rectification tickets, written straight to the models."""
-    today = date.today()
+    today = beijing_today()
     now = datetime.now(timezone.utc)
     with app.app_context():
         services = db.session.execute(

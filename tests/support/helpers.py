@@ -17,6 +17,7 @@ from app import create_app
 from app.identity import clients, persons, registries
 from app.identity.identifiers import CREDIT_ALPHABET, credit_check_char, id_check_char
 from app.extensions import db
+from app.timeutil import beijing_today
 
 API = "/api/v1"
 
@@ -47,7 +48,7 @@ def valid_id_number(seed=None, *, birth: date | None = None, region: str | None 
 
 def minor_id_number(seed=None, *, age: int = 8) -> str:
     """A valid ID number of a child `age` years old."""
-    today = date.today()
+    today = beijing_today()
     birth = date(today.year - age, 1, 1) + timedelta(days=_random(seed).randrange(0, 300))
     return valid_id_number(seed, birth=birth)
 
