@@ -26,7 +26,6 @@ from ..timeutil import utcnow
 from . import holders, presentations
 from .device_models import Device, LicenseBinding
 from .issuance import sign_credential
-from .models import License
 from .sdjwt import DEVICE_BINDING
 
 MAX_DEVICES = 10  # active devices per person
@@ -156,7 +155,7 @@ def bind_license(*, principal: Principal, license_id: str, device_id: str) -> di
     return {"license_id": license.license_id, "device_id": device.device_id, "sd_jwt": sd_jwt}
 
 
-def binding_for(license: License, jkt: str) -> LicenseBinding | None:
-    """The binding of a license to the device key with this thumbprint, device loaded."""
-    return db.session.scalar(select(LicenseBinding).where(LicenseBinding.license_id == license.id,
-                                                          LicenseBinding.jkt == jkt))
+def bound_device_status(license_pk: int, jkt: str) -> str | None:
+    """The status of the device a license is bound to by the key with this thumbprint; None when unbound."""
+    return db.session.scalar(select(Device.status).join(LicenseBinding, LicenseBinding.device_id == Device.id)
+                             .where(LicenseBinding.license_id == license_pk, LicenseBinding.jkt == jkt))
