@@ -45,23 +45,11 @@ def runs_inline() -> bool:
     return not current_app.config.get("REDIS_URL") or bool(current_app.config.get("JOBS_INLINE"))
 
 
-def _run_inline(path: str, args: tuple, kwargs: dict) -> None:
-    try:
-        _resolve(path)(*args, **kwargs)
-    except Exception:
-        from .extensions import db
-        db.session.rollback()
-        logger.exception("job %s failed where it ran (no Redis); its redo command finishes it", path)
-
-
 def enqueue(path: str, *args, retries: int = 3, delay: int | None = None, **kwargs) -> str | None:
-    """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis.
-
-    Every caller has committed its own work first, so a job that fails inline is logged and left
-    to its redo command, as a failed RQ job would be, and the request that queued it still succeeds."""
+    """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis."""
     if runs_inline():
         if delay is None:
-            _run_inline(path, args, kwargs)
+            _resolve(path)(*args, **kwargs)
         return None
     from rq import Queue, Retry
 

@@ -191,7 +191,7 @@ def test_a_decision_that_cannot_be_made_where_the_job_runs_leaves_the_approval_a
     created = apply(client, alice["headers"], residence_body(alice, id_card(app, alice)))
     assert created.status_code == 201 and created.get_json()["status"] == "approved", created.get_json()
     assert created.get_json()["result"]["document_url"] is None
-    assert "fonts-wqy-microhei" in caplog.text and "app.applications.outcomes:settle" in caplog.text
+    assert "fonts-wqy-microhei" in caplog.text and "flask applications settle" in caplog.text
     assert count_rows(app, ArchivePackage) == count_rows(app, DecisionDocument) == 0  # nothing half-written
     monkeypatch.setattr(documents, "FONT_CANDIDATES", installed)  # the font is installed
     settled = app.test_cli_runner().invoke(args=["applications", "settle"])

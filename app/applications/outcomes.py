@@ -22,10 +22,17 @@ REVOKED = "revoked"
 
 
 def after_commit(app: Application) -> None:
-    """Queue the decision and archive of `app` (and of its bundle children) once final."""
+    """Queue the decision and archive of `app` (and of its bundle children) once final. The decision is
+    committed already: a job that cannot be queued, or fails where it runs (no Redis), is logged and left
+    to `flask applications settle`, and the request that decided still succeeds."""
     for each in [app, *app.children] if app.is_bundle else [app]:
         if each.status in FINAL_STATUSES and each.service_code:
-            enqueue(JOB, each.application_id)
+            try:
+                enqueue(JOB, each.application_id)
+            except Exception:  # noqa: BLE001 - e.g. no CJK font on a laptop: settle makes it later
+                db.session.rollback()
+                logger.exception("application %s: decision and archive wait for `flask applications settle`",
+                                 each.application_id)
 
 
 def _comment(app: Application, action: str) -> str | None:
