@@ -26,15 +26,23 @@ ensure_packages() {
   [ -n "$(pg_bin)" ] || apt_install postgresql
   dpkg -s libzbar0 >/dev/null 2>&1 || apt_install libzbar0  # zbar for pyzbar (wallet QR tests)
   [ -x /usr/bin/chromium ] || apt_install chromium           # headless browser for the page tests
-  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install fonts-wqy-microhei  # CJK font for decision PDFs
+  has_document_font || apt_install fonts-wqy-microhei  # CJK font for decision PDFs
   command -v pdftotext >/dev/null || apt_install poppler-utils  # pdftotext reads the decision PDFs in the tests
 }
 
-ensure_document_font() {
+# app/results/documents.py's FONT_CANDIDATES (tests/test_results_seals.py keeps the two lists equal)
+document_fonts=(/usr/share/fonts/truetype/wqy/wqy-microhei.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+                /usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+                /usr/share/fonts/truetype/arphic/uming.ttc)
+
+has_document_font() {
   local font
-  for font in /usr/share/fonts/truetype/wqy/wqy-microhei.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
-    [ -f "$font" ] && return 0
-  done
+  for font in "${document_fonts[@]}"; do [ -f "$font" ] && return 0; done
+  return 1
+}
+
+ensure_document_font() {
+  has_document_font && return 0
   if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then apt_install fonts-wqy-microhei && return 0; fi
   echo "make run: no CJK font, so decisions wait for one (sudo apt-get install fonts-wqy-microhei," \
        "then flask --app wsgi applications settle); DOCUMENT_FONT may name another TTF/TTC file" >&2

@@ -3,9 +3,11 @@ seal verification of altered, unsigned and foreign-signed PDFs, and a local RFC 
 from __future__ import annotations
 
 import io
+import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from asn1crypto import keys as asn1_keys
@@ -133,6 +135,14 @@ def test_without_a_cjk_font_the_error_says_what_to_install(app, monkeypatch):
     monkeypatch.setattr(documents, "FONT_CANDIDATES", ("/nonexistent/font.ttc",))
     with app.app_context(), pytest.raises(documents.FontMissing, match="fonts-wqy-microhei"):
         documents.cjk_font()
+
+
+def test_the_setup_script_looks_for_the_fonts_the_documents_use():
+    script = Path(__file__).resolve().parent.parent / "scripts" / "services.sh"
+    listed = subprocess.run(["bash", "-c", f'eval "$(sed -n "/^document_fonts=(/,/)$/p" {script})"; '
+                                           'printf "%s\\n" "${document_fonts[@]}"'],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert listed == list(documents.FONT_CANDIDATES)
 
 
 # ---------------------------------------------------------------- seal verification
