@@ -103,13 +103,15 @@ def test_details_never_keep_plaintext_id_or_phone_numbers(app):
         assert audit.verify().ok
 
 
-def test_a_digest_whose_hex_digits_look_like_a_phone_number_is_kept_as_it_is(app):
+def test_digits_inside_a_digest_or_a_generated_id_are_no_phone_number(app):
     digest = "ab13812345678cd" + "e" * 49  # about one sha256 in 300 holds such a run
+    package_id = "ar_ddf8f254f15791615065"  # new_id(): 20 hex digits, a run of eleven now and then
     with app.app_context():
-        row = audit.record("test.digest", details={"package_hash": digest, "note": f"hash {digest}"})
+        row = audit.record("test.digest", details={"package_hash": digest, "package_id": package_id,
+                                                   "note": f"hash {digest} of {package_id}, 手机13800138000"})
         db.session.commit()
-        assert row.details["package_hash"] == digest
-        assert row.details["note"] == "hash ab138****5678cd" + "e" * 49  # inside free text it is still masked
+        assert row.details["package_hash"] == digest and row.details["package_id"] == package_id
+        assert row.details["note"] == f"hash {digest} of {package_id}, 手机138****8000"
         assert audit.verify().ok
 
 
