@@ -76,6 +76,7 @@ class Config:
     HOTLINE12345_SECRET = _env("HOTLINE12345_SECRET")
     ACCESS_TOKEN_TTL = int(_env("ACCESS_TOKEN_TTL", 900))
     REFRESH_TOKEN_TTL = int(_env("REFRESH_TOKEN_TTL", 30 * 24 * 3600))
+    REFRESH_HOLD_SECONDS = int(_env("REFRESH_HOLD_SECONDS", 24 * 3600))  # a session idle this long leaves the store
     AUTH_RATE_LIMIT = _env("AUTH_RATE_LIMIT", "30/minute")
     SEARCH_RATE_LIMIT = _env("SEARCH_RATE_LIMIT", "600/minute")
     VERIFY_RATE_LIMIT = _env("VERIFY_RATE_LIMIT", "600/minute")

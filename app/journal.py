@@ -37,7 +37,8 @@ IDLE_SECONDS = 2.0  # how long a queued drainer waits for more entries before it
 GATHER_SECONDS = 0.1  # after a short batch, let the next one gather (one transaction per batch)
 LOCK_WAIT_SECONDS = 5.0
 TRANSIENT = (OperationalError, InterfaceError)
-HANDLERS = {"wallet.access": "app.wallet.access_log:write_journal_entries"}
+HANDLERS = {"wallet.access": "app.wallet.access_log:write_journal_entries",
+            "auth.rotation": "app.identity.held_sessions:write_entries"}
 
 
 def entry(kind: str, **data) -> str:

@@ -2,6 +2,7 @@
 `limits` library's notation ("600/minute") and keys."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from limits import parse as parse_limit
@@ -10,6 +11,27 @@ from .errors import TooManyRequests
 from .store import SharedStore
 
 parse = lru_cache(maxsize=128)(parse_limit)  # "600/minute" is parsed once per worker
+
+
+@dataclass(frozen=True)
+class Window:
+    """One hit to count in a fixed window: the counter's key, the window's seconds and the hits it allows."""
+
+    key: str
+    seconds: int
+    amount: int
+    detail: str | None = None
+
+    def check(self, count: int, reset_in: int) -> None:
+        """TooManyRequests with Retry-After once `count` hits have passed the limit."""
+        if count > self.amount:
+            raise TooManyRequests(self.detail, retry_after=reset_in + 1)
+
+
+def window(limit: str, scope: str, identifier: str, *, detail: str | None = None) -> Window:
+    """The window a hit of `identifier` under `limit` counts in (for a store step that counts it with its own work)."""
+    item = parse(limit)
+    return Window(f"ratelimit:{item.key_for(scope, identifier)}", item.get_expiry(), item.amount, detail)
 
 
 class RateLimiter:
@@ -26,9 +48,7 @@ class RateLimiter:
                      detail: str | None = None) -> dict[str, str | None]:
         """`hit`, in the same round trip as reading `keys` from the shared store (for a hot path
         whose every request reads the store anyway); returns {key: value}."""
-        item = parse(limit)
-        count, reset_in, values = self.store.count_and_get(f"ratelimit:{item.key_for(scope, identifier)}",
-                                                           item.get_expiry(), keys)
-        if count > item.amount:
-            raise TooManyRequests(detail, retry_after=reset_in + 1)
+        counted = window(limit, scope, identifier, detail=detail)
+        count, reset_in, values = self.store.count_and_get(counted.key, counted.seconds, keys)
+        counted.check(count, reset_in)
         return dict(zip(keys, values))

@@ -6,7 +6,7 @@ import logging
 
 import redis
 
-from .store import JournalPush, SharedStore, StoreUnavailable, parse_journal_entry
+from .store import HELD_FIELDS, JournalPush, SessionRotation, SharedStore, StoreUnavailable, parse_journal_entry
 
 logger = logging.getLogger("app.store")
 
@@ -16,14 +16,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: counter, keys to read; ARGV: window seconds
-COUNT_AND_GET = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
+
+def _counted(counter: str, window: str) -> str:
+    """Lua that counts a hit in the fixed window whose key and seconds are `counter` and `window`
+    (the TTL starts with the first hit), leaving `count` and `ttl`."""
+    return f"""
+local count = redis.call('INCR', {counter})
+local ttl = redis.call('TTL', {counter})
 if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+  redis.call('EXPIRE', {counter}, {window})
+  ttl = tonumber({window})
+end"""
+
+
+# KEYS: counter, keys to read; ARGV: window seconds
+COUNT_AND_GET = _counted("KEYS[1]", "ARGV[1]") + """
 local values = {}
 if #KEYS > 1 then values = redis.call('MGET', unpack(KEYS, 2)) end
 return {count, ttl, values}
@@ -42,6 +49,53 @@ local wake = redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[3])) and 
 return {sequence, consumed, wake}
 """
 
+# a hit counted (COUNT_AND_GET's count), store.held_outcome, then the rotation and its journal entry.
+# KEYS: session, journal list, sequence, awake flag[, counter]; ARGV: generation, presented hash, next
+# hash, now, until, entry, awake TTL, hold TTL[, window seconds, hits allowed]
+SESSION_ROTATE = """
+if KEYS[5] then""" + _counted("KEYS[5]", "ARGV[9]") + """
+  if count > tonumber(ARGV[10]) then return {'limited', ttl} end
+end
+local held = redis.call('HMGET', KEYS[1], 'gen', 'hash', 'exp', 'sub', 'ch', 'ver', 'staff', 'released')
+if not held[1] then return {'database'} end
+local known, generation = tonumber(held[1]), tonumber(ARGV[1])
+if generation < known then return {'reused', unpack(held)} end
+if generation > known then
+  if not held[8] then redis.call('DEL', KEYS[1]) end
+  return {'database'}
+end
+if held[2] ~= ARGV[2] or held[8] or tonumber(held[3]) <= tonumber(ARGV[4]) then return {'database'} end
+redis.call('HSET', KEYS[1], 'gen', generation + 1, 'hash', ARGV[3], 'exp', ARGV[5])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
+local sequence = redis.call('INCR', KEYS[3])
+redis.call('RPUSH', KEYS[2], sequence .. ' ' .. ARGV[6])
+local wake = redis.call('SET', KEYS[4], '1', 'NX', 'EX', tonumber(ARGV[7])) and 1 or 0
+held[1], held[2], held[3] = generation + 1, ARGV[3], ARGV[5]
+return {'rotated', wake, unpack(held)}
+"""
+
+# KEYS: sessions; ARGV: TTL, then for each key its field count and fields (name, value, ...)
+SESSION_HOLD = """
+local at = 2
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[at])
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, unpack(ARGV, at + 1, at + count))
+    redis.call('EXPIRE', key, tonumber(ARGV[1]))
+  end
+  at = at + count + 1
+end
+return 0
+"""
+
+# KEYS: sessions; ARGV: TTL
+SESSION_RELEASE = """
+for _, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'released', '1')
+  redis.call('EXPIRE', key, tonumber(ARGV[1]))
+end
+return 0
+"""
 
 CLIENT_OPTIONS = dict(socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
 # a server, a Sentinel's master or a cluster's slot owner that cannot answer now
@@ -62,6 +116,9 @@ class RedisStore(SharedStore):
         self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
         self._journal_push = self.client.register_script(JOURNAL_PUSH)
         self._count_and_get = self.client.register_script(COUNT_AND_GET)
+        self._session_rotate = self.client.register_script(SESSION_ROTATE)
+        self._session_hold = self.client.register_script(SESSION_HOLD)
+        self._session_release = self.client.register_script(SESSION_RELEASE)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -121,6 +178,36 @@ class RedisStore(SharedStore):
         sequence, consumed, wake = self._call(self._journal_push, keys=keys,
                                               args=[entry, entry_if_absent or "", awake_ttl])
         return JournalPush(int(sequence), bool(consumed), bool(wake))
+
+    def session_rotate(self, key, journal, *, generation, presented_hash, next_hash, now, until, entry,
+                       awake_ttl, hold_ttl, counter=None):
+        base = self._k(journal)
+        keys = [self._k(key), base, base + ":seq", base + ":awake"]
+        args = [generation, presented_hash, next_hash, repr(now), repr(until), entry, awake_ttl, hold_ttl]
+        if counter is not None:
+            keys.append(self._k(counter[0]))
+            args += [counter[1], counter[2]]
+        reply = self._call(self._session_rotate, keys=keys, args=args)
+        status, wake = reply[0], False
+        if status == "limited":
+            return SessionRotation(status, {}, reset_in=int(reply[1]))
+        if status == "rotated":
+            wake, reply = bool(reply[1]), reply[1:]
+        held = {name: value for name, value in zip(HELD_FIELDS, reply[1:]) if value is not None}
+        return SessionRotation(status, held, wake)
+
+    def session_hold(self, entries, ttl):
+        if not entries:
+            return
+        args = [ttl]
+        for fields in entries.values():
+            pairs = [str(item) for pair in fields.items() for item in pair]
+            args += [len(pairs), *pairs]
+        self._call(self._session_hold, keys=[self._k(key) for key in entries], args=args)
+
+    def session_release(self, keys, ttl):
+        if keys:
+            self._call(self._session_release, keys=[self._k(key) for key in keys], args=[ttl])
 
     def journal_head(self, journal, count):
         return [parse_journal_entry(item) for item in self._call(self.client.lrange, self._k(journal), 0, count - 1)]

@@ -16,16 +16,18 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
-from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, UNREACHABLE, RedisStore
-from .store import SharedStore, StoreUnavailable
+from .redis_store import (CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, SESSION_HOLD, SESSION_RELEASE,
+                          SESSION_ROTATE, UNREACHABLE, RedisStore)
+from .store import SessionRotation, SharedStore, StoreUnavailable
 
 logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Keys one script changes together must share a hash slot on a cluster. A one-time code is deleted
-# in the step that journals its answer (`journal_push(consume=...)`), so codes live in the
-# journal's slot; everything else spreads over the cluster. Key prefix -> hash tag.
-CO_LOCATED = {"journal": "journal", "wallet:code": "journal"}
+# in the step that journals its answer (`journal_push(consume=...)`), and a held session's rotation
+# is journalled in its step, so codes and held sessions live in the journal's slot; everything else
+# spreads over the cluster. Key prefix -> hash tag.
+CO_LOCATED = {"journal": "journal", "wallet:code": "journal", "auth:held": "journal"}
 
 
 def slot_tagged(key: str) -> str:
@@ -98,7 +100,8 @@ class ClusterStore(RedisStore):
     on first use (a cluster that is down then is a 503, as a lost server is, not a failed start)."""
 
     name = "redis-cluster"
-    _SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_count_and_get": COUNT_AND_GET}
+    _SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_count_and_get": COUNT_AND_GET,
+                "_session_rotate": SESSION_ROTATE, "_session_hold": SESSION_HOLD, "_session_release": SESSION_RELEASE}
 
     def __init__(self, url: str, prefix: str = "ias:"):
         self.url, self.prefix = url, prefix
@@ -150,6 +153,14 @@ class ClusterStore(RedisStore):
             pipe.get(name)
         (count, ttl, _), *values = self._call(pipe.execute)
         return int(count), int(ttl), values
+
+    def session_rotate(self, key, journal, *, counter=None, **rotation):
+        if counter is not None and key_slot(self._k(counter[0]).encode()) != key_slot(self._k(key).encode()):
+            count, reset_in, _ = self.count_and_get(counter[0], counter[1], [])  # the counter lives elsewhere
+            if count > counter[2]:
+                return SessionRotation("limited", {}, reset_in=reset_in)
+            counter = None
+        return super().session_rotate(key, journal, counter=counter, **rotation)
 
     def flush(self):
         batch = []

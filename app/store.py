@@ -1,6 +1,7 @@
 """Shared key-value store for what processes must share: Redis, or an in-process stand-in."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -30,6 +31,37 @@ class JournalPush:
     sequence: int
     consumed: bool
     wake: bool
+
+
+@dataclass(frozen=True)
+class SessionRotation:
+    """What a held session's rotation did: `rotated` (with the session's `held` fields, and `wake` as
+    for a journal append), `reused` (an older generation; `held` names the subject), `database` (the
+    store cannot decide: not held, released, another secret, expired; the database must) or `limited`
+    (the hit counted with it passed its limit; nothing else done; the window resets in `reset_in`)."""
+
+    status: str
+    held: dict
+    wake: bool = False
+    reset_in: int = 0
+
+
+HELD_FIELDS = ("gen", "hash", "exp", "sub", "ch", "ver", "staff", "released")
+
+
+def held_outcome(held: dict, generation: int, presented_hash: str, now: float) -> str:
+    """The rotation's outcome for a session's `held` fields (what the Redis script decides too);
+    `stale` (a newer generation than the store knows: it lost writes) drops the entry."""
+    if held.get("gen") is None:
+        return "database"
+    known = int(held["gen"])
+    if generation < known:
+        return "reused"
+    if generation > known:
+        return "database" if held.get("released") else "stale"
+    if held.get("hash") != presented_hash or held.get("released") or float(held["exp"]) <= now:
+        return "database"
+    return "rotated"
 
 
 def parse_journal_entry(item: str) -> tuple[int, str]:
@@ -109,6 +141,23 @@ class SharedStore(ABC):
     @abstractmethod
     def journal_sequence(self, journal: str) -> int:
         """The sequence number of the newest entry ever appended (0 when none)."""
+
+    @abstractmethod
+    def session_rotate(self, key: str, journal: str, *, generation: int, presented_hash: str, next_hash: str,
+                       now: float, until: float, entry: str, awake_ttl: int, hold_ttl: int,
+                       counter: tuple[str, int, int] | None = None) -> SessionRotation:
+        """Swap a held session's refresh-token hash for the next generation's (and extend it to `until`)
+        when `held_outcome` says `rotated`, appending `entry` to `journal` in the same step; first, a hit
+        counted in `counter` (key, window seconds, hits allowed), as `count_and_get` counts."""
+
+    @abstractmethod
+    def session_hold(self, entries: dict[str, dict], ttl: int) -> None:
+        """Hold each session (key -> fields) that the store holds nothing of yet (a release wins)."""
+
+    @abstractmethod
+    def session_release(self, keys: list[str], ttl: int) -> None:
+        """Mark sessions released for `ttl` seconds: the database decides their rotations, and a
+        hold that raced the release does not take."""
 
     @abstractmethod
     def ping(self) -> bool: ...
@@ -215,13 +264,48 @@ class MemoryStore(SharedStore):
                 consumed = self._live(consume) is not None
                 self._data.pop(consume, None)
                 entry = entry if consumed else entry_if_absent
-            sequence = self._sequences.get(journal, 0) + 1
-            self._sequences[journal] = sequence
-            self._lists.setdefault(journal, deque()).append(f"{sequence} {entry}")
-            wake = self._live(f"{journal}:awake") is None
-            if wake:
-                self._data[f"{journal}:awake"] = ("1", self._expiry(awake_ttl))
+            sequence, wake = self._append(journal, entry, awake_ttl)
             return JournalPush(sequence, consumed, wake)
+
+    def _append(self, journal, entry, awake_ttl):
+        sequence = self._sequences.get(journal, 0) + 1
+        self._sequences[journal] = sequence
+        self._lists.setdefault(journal, deque()).append(f"{sequence} {entry}")
+        wake = self._live(f"{journal}:awake") is None
+        if wake:
+            self._data[f"{journal}:awake"] = ("1", self._expiry(awake_ttl))
+        return sequence, wake
+
+    def session_rotate(self, key, journal, *, generation, presented_hash, next_hash, now, until, entry,
+                       awake_ttl, hold_ttl, counter=None):
+        if counter is not None:
+            count, reset_in, _ = self.count_and_get(counter[0], counter[1], [])
+            if count > counter[2]:
+                return SessionRotation("limited", {}, reset_in=reset_in)
+        with self._lock:
+            item = self._live(key)
+            held = json.loads(item[0]) if item else {}
+            outcome = held_outcome(held, generation, presented_hash, now)
+            if outcome == "stale":
+                del self._data[key]
+            if outcome != "rotated":
+                return SessionRotation("reused" if outcome == "reused" else "database", held)
+            held.update(gen=generation + 1, hash=next_hash, exp=until)
+            self._data[key] = (json.dumps(held), self._expiry(hold_ttl))
+            return SessionRotation("rotated", held, self._append(journal, entry, awake_ttl)[1])
+
+    def session_hold(self, entries, ttl):
+        with self._lock:
+            for key, fields in entries.items():
+                if not self._live(key):
+                    self._data[key] = (json.dumps(fields), self._expiry(ttl))
+
+    def session_release(self, keys, ttl):
+        with self._lock:
+            for key in keys:
+                item = self._live(key)
+                held = {**(json.loads(item[0]) if item else {}), "released": 1}
+                self._data[key] = (json.dumps(held), self._expiry(ttl))
 
     def journal_head(self, journal, count):
         with self._lock:

@@ -8,22 +8,24 @@ from typing import NoReturn
 from flask import current_app
 from sqlalchemy import select
 
+from .. import journal
 from ..errors import Forbidden, Locked, NotFound, Unauthorized
 from ..extensions import db, store
+from ..ratelimit import Window
 from ..security import audit
 from ..security.ciphers import pii_cipher
 from ..security.passwords import hash_password, needs_rehash, verify_password
 from ..security.rbac import Principal
 from ..timeutil import as_aware, utcnow
-from . import proxies, sms
+from . import held_sessions, proxies, sms
 from .clients import client_by_id, client_claims
 from .common import field_phone, sha256_hex
 from .enterprises import enterprise_claims, enterprise_for
 from .identifiers import IdentifierError, normalize_phone
 from .models import Person, phone_index
 from .persons import acting_person, find_person_by_id_number, find_person_by_phone, person_by_subject_id
-from .sessions import (claim_refresh_token, issue_person_pair, issue_tokens, parse_refresh_token, refresh_token_row,
-                       refusal, revoke_family, rotate_refresh_token, session_row)
+from .sessions import (claim_refresh_token, issue_person_pair, issue_tokens, next_refresh_token, parse_refresh_token,
+                       refresh_token_row, refusal, revoke_family, rotate_refresh_token, session_row)
 
 logger = logging.getLogger("app.identity")
 
@@ -132,14 +134,16 @@ REFUSALS = {
 
 
 def refresh_grant(*, refresh_token: str) -> dict:
-    """Rotate a session's refresh token in one UPDATE (app.identity.sessions); a token of an older
-    generation is a reused one and ends the session (401). The new pair reuses the person row it loads."""
+    """Rotate a session's refresh token (`rotate_session`); a token of an older generation is a reused
+    one and ends the session (401). The new pair reuses the person row the rotation read."""
     presented = refresh_token or ""
     named = parse_refresh_token(presented)
     if named is None:
         return _legacy_refresh(presented)
     session_id, generation = named
-    rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
+    rotated = rotate_session(session_id, generation=generation, presented=presented)
+    if isinstance(rotated, str):
+        _reused(session_id, subject_id=rotated, actor_id=None)
     if rotated is None:
         db.session.rollback()
         row = session_row(session_id)
@@ -152,14 +156,38 @@ def refresh_grant(*, refresh_token: str) -> dict:
     return continue_rotated(*rotated)
 
 
+def rotate_session(session_id: str, *, generation: int, presented: str, counted: Window | None = None):
+    """The session's rotation as (row, new refresh token): in the shared store when it holds the session
+    (`held_sessions`), else in the database once the journal has written what the store rotated, after
+    which the store holds the session. The subject id instead when the store saw an older generation
+    (a reuse: the row may not show it yet); None when the database refused. `counted`: the request's
+    rate-limit hit, counted in the store's step."""
+    next_token = next_refresh_token(session_id, generation + 1)
+    outcome, held = held_sessions.rotate(session_id, generation=generation, presented=presented, next_token=next_token,
+                                         counted=counted)
+    if outcome != "database":
+        return (held, next_token) if outcome == "rotated" else held
+    journal.catch_up()
+    rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
+    if rotated is not None and rotated[0].person_active and held_sessions.holds(rotated[0].subject_id,
+                                                                                 rotated[0].actor_id):
+        row, token = rotated
+        held_sessions.hold_after_commit(
+            session_id=session_id, subject_id=row.subject_id, channel=row.channel, generation=generation + 1,
+            refresh_hash=sha256_hex(token), expires_at=row.expires_at,
+            credentials_version=row.credentials_version or 0, staff_roles=row.staff_roles or "")
+    return rotated
+
+
 def continue_rotated(row, new_token: str) -> dict:
     """The new token pair of a session whose refresh token was just rotated (committed); a session whose
-    subject is gone or inactive ends instead (401)."""
+    subject is gone or inactive ends instead (401). A rotation the store made has nothing to commit."""
     try:
         body = _refreshed_pair(row, new_token)
     except (NotFound, Forbidden):
         _end_session(row.family_id, "登录会话已失效，请重新登录")
-    db.session.commit()
+    if not isinstance(row, held_sessions.HeldRow):
+        db.session.commit()  # and the store holds the session from here (`held_sessions`)
     return body
 
 

@@ -3,7 +3,8 @@ person whose credentials changed.
 
 Every token pair belongs to a session (`sid` claim = the session id) and carries the acting
 person's credentials version (`ver`). A session row holds the SHA-256 of its one live refresh
-token, `rt_<session id>.<generation>.<random>`: a refresh swaps it for the next generation's in one
+token, `rt_<session id>.<generation>.<random>`: a refresh swaps it for the next generation's, in the
+shared store when it holds the session (`held_sessions`, written behind to the row) or else in one
 UPDATE, which is also the check (token, session live, credentials current). A token of an older
 generation is a reused one and ends the session. Ending a session marks its row and, in the shared
 store, its `sid`, so its access tokens stop at once on every worker. A credentials change raises
@@ -28,6 +29,8 @@ from ..security import audit
 from ..security.tokens import (issue_access_token, revoke_access_token, revoke_older_credentials,
                                revoke_session_tokens)
 from ..timeutil import as_aware, utcnow
+from .. import journal
+from . import held_sessions
 from .common import sha256_hex
 from .models import CHANNELS, AuthSession, Person, RefreshToken
 from .persons import staff_roles, staff_roles_column, staff_roles_from
@@ -39,6 +42,13 @@ def _credentials_version(person_id: str | None) -> int | None:
     if not person_id or not person_id.startswith("p_"):
         return None
     return db.session.scalar(select(Person.credentials_version).where(Person.subject_id == person_id))
+
+
+def _locked_credentials_version(person_id: str) -> int | None:
+    """The person's credentials version, read with a share lock to the commit: a change of credentials
+    either commits before (and is read here) or waits and then finds the new session to end."""
+    return db.session.scalar(select(Person.credentials_version).where(Person.subject_id == person_id)
+                             .with_for_update(read=True))
 
 
 def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str, actor_id: str | None = None,
@@ -60,12 +70,18 @@ def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str
     body = {"access_token": token, "token_type": "Bearer",
             "expires_in": int(claims["exp"]) - int(claims["iat"])}
     if new_session:
-        refresh_token = _refresh_token(family_id, 0)
+        refresh_token = next_refresh_token(family_id, 0)
         now = utcnow()
         db.session.add(AuthSession(session_id=family_id, subject_id=subject_id, actor_id=actor_id,
                                    channel=channel, credentials_version=claims.get("ver", 0),
                                    created_at=now, last_used_at=now, expires_at=now + _refresh_ttl(),
                                    refresh_hash=sha256_hex(refresh_token), refresh_generation=0))
+        if (held_sessions.holds(subject_id, actor_id) and roles == ["citizen"]  # staff: held at their first refresh
+                and _locked_credentials_version(subject_id) == claims.get("ver", 0)):
+            held_sessions.hold_after_commit(session_id=family_id, subject_id=subject_id, channel=channel,
+                                            generation=0, refresh_hash=sha256_hex(refresh_token),
+                                            expires_at=now + _refresh_ttl(),
+                                            credentials_version=claims.get("ver", 0), staff_roles="")
     if refresh:
         if not refresh_token:
             raise ValueError("a continued session needs the refresh token its rotation stored")
@@ -77,7 +93,7 @@ def _refresh_ttl() -> timedelta:
     return timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
 
 
-def _refresh_token(session_id: str, generation: int) -> str:
+def next_refresh_token(session_id: str, generation: int) -> str:
     return f"{REFRESH_PREFIX}{session_id}.{generation}.{secrets.token_urlsafe(24)}"
 
 
@@ -166,7 +182,7 @@ def _rotation(held) -> Update:
             .values(refresh_hash=bindparam("next_hash"), refresh_generation=bindparam("next_generation"),
                     last_used_at=bindparam("now"), expires_at=bindparam("until"))
             .returning(_SESSIONS.c.session_id.label("family_id"), _SESSIONS.c.subject_id, _SESSIONS.c.actor_id,
-                       _SESSIONS.c.channel, version.label("credentials_version"), active.label("person_active"),
+                       _SESSIONS.c.channel, _SESSIONS.c.expires_at, version.label("credentials_version"), active.label("person_active"),
                        staff_roles_column(_SESSIONS.c.subject_id).label("staff_roles"))
             .execution_options(**{COMMITS_ALONE: True}))
 
@@ -181,7 +197,7 @@ def rotate_refresh_token(session_id: str, *, generation: int, presented: str | N
     check (session live, not expired, opened with the acting person's current credentials; the version is a
     subquery, so the check serialises with a concurrent end of the session). Returns (family_id, subject_id,
     actor_id, channel, credentials_version, person_active) and the new token, or None."""
-    new_token = _refresh_token(session_id, generation + 1)
+    new_token = next_refresh_token(session_id, generation + 1)
     now = utcnow()
     params = {"session": session_id, "now": now, "until": now + _refresh_ttl(), "next_hash": sha256_hex(new_token),
               "next_generation": generation + 1}
@@ -223,6 +239,7 @@ def revoke_family(family_id: str) -> int:
     db.session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                        .values(revoked_at=now).execution_options(synchronize_session=False))
     revoke_session_tokens(family_id)
+    held_sessions.release([family_id])
     return ended
 
 
@@ -242,7 +259,8 @@ def _signed_in_by(person: Person):
 
 
 def sessions_of(person: Person, *, current_session: str | None) -> list[dict]:
-    """The person's live sessions, most recently used first."""
+    """The person's live sessions, most recently used first (with the rotations the journal holds)."""
+    journal.catch_up()
     rows = db.session.scalars(select(AuthSession).where(
         _signed_in_by(person), AuthSession.revoked_at.is_(None), AuthSession.expires_at > utcnow(),
         AuthSession.credentials_version >= person.credentials_version)
@@ -283,6 +301,7 @@ def end_sessions_of(person: Person, *, keep_session: str | None = None) -> int:
     version = db.session.scalar(select(Person.credentials_version).where(Person.id == person.id))
     person.credentials_version = version
     if keep_session:
+        held_sessions.release([keep_session])
         db.session.execute(update(AuthSession).where(AuthSession.session_id == keep_session)
                            .values(credentials_version=version).execution_options(synchronize_session=False))
     revoke_older_credentials(person.subject_id, version, keep_session=keep_session)
@@ -318,6 +337,7 @@ def logout(*, refresh_token: str | None, access_claims: dict | None) -> None:
 
 def _session_holding(refresh_token: str):
     """The session whose live refresh token (or old-style token) this is, as (session_id, subject_id); else None."""
+    journal.catch_up()  # a rotation the store made may not be on the row yet
     if parse_refresh_token(refresh_token) is not None:
         return db.session.execute(select(AuthSession.session_id, AuthSession.subject_id)
                                   .where(AuthSession.refresh_hash == sha256_hex(refresh_token))).first()
