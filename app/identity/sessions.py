@@ -21,6 +21,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 
+from .. import journal
 from ..db_routing import COMMITS_ALONE
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..extensions import db
@@ -29,7 +30,6 @@ from ..security import audit
 from ..security.tokens import (issue_access_token, revoke_access_token, revoke_older_credentials,
                                revoke_session_tokens)
 from ..timeutil import as_aware, utcnow
-from .. import journal
 from . import held_sessions
 from .common import sha256_hex
 from .models import CHANNELS, AuthSession, Person, RefreshToken
