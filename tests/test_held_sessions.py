@@ -178,3 +178,16 @@ def test_a_refresh_past_the_rate_limit_rotates_nothing(app, clock):
         clock.advance(61, worker)
         again = _refresh(web, pair["refresh_token"])  # the refused request did not use it up
         assert again.status_code == 200 and again.get_json()["refresh_token"] != pair["refresh_token"]
+
+
+def test_a_released_session_whose_row_is_behind_the_store_is_rotated_after_a_catch_up(app, client, unwritten):
+    person = register_person(client, app)
+    pair = _refresh(client, person["refresh_token"]).get_json()
+    assert _row(app, person["refresh_token"]).refresh_generation == 0  # the rotation waits in the journal
+    with app.app_context():
+        held_sessions.release([parse_refresh_token(pair["refresh_token"])[0]])
+    with statements(app) as seen:
+        again = _refresh(client, pair["refresh_token"])
+    assert again.status_code == 200, again.get_json()
+    assert sum(statement.startswith("UPDATE auth_sessions SET") for statement in seen) == 3  # refused, caught up, rotated
+    assert _row(app, person["refresh_token"]).refresh_generation == 2

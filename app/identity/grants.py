@@ -158,17 +158,19 @@ def refresh_grant(*, refresh_token: str) -> dict:
 
 def rotate_session(session_id: str, *, generation: int, presented: str, counted: Window | None = None):
     """The session's rotation as (row, new refresh token): in the shared store when it holds the session
-    (`held_sessions`), else in the database once the journal has written what the store rotated, after
-    which the store holds the session. The subject id instead when the store saw an older generation
-    (a reuse: the row may not show it yet); None when the database refused. `counted`: the request's
-    rate-limit hit, counted in the store's step."""
+    (`held_sessions`), else in the database (again once the journal has written what the store rotated,
+    when the row refused), after which the store holds the session. The subject id instead when the
+    store saw an older generation (a reuse: the row may not show it yet); None when the database
+    refused. `counted`: the request's rate-limit hit, counted in the store's step."""
     next_token = next_refresh_token(session_id, generation + 1)
     outcome, held = held_sessions.rotate(session_id, generation=generation, presented=presented, next_token=next_token,
                                          counted=counted)
     if outcome != "database":
         return (held, next_token) if outcome == "rotated" else held
-    journal.catch_up()
     rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
+    if rotated is None:  # the row may have been behind the store (or a drainer caught it up meanwhile)
+        journal.catch_up()
+        rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
     if rotated is not None and rotated[0].person_active and held_sessions.holds(rotated[0].subject_id,
                                                                                  rotated[0].actor_id):
         row, token = rotated
