@@ -25,7 +25,11 @@ class Window:
     def check(self, count: int, reset_in: int) -> None:
         """TooManyRequests with Retry-After once `count` hits have passed the limit."""
         if count > self.amount:
-            raise TooManyRequests(self.detail, retry_after=reset_in + 1)
+            self.refuse(reset_in)
+
+    def refuse(self, reset_in: int):
+        """TooManyRequests for a hit past the limit, the window resetting in `reset_in` seconds."""
+        raise TooManyRequests(self.detail, retry_after=reset_in + 1)
 
 
 def window(limit: str, scope: str, identifier: str, *, detail: str | None = None) -> Window:
@@ -48,7 +52,10 @@ class RateLimiter:
                      detail: str | None = None) -> dict[str, str | None]:
         """`hit`, in the same round trip as reading `keys` from the shared store (for a hot path
         whose every request reads the store anyway); returns {key: value}."""
-        counted = window(limit, scope, identifier, detail=detail)
-        count, reset_in, values = self.store.count_and_get(counted.key, counted.seconds, keys)
+        return self.count(window(limit, scope, identifier, detail=detail), keys)
+
+    def count(self, counted: Window, keys: list[str] = ()) -> dict[str, str | None]:
+        """`hit_and_read` for a window the caller already has."""
+        count, reset_in, values = self.store.count_and_get(counted.key, counted.seconds, list(keys))
         counted.check(count, reset_in)
         return dict(zip(keys, values))

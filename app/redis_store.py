@@ -36,40 +36,47 @@ if #KEYS > 1 then values = redis.call('MGET', unpack(KEYS, 2)) end
 return {count, ttl, values}
 """
 
+
+def _journalled(journal: str, sequence: str, awake: str, entry: str, awake_ttl: str) -> str:
+    """Lua that appends `entry` to the journal list under its next sequence number and claims the
+    journal's awake flag when no drainer holds it, leaving `sequence` and `wake` (1: wake one)."""
+    return f"""
+local sequence = redis.call('INCR', {sequence})
+redis.call('RPUSH', {journal}, sequence .. ' ' .. {entry})
+local wake = redis.call('SET', {awake}, '1', 'NX', 'EX', tonumber({awake_ttl})) and 1 or 0"""
+
+
 # KEYS: list, sequence, awake flag[, key to consume]; ARGV: entry, entry if the key was absent, awake TTL
 JOURNAL_PUSH = """
 local entry, consumed = ARGV[1], 0
 if KEYS[4] then
   consumed = redis.call('DEL', KEYS[4])
   if consumed == 0 then entry = ARGV[2] end
-end
-local sequence = redis.call('INCR', KEYS[2])
-redis.call('RPUSH', KEYS[1], sequence .. ' ' .. entry)
-local wake = redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[3])) and 1 or 0
+end""" + _journalled("KEYS[1]", "KEYS[2]", "KEYS[3]", "entry", "ARGV[3]") + """
 return {sequence, consumed, wake}
 """
 
 # a hit counted (COUNT_AND_GET's count), store.held_outcome, then the rotation and its journal entry.
 # KEYS: session, journal list, sequence, awake flag[, counter]; ARGV: generation, presented hash, next
-# hash, now, until, entry, awake TTL, hold TTL[, window seconds, hits allowed]
+# hash, now, until, entry, awake TTL, hold TTL[, window seconds, hits allowed]. Reply: status, a number
+# (the window's reset when limited, the awake flag's claim when rotated, else 0), the HELD_FIELDS
+# (which begin with gen, hash and exp and end with released).
 SESSION_ROTATE = """
 if KEYS[5] then""" + _counted("KEYS[5]", "ARGV[9]") + """
   if count > tonumber(ARGV[10]) then return {'limited', ttl} end
 end
-local held = redis.call('HMGET', KEYS[1], 'gen', 'hash', 'exp', 'sub', 'ch', 'ver', 'staff', 'released')
-if not held[1] then return {'database'} end
+local held = redis.call('HMGET', KEYS[1], """ + ", ".join(f"'{name}'" for name in HELD_FIELDS) + f""")
+local released = held[{len(HELD_FIELDS)}]""" + """
+if not held[1] then return {'database', 0} end
 local known, generation = tonumber(held[1]), tonumber(ARGV[1])
-if generation < known then return {'reused', unpack(held)} end
+if generation < known then return {'reused', 0, unpack(held)} end
 if generation > known then
-  if not held[8] then redis.call('DEL', KEYS[1]) end
-  return {'database'}
+  if not released then redis.call('DEL', KEYS[1]) end
+  return {'database', 0}
 end
-if held[2] ~= ARGV[2] or held[8] or tonumber(held[3]) <= tonumber(ARGV[4]) then return {'database'} end
+if held[2] ~= ARGV[2] or released or tonumber(held[3]) <= tonumber(ARGV[4]) then return {'database', 0} end
 redis.call('HSET', KEYS[1], 'gen', generation + 1, 'hash', ARGV[3], 'exp', ARGV[5])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
-local sequence = redis.call('INCR', KEYS[3])
-redis.call('RPUSH', KEYS[2], sequence .. ' ' .. ARGV[6])
-local wake = redis.call('SET', KEYS[4], '1', 'NX', 'EX', tonumber(ARGV[7])) and 1 or 0
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))""" + _journalled("KEYS[2]", "KEYS[3]", "KEYS[4]", "ARGV[6]", "ARGV[7]") + """
 held[1], held[2], held[3] = generation + 1, ARGV[3], ARGV[5]
 return {'rotated', wake, unpack(held)}
 """
@@ -187,14 +194,10 @@ class RedisStore(SharedStore):
         if counter is not None:
             keys.append(self._k(counter[0]))
             args += [counter[1], counter[2]]
-        reply = self._call(self._session_rotate, keys=keys, args=args)
-        status, wake = reply[0], False
-        if status == "limited":
-            return SessionRotation(status, {}, reset_in=int(reply[1]))
-        if status == "rotated":
-            wake, reply = bool(reply[1]), reply[1:]
-        held = {name: value for name, value in zip(HELD_FIELDS, reply[1:]) if value is not None}
-        return SessionRotation(status, held, wake)
+        status, number, *fields = self._call(self._session_rotate, keys=keys, args=args)
+        held = {name: value for name, value in zip(HELD_FIELDS, fields) if value is not None}
+        return SessionRotation(status, held, wake=status == "rotated" and bool(number),
+                               reset_in=int(number) if status == "limited" else 0)
 
     def session_hold(self, entries, ttl):
         if not entries:

@@ -46,6 +46,7 @@ class SessionRotation:
     reset_in: int = 0
 
 
+# a held session's fields, in the order redis_store.SESSION_ROTATE reads them
 HELD_FIELDS = ("gen", "hash", "exp", "sub", "ch", "ver", "staff", "released")
 
 

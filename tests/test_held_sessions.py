@@ -14,6 +14,7 @@ from app.identity import held_sessions, persons
 from app.identity.common import sha256_hex
 from app.identity.models import AuthSession, Person
 from app.identity.sessions import parse_refresh_token
+from app.timeutil import as_aware
 from tests.support.helpers import API, another_worker, auth_headers, register_person
 from tests.support.statements import statements
 
@@ -120,7 +121,7 @@ def test_a_store_that_lost_a_rotation_defers_to_the_row(app, client):
     with app.app_context():
         store.delete(held_sessions.key(row.session_id))
         store.session_hold({held_sessions.key(row.session_id): {
-            "gen": 0, "hash": sha256_hex(person["refresh_token"]), "exp": repr(row.expires_at.timestamp()),
+            "gen": 0, "hash": sha256_hex(person["refresh_token"]), "exp": repr(as_aware(row.expires_at).timestamp()),
             "sub": person["subject_id"], "ch": "app", "ver": 0, "staff": ""}}, 600)
     second = _refresh(client, first["refresh_token"])
     assert second.status_code == 200

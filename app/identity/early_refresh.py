@@ -26,8 +26,7 @@ def count_auth_request(environ) -> None:
     """Count a request to /auth/... against the caller's address (once per request); 429 past the limit."""
     counted = auth_window(environ)
     if counted is not None:
-        limiter.hit(current_app.config["AUTH_RATE_LIMIT"], "auth", environ.get("REMOTE_ADDR") or "unknown",
-                    detail=counted.detail)
+        limiter.count(counted)
 
 
 def auth_window(environ) -> Window | None:

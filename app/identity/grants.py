@@ -171,9 +171,10 @@ def rotate_session(session_id: str, *, generation: int, presented: str, counted:
     if rotated is None:  # the row may have been behind the store (or a drainer caught it up meanwhile)
         journal.catch_up()
         rotated = rotate_refresh_token(session_id, generation=generation, presented=presented)
-    if rotated is not None and rotated[0].person_active and held_sessions.holds(rotated[0].subject_id,
-                                                                                 rotated[0].actor_id):
-        row, token = rotated
+    if rotated is None:
+        return None
+    row, token = rotated
+    if row.person_active and held_sessions.holds(row.subject_id, row.actor_id):
         held_sessions.hold_after_commit(
             session_id=session_id, subject_id=row.subject_id, channel=row.channel, generation=generation + 1,
             refresh_hash=sha256_hex(token), expires_at=row.expires_at,

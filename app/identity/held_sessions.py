@@ -17,10 +17,10 @@ import logging
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from flask import current_app
 from itertools import chain
 
-from sqlalchemy import bindparam, event, inspect, or_, select, update
+from flask import current_app
+from sqlalchemy import bindparam, event, inspect, select, update
 
 from .. import journal
 from ..db_routing import RoutingSession
@@ -62,7 +62,7 @@ def rotate(session_id: str, *, generation: int, presented: str, next_token: str,
                                 entry=line, awake_ttl=journal.AWAKE_SECONDS, hold_ttl=_hold_seconds(),
                                 counter=None if counted is None else (counted.key, counted.seconds, counted.amount))
     if done.status == "limited":
-        counted.check(counted.amount + 1, done.reset_in)
+        counted.refuse(done.reset_in)
     if done.status == "rotated":
         if done.wake:
             enqueue("app.journal:drain_job")
@@ -123,10 +123,9 @@ def _flushed(session, _flush_context):
                 if isinstance(row, StaffAssignment)}
     subjects.update(row.subject_id for row in session.dirty
                     if isinstance(row, Person) and inspect(row).attrs.active.history.has_changes())
-    if subjects:
+    if subjects:  # only their own sessions are held (`holds`)
         release(session.scalars(select(AuthSession.session_id).where(
-            or_(AuthSession.subject_id.in_(subjects), AuthSession.actor_id.in_(subjects)),
-            AuthSession.revoked_at.is_(None))))
+            AuthSession.subject_id.in_(subjects), AuthSession.actor_id.is_(None), AuthSession.revoked_at.is_(None))))
 
 
 @event.listens_for(RoutingSession, "after_commit")

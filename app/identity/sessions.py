@@ -72,15 +72,15 @@ def issue_tokens(subject_id: str, roles: list[str], extra: dict, *, channel: str
     if new_session:
         refresh_token = next_refresh_token(family_id, 0)
         now = utcnow()
+        ends = now + _refresh_ttl()
         db.session.add(AuthSession(session_id=family_id, subject_id=subject_id, actor_id=actor_id,
                                    channel=channel, credentials_version=claims.get("ver", 0),
-                                   created_at=now, last_used_at=now, expires_at=now + _refresh_ttl(),
+                                   created_at=now, last_used_at=now, expires_at=ends,
                                    refresh_hash=sha256_hex(refresh_token), refresh_generation=0))
         if (held_sessions.holds(subject_id, actor_id) and roles == ["citizen"]  # staff: held at their first refresh
                 and _locked_credentials_version(subject_id) == claims.get("ver", 0)):
             held_sessions.hold_after_commit(session_id=family_id, subject_id=subject_id, channel=channel,
-                                            generation=0, refresh_hash=sha256_hex(refresh_token),
-                                            expires_at=now + _refresh_ttl(),
+                                            generation=0, refresh_hash=sha256_hex(refresh_token), expires_at=ends,
                                             credentials_version=claims.get("ver", 0), staff_roles="")
     if refresh:
         if not refresh_token:
@@ -182,7 +182,8 @@ def _rotation(held) -> Update:
             .values(refresh_hash=bindparam("next_hash"), refresh_generation=bindparam("next_generation"),
                     last_used_at=bindparam("now"), expires_at=bindparam("until"))
             .returning(_SESSIONS.c.session_id.label("family_id"), _SESSIONS.c.subject_id, _SESSIONS.c.actor_id,
-                       _SESSIONS.c.channel, _SESSIONS.c.expires_at, version.label("credentials_version"), active.label("person_active"),
+                       _SESSIONS.c.channel, _SESSIONS.c.expires_at, version.label("credentials_version"),
+                       active.label("person_active"),
                        staff_roles_column(_SESSIONS.c.subject_id).label("staff_roles"))
             .execution_options(**{COMMITS_ALONE: True}))
 
@@ -196,7 +197,7 @@ def rotate_refresh_token(session_id: str, *, generation: int, presented: str | N
     token was just claimed) for the next generation's, and extend the session: one UPDATE, which is also the
     check (session live, not expired, opened with the acting person's current credentials; the version is a
     subquery, so the check serialises with a concurrent end of the session). Returns (family_id, subject_id,
-    actor_id, channel, credentials_version, person_active) and the new token, or None."""
+    actor_id, channel, expires_at, credentials_version, person_active, staff_roles) and the new token, or None."""
     new_token = next_refresh_token(session_id, generation + 1)
     now = utcnow()
     params = {"session": session_id, "now": now, "until": now + _refresh_ttl(), "next_hash": sha256_hex(new_token),
