@@ -3,6 +3,9 @@ from /proc/<pid>/smaps_rollup before and after `seconds` of searches spread over
 
 VmHWM counts the pages a worker shares with the master (the preloaded index) as its own; Pss splits them
 between the processes that share them, and Private_Dirty is what copy-on-write has made the worker's own.
+The pages a worker made its own under load are told apart from /proc/<pid>/pagemap: those the master
+also has at the same address were copied from it when the worker wrote to them (reference counts of
+shared objects, say); the others are the worker's own allocations.
 
     python -m benchmarks.memory --database-url URL --redis-url URL   # a database already generated and seeded
     python -m benchmarks.memory --items 300000                       # throwaway services, generate, measure
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import random
 import tempfile
 import time
@@ -41,6 +45,51 @@ def smaps_rollup(pid: int) -> dict[str, int]:
         if name in FIELDS and parts:
             found[name] = int(parts[0])
     return found
+
+
+PAGE = 4096
+PRESENT, EXCLUSIVE = 1 << 63, 1 << 56  # pagemap bits: page in memory; mapped by this process only
+
+
+def _writable_private_ranges(pid: int) -> list[tuple[int, int]]:
+    ranges = []
+    try:
+        lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except OSError:
+        return ranges
+    for line in lines:
+        parts = line.split()
+        if parts[1].startswith("rw") and parts[1].endswith("p"):
+            low, high = (int(address, 16) for address in parts[0].split("-"))
+            ranges.append((low, high))
+    return ranges
+
+
+def page_flags(pid: int) -> dict[int, int]:
+    """Page number -> pagemap entry of each present page in a process's writable private mappings."""
+    found: dict[int, int] = {}
+    try:
+        with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for low, high in _writable_private_ranges(pid):
+                pagemap.seek(low // PAGE * 8)
+                for offset, (entry,) in enumerate(struct.iter_unpack("<Q", pagemap.read((high - low) // PAGE * 8))):
+                    if entry & PRESENT:
+                        found[low // PAGE + offset] = entry
+    except OSError:
+        return {}
+    return found
+
+
+def exclusive_pages(flags: dict[int, int]) -> set[int]:
+    return {page for page, entry in flags.items() if entry & EXCLUSIVE}
+
+
+def pages_made_own(before: set[int], after: set[int], master: dict[int, int]) -> dict[str, int]:
+    """The pages (kB) a worker came to hold alone between two readings (`exclusive_pages`): copied from the
+    master (it has a page at that address) or allocated by the worker."""
+    new = after - before
+    copied = sum(1 for page in new if page in master)
+    return {"copied_from_master_kb": copied * PAGE // 1024, "own_allocations_kb": (len(new) - copied) * PAGE // 1024}
 
 
 def _memory(pid: int) -> dict[str, Any]:
@@ -101,8 +150,12 @@ def after_search_load(server: GunicornServer, data_dir: Path, *, seconds: float 
         api.close()
     path_file = write_lines(Path(data_dir) / "memory_search_paths.txt", paths)
     before = {pid: _memory(pid) for pid in server.worker_pids()}
+    held_alone = {pid: exclusive_pages(page_flags(pid)) for pid in before}
     result = run_wrk(server.base_url, duration=seconds, connections=8, script="paths.lua", script_args=[str(path_file)])
-    workers = [{**_memory(pid), "before": before.get(pid)} for pid in server.worker_pids()]
+    master_pages = page_flags(server.proc.pid) if server.proc else {}
+    workers = [{**_memory(pid), "before": before.get(pid),
+                "made_own": pages_made_own(held_alone.get(pid, set()), exclusive_pages(page_flags(pid)), master_pages)}
+               for pid in server.worker_pids()]
     master = _memory(server.proc.pid) if server.proc else None
     entry = {"server": f"generated catalogue, after {seconds:.0f} s of search load", "catalogue": catalogue,
              "load": {"seconds": seconds, "distinct_paths": len(paths), "requests": result.requests,
@@ -113,7 +166,8 @@ def after_search_load(server: GunicornServer, data_dir: Path, *, seconds: float 
         was = worker["before"] or {}
         log(f"    worker {worker['pid']}: Pss {_mb(worker['pss_kb'])} (was {_mb(was.get('pss_kb'))}), "
             f"Private_Dirty {_mb(worker['private_dirty_kb'])} (was {_mb(was.get('private_dirty_kb'))}), "
-            f"Rss {_mb(worker['rss_kb'])}")
+            f"Rss {_mb(worker['rss_kb'])}; pages it came to hold alone: {_mb(worker['made_own']['copied_from_master_kb'])} "
+            f"copied from the master, {_mb(worker['made_own']['own_allocations_kb'])} its own allocations")
     if master:
         log(f"    master {master['pid']}: Pss {_mb(master['pss_kb'])}, Private_Dirty "
             f"{_mb(master['private_dirty_kb'])}, Rss {_mb(master['rss_kb'])}")

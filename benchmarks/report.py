@@ -144,6 +144,14 @@ def memory_section(results: dict[str, Any]) -> list[str]:
                      if "private_dirty_kb" in worker else "–")
             lines.append(f"| {entry['server']} | {_num(catalogue) if catalogue else '–'} | {worker['pid']} | "
                          f"{_mb(worker.get('vmhwm_kb'))} | {_mb(worker.get('vmrss_kb'))} | {pss} | {dirty} |")
+    made_own = [(worker["pid"], worker["made_own"]) for entry in entries for worker in entry.get("workers", [])
+                if worker.get("made_own")]
+    if made_own:
+        lines += ["", "Pages a worker came to hold alone during the search load (`/proc/<pid>/pagemap`): copied from "
+                  "the master when the worker wrote to a page they shared (reference counts of the master's objects, "
+                  "say), or its own allocations. " + "; ".join(
+                      f"worker {pid}: {_mb(own['copied_from_master_kb'])} copied, {_mb(own['own_allocations_kb'])} "
+                      "its own" for pid, own in made_own) + "."]
     return lines
 
 

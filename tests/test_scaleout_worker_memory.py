@@ -1,6 +1,7 @@
 """A worker's freed per-query arrays go back to the system: `app.warmup.pin_malloc_thresholds` keeps glibc from
 raising its mmap threshold after the first large free, which otherwise carves later large arrays from the heap
-where a few long-lived objects keep their pages (measured in benchmarks/memory.py, not asserted here)."""
+where a few long-lived objects keep their pages (measured in benchmarks/memory.py, not asserted here). And the
+measurement itself: the pages a worker comes to hold alone are told apart, copied from the master or its own."""
 from __future__ import annotations
 
 import platform
@@ -64,3 +65,40 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     assert searches_counted() == before + 1  # what a caller asks is counted
     rendered = {dict(key[2]).get("q") for key in catalogue_index(app)._responses if key[0] == "services"}
     assert {query for query in WARM_SEARCHES if query} <= rendered
+
+
+FORKED = """
+import json, mmap, os
+from benchmarks.memory import exclusive_pages, page_flags, pages_made_own
+
+shared = bytearray(8 << 20)  # the master's: its own mapping, every page written
+for offset in range(0, len(shared), 4096):
+    shared[offset] = 1
+untouched = mmap.mmap(-1, 6 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # the master's, never written
+reading, writing = os.pipe()
+if os.fork() == 0:
+    before = exclusive_pages(page_flags(os.getpid()))
+    for offset in range(0, len(shared), 4096):  # copy-on-write of every shared page
+        shared[offset] = 2
+    own = bytearray(4 << 20)  # allocated after the fork (a private mapping of its own)
+    for offset in range(0, len(untouched), 4096):  # new pages in a mapping inherited from the master
+        untouched[offset] = 1
+    for offset in range(0, len(own), 4096):
+        own[offset] = 1
+    after = exclusive_pages(page_flags(os.getpid()))
+    os.write(writing, json.dumps(pages_made_own(before, after, page_flags(os.getppid()))).encode())
+    os._exit(0)
+os.close(writing)
+print(os.read(reading, 4096).decode())
+os.wait()
+"""
+
+
+def test_pages_a_worker_copied_from_the_master_are_told_from_its_own_allocations():
+    import json
+    done = subprocess.run([sys.executable, "-c", FORKED], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    made_own = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 8 * 1024 <= made_own["copied_from_master_kb"] < 9 * 1024  # the 8 MiB it wrote to, and little else
+    assert 10 * 1024 <= made_own["own_allocations_kb"] < 11 * 1024  # its 4 MiB, the 6 MiB the master never wrote
