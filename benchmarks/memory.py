@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
+import mmap
 import random
+import struct
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 from urllib.parse import urlencode
 
 from .loadgen import GunicornServer, HttpClient, free_port, log, run_wrk
@@ -47,7 +48,7 @@ def smaps_rollup(pid: int) -> dict[str, int]:
     return found
 
 
-PAGE = 4096
+PAGE = mmap.PAGESIZE
 PRESENT, EXCLUSIVE = 1 << 63, 1 << 56  # pagemap bits: page in memory; mapped by this process only
 
 
@@ -84,7 +85,7 @@ def exclusive_pages(flags: dict[int, int]) -> set[int]:
     return {page for page, entry in flags.items() if entry & EXCLUSIVE}
 
 
-def pages_made_own(before: set[int], after: set[int], master: dict[int, int]) -> dict[str, int]:
+def pages_made_own(before: set[int], after: set[int], master: Collection[int]) -> dict[str, int]:
     """The pages (kB) a worker came to hold alone between two readings (`exclusive_pages`): copied from the
     master (it has a page at that address) or allocated by the worker."""
     new = after - before
@@ -166,8 +167,9 @@ def after_search_load(server: GunicornServer, data_dir: Path, *, seconds: float 
         was = worker["before"] or {}
         log(f"    worker {worker['pid']}: Pss {_mb(worker['pss_kb'])} (was {_mb(was.get('pss_kb'))}), "
             f"Private_Dirty {_mb(worker['private_dirty_kb'])} (was {_mb(was.get('private_dirty_kb'))}), "
-            f"Rss {_mb(worker['rss_kb'])}; pages it came to hold alone: {_mb(worker['made_own']['copied_from_master_kb'])} "
-            f"copied from the master, {_mb(worker['made_own']['own_allocations_kb'])} its own allocations")
+            f"Rss {_mb(worker['rss_kb'])}; pages it came to hold alone: "
+            f"{_mb(worker['made_own']['copied_from_master_kb'])} copied from the master, "
+            f"{_mb(worker['made_own']['own_allocations_kb'])} its own allocations")
     if master:
         log(f"    master {master['pid']}: Pss {_mb(master['pss_kb'])}, Private_Dirty "
             f"{_mb(master['private_dirty_kb'])}, Rss {_mb(master['rss_kb'])}")

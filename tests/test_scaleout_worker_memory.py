@@ -4,6 +4,7 @@ where a few long-lived objects keep their pages (measured in benchmarks/memory.p
 measurement itself: the pages a worker comes to hold alone are told apart, copied from the master or its own."""
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
@@ -95,7 +96,6 @@ os.wait()
 
 
 def test_pages_a_worker_copied_from_the_master_are_told_from_its_own_allocations():
-    import json
     done = subprocess.run([sys.executable, "-c", FORKED], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
