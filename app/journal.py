@@ -2,8 +2,10 @@
 
 An entry is appended to a sequenced list in the shared store atomically with the action it
 describes (consuming a one-time code, say) before the caller answers, and a job writes the
-entries to the database in batches, one transaction per batch. Readers that must see every
-entry made before them (the holder's access log, the inbox) call `catch_up()` first.
+entries to the database in batches, one transaction per batch. On a Redis Cluster the journal is
+several lists, one beside each group of codes and held sessions (`lists`, `beside`), and one
+queued drainer writes them all. Readers that must see every entry made before them (the holder's
+access log, the inbox) call `catch_up()` first.
 
 Handlers (`HANDLERS`, kind -> "module:function") receive a batch of entries inside the journal's
 transaction and must skip entries they already wrote (each has a unique `id`): a crash between
@@ -29,9 +31,10 @@ logger = logging.getLogger("app.journal")
 
 JOURNAL = "journal"
 DEAD_LETTERS = "journal:dead"
-LOCK = "journal:lock"
+LOCK = "journal:lock"  # the first list's; each list has its own (`{list}:lock`)
+DRAINER = "journal:drainer"  # with several lists: held by the one queued drainer of them all
 LOCK_SECONDS = 30
-AWAKE_SECONDS = 30  # a drainer that died stops holding the flag after this
+AWAKE_SECONDS = 30  # a drainer that died stops holding the flags after this
 BATCH = 500
 IDLE_SECONDS = 2.0  # how long a queued drainer waits for more entries before it ends
 GATHER_SECONDS = 0.1  # after a short batch, let the next one gather (one transaction per batch)
@@ -49,22 +52,44 @@ def entry(kind: str, **data) -> str:
                       ensure_ascii=False, separators=(",", ":"))
 
 
+def lists() -> list[str]:
+    """The lists the journal is spread over: one, but on a Redis Cluster (`redis_topology`)."""
+    return store.journal_lists(JOURNAL)
+
+
+def beside(key: str) -> str:
+    """The journal list that one store step can change together with `key` (a code, a held session)."""
+    return store.journal_beside(JOURNAL, key)
+
+
+def backlog() -> int:
+    """How many entries wait to be written, over every list."""
+    return sum(store.journal_lengths(lists()))
+
+
 def push(line: str, *, consume: str | None = None, line_if_absent: str | None = None) -> bool:
     """Append an entry (with `consume`: atomically with deleting that key, `line_if_absent` when
     another caller deleted it first) and wake a drainer; True when this call deleted `consume`.
 
     Call it outside a transaction: without Redis the drain runs right here and commits."""
-    result = store.journal_push(JOURNAL, line, consume=consume, entry_if_absent=line_if_absent,
-                                awake_ttl=AWAKE_SECONDS)
+    result = store.journal_push(store.journal_beside(JOURNAL, consume), line, consume=consume,
+                                entry_if_absent=line_if_absent, awake_ttl=AWAKE_SECONDS)
     if result.wake:
-        enqueue("app.journal:drain_job")
+        wake()
     return result.consumed
+
+
+def wake() -> None:
+    """Queue the drainer for a list whose awake flag an append just claimed, unless it is queued or
+    running for another list already."""
+    if _claim_flag() != DRAINER or store.set_if_absent(DRAINER, "1", AWAKE_SECONDS):
+        enqueue("app.journal:drain_job")
 
 
 def catch_up() -> int:
     """Write every entry appended so far; what a reader calls before reading what they feed.
     With the store unreachable there is nothing to catch up with: the database answers alone. An
-    empty list is one round trip: entries leave it only after their batch is committed."""
+    empty journal is one round trip: entries leave it only after their batch is committed."""
     return _catch_up()[0]
 
 
@@ -76,64 +101,85 @@ def caught_up() -> bool:
 
 def _catch_up() -> tuple[int, bool]:
     try:
-        if not store.journal_head(JOURNAL, 1):
-            return 0, True
-        return _drain(until=store.journal_sequence(JOURNAL), wait_seconds=LOCK_WAIT_SECONDS)
+        written, complete = 0, True
+        for journal in _waiting():
+            count, done = _drain(journal, until=store.journal_sequence(journal), wait_seconds=LOCK_WAIT_SECONDS)
+            written, complete = written + count, complete and done
+        return written, complete
     except StoreUnavailable:
         logger.warning("journal: shared store unavailable, reading without the latest entries")
         return 0, False
 
 
-def drain(*, until: int | None = None, wait_seconds: float = 0.0) -> int:
-    """Write pending entries (up to sequence `until`) batch by batch; returns how many."""
-    return _drain(until=until, wait_seconds=wait_seconds)[0]
+def drain(*, wait_seconds: float = 0.0) -> int:
+    """Write the pending entries of every list, batch by batch; returns how many."""
+    return sum(_drain(journal, until=None, wait_seconds=wait_seconds)[0] for journal in _waiting())
 
 
-def _drain(*, until: int | None, wait_seconds: float) -> tuple[int, bool]:
-    written = 0
+def _waiting() -> list[str]:
+    journals = lists()
+    return [journal for journal, length in zip(journals, store.journal_lengths(journals)) if length]
+
+
+def _drain(journal: str, *, until: int | None, wait_seconds: float) -> tuple[int, bool]:
+    written, lock = 0, f"{journal}:lock"
     while True:
-        token = _lock(wait_seconds)
+        token = _lock(lock, wait_seconds)
         if token is None:
-            logger.warning("journal: another drainer holds the lock; %s entries written", written)
+            logger.warning("journal: another drainer holds %s; %s entries written", lock, written)
             return written, False
         try:
-            batch = store.journal_head(JOURNAL, BATCH)
+            batch = store.journal_head(journal, BATCH)
             if until is not None:
                 batch = [(sequence, line) for sequence, line in batch if sequence <= until]
             if batch:
                 _write([line for _, line in batch])
-                store.journal_drop(JOURNAL, len(batch))
+                store.journal_drop(journal, len(batch))
         finally:
-            store.delete_if_equal(LOCK, token)
+            store.delete_if_equal(lock, token)
         written += len(batch)
         if len(batch) < BATCH:
             return written, True
 
 
 def drain_job() -> int:
-    """The queued drainer: write until the journal stays empty for IDLE_SECONDS (at once when it
-    runs inside a request), then hand the awake flag back (and take it again if an entry slipped
-    in meanwhile)."""
+    """The queued drainer of every list: write until the journal stays empty for IDLE_SECONDS (at once
+    when it runs inside a request), then hand the awake flags back (and take them again if an entry
+    slipped in meanwhile)."""
     idle_seconds = 0.0 if runs_inline() else IDLE_SECONDS
-    written, idle_since = 0, time.monotonic()
+    written, idle_since, held_since = 0, time.monotonic(), None
     while True:
+        if held_since is None or time.monotonic() - held_since >= AWAKE_SECONDS / 3:
+            for flag in _flags():  # appends to any list now leave the waking to this drainer
+                store.set(flag, "1", AWAKE_SECONDS)
+            held_since = time.monotonic()
         count = drain(wait_seconds=LOCK_WAIT_SECONDS)
         written += count
-        store.touch(f"{JOURNAL}:awake", AWAKE_SECONDS)
         if count:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= idle_seconds:
-            store.delete(f"{JOURNAL}:awake")
-            if not store.journal_head(JOURNAL, 1) or not store.set_if_absent(f"{JOURNAL}:awake", "1",
-                                                                             AWAKE_SECONDS):
+            store.delete(*_flags())
+            if not backlog() or not store.set_if_absent(_claim_flag(), "1", AWAKE_SECONDS):
                 return written
+            held_since = None
         if count < BATCH:
             time.sleep(min(GATHER_SECONDS, idle_seconds))
 
 
-def _lock(wait_seconds: float) -> str | None:
+def _flags() -> list[str]:
+    """The awake flag of each list, then the drainer's when there are several."""
+    journals = lists()
+    return [f"{journal}:awake" for journal in journals] + ([DRAINER] if len(journals) > 1 else [])
+
+
+def _claim_flag() -> str:
+    """The flag whose claim makes a drainer: the only list's awake flag, or the drainer's."""
+    return _flags()[-1]
+
+
+def _lock(lock: str, wait_seconds: float) -> str | None:
     token, deadline = secrets.token_hex(8), time.monotonic() + wait_seconds
-    while not store.set_if_absent(LOCK, token, LOCK_SECONDS):
+    while not store.set_if_absent(lock, token, LOCK_SECONDS):
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.005)

@@ -146,7 +146,7 @@ class PageServer:
     def _kept_body(page: EarlyPage, environ) -> bytes | None:
         from . import personal_pages
         from .extensions import store
-        from .journal import JOURNAL
+        from . import journal
         from .security.tokens import revocation_keys, revocation_problem, signed_claims
         try:
             claims = signed_claims(environ["HTTP_AUTHORIZATION"][7:].strip())
@@ -155,7 +155,7 @@ class PageServer:
             subject = claims["sub"]
             wanted = [*revocation_keys(claims), *page.extra_keys(subject), *personal_pages.keys(page.kind, subject)]
             if page.after_journal:
-                written, values = store.get_many_after_journal(JOURNAL, wanted)
+                written, values = store.get_many_after_journal(journal.lists(), wanted)
                 if not written:
                     return None
             else:

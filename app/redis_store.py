@@ -215,12 +215,19 @@ class RedisStore(SharedStore):
     def journal_head(self, journal, count):
         return [parse_journal_entry(item) for item in self._call(self.client.lrange, self._k(journal), 0, count - 1)]
 
-    def get_many_after_journal(self, journal, keys):
+    def journal_lengths(self, journals):
+        pipe = self.client.pipeline(transaction=False)
+        for journal in journals:
+            pipe.llen(self._k(journal))
+        return [int(length) for length in self._call(pipe.execute)]
+
+    def get_many_after_journal(self, journals, keys):
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order
-        pipe.lrange(self._k(journal), 0, 0)
+        for journal in journals:
+            pipe.llen(self._k(journal))
         pipe.mget([self._k(key) for key in keys])
-        head, values = self._call(pipe.execute)
-        return not head, values
+        *lengths, values = self._call(pipe.execute)
+        return not any(lengths), values
 
     def journal_drop(self, journal, count):
         self._call(self.client.ltrim, self._k(journal), count, -1)

@@ -8,8 +8,11 @@ the job queue (RQ needs one plain server: required with a cluster, default `REDI
 """
 from __future__ import annotations
 
+import functools
 import logging
+import random
 import threading
+import zlib
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -25,18 +28,55 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Keys one script changes together must share a hash slot on a cluster. A one-time code is deleted
 # in the step that journals its answer (`journal_push(consume=...)`), and a held session's rotation
-# is journalled in its step, so codes and held sessions live in the journal's slot; everything else
-# spreads over the cluster. Key prefix -> hash tag.
-CO_LOCATED = {"journal": "journal", "wallet:code": "journal", "auth:held": "journal"}
+# is journalled in its step, so the journal is spread over JOURNAL_SHARDS lists, each in its own slot
+# (`{journal.7}journal.7:seq`; one keeps the plain name, `{journal}journal`), and a code or a held
+# session lives in the slot of the list its identifier hashes to: the daily refreshes and
+# verifications, and the held sessions' memory, spread over the masters. Everything else is untagged.
+JOURNAL_SHARDS = 16
+SHARDED = ("wallet:code:", "auth:held:")
+SLOTS = 16384
+
+
+def journal_shard(key: str) -> int | None:
+    """The journal list a code's or held session's key lives beside (by its identifier), or None."""
+    for prefix in SHARDED:
+        if key.startswith(prefix):
+            return zlib.crc32(key[len(prefix):].partition(":")[0].encode()) % JOURNAL_SHARDS
+    return None
+
+
+def shard_list(journal: str, shard: int) -> str:
+    return _spread_names(journal)[shard]
+
+
+@functools.cache
+def _spread_names(journal: str) -> tuple[str, ...]:
+    """JOURNAL_SHARDS list names, `journal` itself and then `journal.<n>`, whose hash slots lie evenly
+    spaced around the slot space: a cluster whose slots are split evenly (as `redis-cli --cluster
+    create` splits them) gives each master an even share of the lists."""
+    first, names, number = key_slot(journal.encode()), [journal], 0
+    for shard in range(1, JOURNAL_SHARDS):
+        target = (first + shard * SLOTS // JOURNAL_SHARDS) % SLOTS
+        while True:
+            number += 1
+            distance = abs(key_slot(f"{journal}.{number}".encode()) - target)
+            if min(distance, SLOTS - distance) <= SLOTS // JOURNAL_SHARDS // 64:
+                break
+        names.append(f"{journal}.{number}")
+    return tuple(names)
 
 
 def slot_tagged(key: str) -> str:
-    """`key` with the hash tag of its group (`{journal}journal:seq`), or unchanged."""
+    """`key` with the hash tag of its group (`{journal.3}journal.3:seq`, `{journal.3}auth:held:…`), or
+    unchanged."""
     if "{" in key:
         return key
-    for prefix, tag in CO_LOCATED.items():
-        if key == prefix or key.startswith(prefix + ":"):
-            return "{" + tag + "}" + key
+    shard = journal_shard(key)
+    if shard is not None:
+        return "{" + shard_list("journal", shard) + "}" + key
+    head = key.partition(":")[0]
+    if head == "journal" or (head.startswith("journal.") and head[len("journal."):].isdigit()):
+        return "{" + head + "}" + key
     return key
 
 
@@ -140,8 +180,15 @@ class ClusterStore(RedisStore):
     def get_many(self, *keys):
         return self._call(self.client.mget_nonatomic, [self._k(key) for key in keys])
 
-    def get_many_after_journal(self, journal, keys):
-        return SharedStore.get_many_after_journal(self, journal, keys)  # across nodes, a pipeline keeps no order
+    def journal_lists(self, journal):
+        return list(_spread_names(journal))
+
+    def journal_beside(self, journal, key):
+        shard = journal_shard(key) if key is not None else None
+        return shard_list(journal, random.randrange(JOURNAL_SHARDS) if shard is None else shard)
+
+    def get_many_after_journal(self, journals, keys):
+        return SharedStore.get_many_after_journal(self, journals, keys)  # across nodes, a pipeline keeps no order
 
     def count_and_get(self, counter, window, keys):
         names = [self._k(counter), *map(self._k, keys)]
@@ -161,6 +208,21 @@ class ClusterStore(RedisStore):
                 return SessionRotation("limited", {}, reset_in=reset_in)
             counter = None
         return super().session_rotate(key, journal, counter=counter, **rotation)
+
+    def session_hold(self, entries, ttl):
+        for keys in self._by_slot(entries):
+            super().session_hold({key: entries[key] for key in keys}, ttl)
+
+    def session_release(self, keys, ttl):
+        for group in self._by_slot(keys):
+            super().session_release(group, ttl)
+
+    def _by_slot(self, keys) -> list[list[str]]:
+        """`keys` grouped by hash slot, for scripts that change several at once."""
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(key_slot(self._k(key).encode()), []).append(key)
+        return list(groups.values())
 
     def flush(self):
         batch = []

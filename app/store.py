@@ -129,10 +129,23 @@ class SharedStore(ABC):
     def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
         """The oldest entries, as (sequence, entry)."""
 
-    def get_many_after_journal(self, journal: str, keys: list[str]) -> tuple[bool, list[str | None]]:
-        """Whether `journal` held no entry, and the values of `keys` read after that (one round trip
-        on a single Redis): a reader whose view must not miss what the journal has yet to write."""
-        written = not self.journal_head(journal, 1)
+    def journal_lists(self, journal: str) -> list[str]:
+        """The lists `journal` is spread over: itself, but on a cluster (`redis_topology`)."""
+        return [journal]
+
+    def journal_beside(self, journal: str, key: str | None) -> str:
+        """The list of `journal` that one script can change together with `key` (with None: any, at
+        random on a cluster, so that appends of no key spread too)."""
+        return journal
+
+    @abstractmethod
+    def journal_lengths(self, journals: list[str]) -> list[int]:
+        """How many entries each list holds (one round trip on Redis)."""
+
+    def get_many_after_journal(self, journals: list[str], keys: list[str]) -> tuple[bool, list[str | None]]:
+        """Whether every list of `journals` held no entry, and the values of `keys` read after that (one
+        round trip on a single Redis): a reader whose view must not miss what the journal has yet to write."""
+        written = not any(self.journal_lengths(journals))
         return written, self.get_many(*keys)
 
     @abstractmethod
@@ -312,6 +325,10 @@ class MemoryStore(SharedStore):
         with self._lock:
             items = self._lists.get(journal, ())
             return [parse_journal_entry(item) for item in list(items)[:count]]
+
+    def journal_lengths(self, journals):
+        with self._lock:
+            return [len(self._lists.get(journal, ())) for journal in journals]
 
     def journal_drop(self, journal, count):
         with self._lock:

@@ -541,13 +541,13 @@ def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
     written behind the answers by `flask worker`) was behind when the load stopped."""
     from app.journal import JOURNAL
     from app.redis_store import RedisStore
-    store = RedisStore(dep.redis_url)  # the app's store: same key prefix
-    key = store.prefix + JOURNAL
+    store = RedisStore(dep.redis_url)  # the app's store: same key prefix and lists
+    journals = store.journal_lists(JOURNAL)
     t0 = time.monotonic()
-    pending = store.client.llen(key)
-    while store.client.llen(key) and time.monotonic() - t0 < timeout_s:
+    pending = sum(store.journal_lengths(journals))
+    while sum(store.journal_lengths(journals)) and time.monotonic() - t0 < timeout_s:
         time.sleep(0.1)
-    left = store.client.llen(key)
+    left = sum(store.journal_lengths(journals))
     store.client.close()
     if left:
         return f"journal writer behind: {pending} entries pending when the load stopped, {left} still after {timeout_s:.0f}s"

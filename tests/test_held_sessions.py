@@ -38,7 +38,7 @@ def _row(app, token: str) -> AuthSession:
 def unwritten(monkeypatch):
     """No drainer wakes for a held rotation: its journal entry waits for a `journal.catch_up()`."""
     woken = []
-    monkeypatch.setattr(held_sessions, "enqueue", woken.append)
+    monkeypatch.setattr(journal, "enqueue", woken.append)
     return woken
 
 
@@ -134,14 +134,14 @@ def test_a_hold_that_races_a_release_does_not_take(app):
         store.session_release([entry], 600)
         store.session_hold({entry: {"gen": 0, "hash": sha256_hex("rt_x"), "exp": "9999999999.0", "sub": "p_x",
                                     "ch": "app", "ver": 0, "staff": ""}}, 600)
-        done = store.session_rotate(entry, journal.JOURNAL, generation=0, presented_hash=sha256_hex("rt_x"),
+        done = store.session_rotate(entry, journal.beside(entry), generation=0, presented_hash=sha256_hex("rt_x"),
                                     next_hash=sha256_hex("rt_y"), now=1.0, until=2.0, entry="{}", awake_ttl=30,
                                     hold_ttl=600)
         assert done.status == "database"
-        assert store.session_rotate(entry, journal.JOURNAL, generation=0, presented_hash=sha256_hex("rt_x"),
+        assert store.session_rotate(entry, journal.beside(entry), generation=0, presented_hash=sha256_hex("rt_x"),
                                     next_hash=sha256_hex("rt_y"), now=1.0, until=2.0, entry="{}", awake_ttl=30,
                                     hold_ttl=600).status == "database"  # still released, nothing journalled
-        assert not store.journal_head(journal.JOURNAL, 1)
+        assert journal.backlog() == 0
 
 
 def test_a_held_session_past_its_end_is_refused_by_the_row(app, clock):

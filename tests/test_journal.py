@@ -70,10 +70,44 @@ def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, s
         results = sorted(db.session.scalars(select(AccessLogEntry.result).where(AccessLogEntry.license_id == pk)))
         verifiers = set(db.session.scalars(select(AccessLogEntry.verifier).where(AccessLogEntry.license_id == pk)))
         assert results == ["used", "valid", "valid", "valid"] and verifiers == {"泉城大酒店"}
-        assert store.journal_head(journal.JOURNAL, 10) == []
+        assert journal.backlog() == 0
         assert audit.verify().ok
     inbox = client.get(f"{API}/inbox", headers=alice["headers"]).get_json()
     assert sum(1 for item in inbox["items"] if item["kind"] == "license_access") == 4
+
+
+@NEEDS_REDIS
+def test_answers_journalled_in_different_lists_wake_one_drainer_that_writes_them_all(app, client, shown_card):
+    """On a cluster each code's answer goes to the list beside the code (three lists here); on one
+    Redis there is one list. Either way one drainer is queued and one worker run writes every list."""
+    from rq import Queue, SimpleWorker
+
+    from app.jobs import QUEUE_NAME, use_app
+    from app.redis_topology import queue_connection
+    from app.wallet.presentations import code_key
+    _, _, card = shown_card
+    pk = _license_pk(app, card["license_id"])
+    with app.app_context():
+        journal.catch_up()
+        queue = Queue(QUEUE_NAME, connection=queue_connection())
+        queue.empty()
+        codes: dict[str, str] = {}
+        for n in range(1000):
+            codes.setdefault(journal.beside(code_key(f"{n:032d}")), f"{n:032d}")
+            if len(codes) == min(3, len(journal.lists())):
+                break
+        for code in codes.values():
+            store.set(code_key(code), "sealed", 60)
+            assert journal.push(_unknown_code_line(pk), consume=code_key(code)) is True
+        lengths = dict(zip(journal.lists(), store.journal_lengths(journal.lists())))
+        assert {name: length for name, length in lengths.items() if length} == {name: 1 for name in codes}
+        assert queue.count == 1
+    use_app(app)
+    with app.app_context():
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert journal.backlog() == 0 and queue.count == 0
+        assert audit.verify().ok
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == len(codes)
 
 
 @NEEDS_REDIS
@@ -82,7 +116,7 @@ def test_readers_catch_up_with_what_was_answered_before_them(app, client, shown_
     code = present(client, alice["headers"], card["license_id"], purpose="银行开户")["code"]
     assert verify(client, code=code)["valid"] is True
     with app.app_context():
-        assert store.journal_head(journal.JOURNAL, 1000)  # still queued: no worker runs in this test
+        assert journal.backlog()  # still queued: no worker runs in this test
     log = client.get(f"{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"]).get_json()
     assert [(entry["verifier"], entry["result"], entry["purpose"]) for entry in log["items"]] == [
         ("匿名", "valid", "银行开户")]

@@ -107,7 +107,7 @@ def test_a_callers_catalogue_answer_is_private_and_personal_routes_carry_no_cach
 
 
 def test_a_refresh_is_one_store_step_or_one_write_and_one_statement(app, client, alice, monkeypatch):
-    monkeypatch.setattr(held_sessions, "enqueue", lambda path: None)  # the journal is written by a catch-up below
+    monkeypatch.setattr(journal, "enqueue", lambda path: None)  # the journal is written by a catch-up below
     with app.app_context():
         person = persons.find_person_by_id_number(alice["id_number"])
         token = sessions.issue_person_pair(person, "app")["refresh_token"]
@@ -194,14 +194,14 @@ def test_the_inbox_page_is_one_read_and_an_empty_journal_one_round_trip(app, cli
         notify(alice["subject_id"], kind="license_access", title="亮证记录")
         db.session.commit()
     heads = []
-    real_head = shared.journal_head
-    monkeypatch.setattr(shared, "journal_head", lambda *a, **kw: (heads.append(a), real_head(*a, **kw))[1])
+    real_lengths = shared.journal_lengths
+    monkeypatch.setattr(shared, "journal_lengths", lambda *a: (heads.append(a), real_lengths(*a))[1])
     with statements(app) as seen:
         page = client.get(f"{API}/inbox?page_size=2", headers=alice["headers"]).get_json()
     assert [item["title"] for item in page["items"]] == ["亮证记录", "办件 2"]
     assert (page["total"], page["unread_count"]) == (4, 1)
     assert len(seen) == 1, seen
-    assert heads == [("journal", 1)]  # nothing pending: no lock, no sequence read
+    assert heads == [(shared.journal_lists("journal"),)]  # nothing pending: no lock, no sequence read
     read = client.get(f"{API}/inbox?unread=false", headers=alice["headers"]).get_json()
     assert (read["total"], read["unread_count"], len(read["items"])) == (3, 1, 3)
     beyond = client.get(f"{API}/inbox?page=3&page_size=2", headers=alice["headers"]).get_json()

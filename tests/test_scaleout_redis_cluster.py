@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 import subprocess
 import tempfile
 
@@ -16,10 +17,11 @@ import pytest
 import redis
 from redis.cluster import RedisCluster, key_slot
 
+from app.identity import held_sessions
 from app.journal import DEAD_LETTERS, JOURNAL, LOCK
-from app.redis_topology import ClusterStore, queue_url, redis_store, slot_tagged
+from app.redis_topology import JOURNAL_SHARDS, ClusterStore, queue_url, redis_store, slot_tagged
 from app.redis_store import JOURNAL_PUSH, RedisStore
-from app.wallet.presentations import code_key
+from app.wallet.presentations import basic_key, code_key
 from tests.support.procs import _stop_process, free_port, redis_server_bin, wait_for
 
 CLUSTER_URL = os.environ.get("TEST_REDIS_CLUSTER_URL")
@@ -52,23 +54,62 @@ def test_the_cluster_url_gives_a_cluster_store_on_three_masters(cluster_store):
     assert cluster_store.client.cluster_info()["cluster_state"] == "ok"
 
 
+def _beside(key: str) -> str:
+    return ClusterStore.journal_beside(None, JOURNAL, key)
+
+
 def test_keys_changed_together_share_a_hash_tag_and_others_are_left_alone():
-    names = [JOURNAL, f"{JOURNAL}:seq", f"{JOURNAL}:awake", DEAD_LETTERS, LOCK, code_key(CODE)]
-    tagged = ["ias:" + slot_tagged(name) for name in names]
-    assert len({_slot(name) for name in tagged}) == 1  # one slot: the journal's
+    journals = ClusterStore.journal_lists(None, JOURNAL)
+    assert JOURNAL in journals and len(journals) == len(set(journals)) == JOURNAL_SHARDS
+    slots = sorted(_slot("ias:" + slot_tagged(name)) for name in journals)
+    gaps = [after - before for before, after in zip(slots, [*slots[1:], slots[0] + 16384])]
+    assert all(abs(gap - 16384 // JOURNAL_SHARDS) <= 40 for gap in gaps), gaps  # a slot each, evenly spaced
+    for name in (*journals, DEAD_LETTERS, LOCK):
+        group = [name, f"{name}:seq", f"{name}:awake", f"{name}:lock"]
+        assert len({_slot("ias:" + slot_tagged(key)) for key in group}) == 1
+    assert _slot(slot_tagged(DEAD_LETTERS)) == _slot(slot_tagged(JOURNAL))
+    assert slot_tagged(JOURNAL) == "{journal}journal"  # the first list keeps the name it had on one slot
+    placed = set()
+    for n in range(200):  # a code's two keys and a held session sit beside the list their identifier picks
+        code, session = f"{n:032d}", f"{n:032x}"
+        for key in (code_key(code), basic_key(code), held_sessions.key(session)):
+            beside = _beside(key)
+            assert _slot("ias:" + slot_tagged(key)) == _slot("ias:" + slot_tagged(beside + ":seq"))
+            placed.add(beside)
+        assert _beside(code_key(code)) == _beside(basic_key(code))
+    assert placed == set(journals)  # and the identifiers spread over every list
     assert slot_tagged("ratelimit:verify:1.2.3.4") == "ratelimit:verify:1.2.3.4"
     assert slot_tagged("{mine}key") == "{mine}key"
-    assert slot_tagged("journalist") == "journalist"
+    assert slot_tagged("journalist") == "journalist" and slot_tagged("journal.x:seq") == "journal.x:seq"
+
+
+@needs_cluster
+def test_the_journal_lists_and_what_sits_beside_them_spread_over_every_master(cluster_store):
+    owners = Counter(cluster_store.client.get_node_from_key(cluster_store._k(name)).name
+                     for name in cluster_store.journal_lists(JOURNAL))
+    assert len(owners) == _nodes(cluster_store) == 3
+    assert sorted(owners.values()) == [5, 5, 6]  # the slots split evenly: 16 lists, 5 or 6 a master
+    for prefix in ("wallet:code:", "auth:held:"):  # and what sits beside them follows
+        keys = [f"{prefix}{n:032x}" for n in range(3000)]
+        held = Counter(cluster_store.client.get_node_from_key(cluster_store._k(key)).name for key in keys)
+        assert all(800 <= count <= 1200 for count in held.values()) and len(held) == 3, held
 
 
 @needs_cluster
 def test_consuming_a_code_and_journalling_the_answer_is_one_script_on_the_cluster(cluster_store):
-    cluster_store.set(code_key(CODE), "sealed", ttl=60)
-    first = cluster_store.journal_push(JOURNAL, "valid", consume=code_key(CODE), entry_if_absent="used")
-    again = cluster_store.journal_push(JOURNAL, "valid", consume=code_key(CODE), entry_if_absent="used")
-    assert (first.consumed, again.consumed) == (True, False) and (first.wake, again.wake) == (True, False)
-    assert cluster_store.journal_head(JOURNAL, 10) == [(1, "valid"), (2, "used")]
-    assert cluster_store.get(code_key(CODE)) is None
+    codes = [CODE, "R" * 32, "S" * 32]
+    journals = [cluster_store.journal_beside(JOURNAL, code_key(code)) for code in codes]
+    assert len({_slot(cluster_store._k(name)) for name in journals}) == 3  # three lists, three slots
+    for code, journal in zip(codes, journals):
+        cluster_store.set(code_key(code), "sealed", ttl=60)
+        first = cluster_store.journal_push(journal, "valid", consume=code_key(code), entry_if_absent="used")
+        again = cluster_store.journal_push(journal, "valid", consume=code_key(code), entry_if_absent="used")
+        assert (first.consumed, again.consumed) == (True, False) and (first.wake, again.wake) == (True, False)
+        assert cluster_store.journal_head(journal, 10) == [(1, "valid"), (2, "used")]
+        assert cluster_store.get(code_key(code)) is None
+    lengths = dict(zip(cluster_store.journal_lists(JOURNAL), cluster_store.journal_lengths(
+        cluster_store.journal_lists(JOURNAL))))
+    assert {name: length for name, length in lengths.items() if length} == {name: 2 for name in journals}
     # the same script with the keys as they were named before hash tags: the cluster refuses it
     prefix = cluster_store.prefix
     untagged = [prefix + JOURNAL, prefix + JOURNAL + ":seq", prefix + JOURNAL + ":awake", prefix + code_key(CODE)]
@@ -76,6 +117,27 @@ def test_consuming_a_code_and_journalling_the_answer_is_one_script_on_the_cluste
     node = cluster_store.client.get_node_from_key(untagged[0]).redis_connection  # past the client's own check
     with pytest.raises(redis.ResponseError, match="don.t hash to the same slot"):  # CROSSSLOT
         node.eval(JOURNAL_PUSH, len(untagged), *untagged, "valid", "used", 30)
+
+
+@needs_cluster
+def test_held_sessions_in_different_slots_are_held_released_and_rotated_beside_their_lists(cluster_store):
+    sessions = [f"{n:032x}" for n in range(12)]
+    keys = [held_sessions.key(session) for session in sessions]
+    assert len({_slot(cluster_store._k(key)) for key in keys}) > 3  # one call could not hold them all
+    fields = {"gen": 0, "hash": "h0", "exp": "9999999999.0", "sub": "p_x", "ch": "app", "ver": 0, "staff": ""}
+    cluster_store.session_hold({key: fields for key in keys}, 600)
+    for key in keys[:6]:
+        done = cluster_store.session_rotate(key, cluster_store.journal_beside(JOURNAL, key), generation=0,
+                                            presented_hash="h0", next_hash="h1", now=1.0, until=2.0,
+                                            entry=key, awake_ttl=30, hold_ttl=600)
+        assert done.status == "rotated" and done.held["gen"] == 1
+        assert cluster_store.journal_head(cluster_store.journal_beside(JOURNAL, key), 10)[-1][1] == key
+    cluster_store.session_release(keys, 600)
+    for key in keys:
+        assert cluster_store.session_rotate(key, cluster_store.journal_beside(JOURNAL, key), generation=1,
+                                            presented_hash="h1", next_hash="h2", now=1.0, until=2.0,
+                                            entry="{}", awake_ttl=30, hold_ttl=600).status == "database"
+    assert sum(cluster_store.journal_lengths(cluster_store.journal_lists(JOURNAL))) == 6
 
 
 @needs_cluster

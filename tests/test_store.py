@@ -138,11 +138,14 @@ def test_journal_keeps_order_and_sequence_and_wakes_once(shared):
 
 def test_values_read_after_the_journal_say_whether_an_entry_was_pending(shared):
     shared.set("{j}a", "1")
-    assert shared.get_many_after_journal(J, ["{j}a", "{j}b"]) == (True, ["1", None])
-    shared.journal_push(J, "pending")
-    assert shared.get_many_after_journal(J, ["{j}a"]) == (False, ["1"])
-    shared.journal_drop(J, 1)
-    assert shared.get_many_after_journal(J, ["{j}a"]) == (True, ["1"])
+    other = J + ".1"
+    assert shared.get_many_after_journal([J, other], ["{j}a", "{j}b"]) == (True, ["1", None])
+    shared.journal_push(other, "pending")
+    assert shared.journal_lengths([J, other]) == [0, 1]
+    assert shared.get_many_after_journal([J, other], ["{j}a"]) == (False, ["1"])
+    assert shared.get_many_after_journal([J], ["{j}a"]) == (True, ["1"])
+    shared.journal_drop(other, 1)
+    assert shared.get_many_after_journal([J, other], ["{j}a"]) == (True, ["1"])
 
 
 def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):

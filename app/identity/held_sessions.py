@@ -25,7 +25,6 @@ from sqlalchemy import bindparam, event, inspect, select, update
 from .. import journal
 from ..db_routing import RoutingSession
 from ..extensions import db, store
-from ..jobs import enqueue
 from ..ratelimit import Window
 from ..store import StoreUnavailable
 from ..timeutil import as_aware, timestamp
@@ -57,7 +56,7 @@ def rotate(session_id: str, *, generation: int, presented: str, next_token: str,
     until = now + current_app.config["REFRESH_TOKEN_TTL"]
     next_hash = sha256_hex(next_token)
     line = journal.entry(KIND, session=session_id, generation=generation + 1, hash=next_hash, used=now, until=until)
-    done = store.session_rotate(key(session_id), journal.JOURNAL, generation=generation,
+    done = store.session_rotate(key(session_id), journal.beside(key(session_id)), generation=generation,
                                 presented_hash=sha256_hex(presented), next_hash=next_hash, now=now, until=until,
                                 entry=line, awake_ttl=journal.AWAKE_SECONDS, hold_ttl=_hold_seconds(),
                                 counter=None if counted is None else (counted.key, counted.seconds, counted.amount))
@@ -65,7 +64,7 @@ def rotate(session_id: str, *, generation: int, presented: str, next_token: str,
         counted.refuse(done.reset_in)
     if done.status == "rotated":
         if done.wake:
-            enqueue("app.journal:drain_job")
+            journal.wake()
         held = done.held
         return "rotated", HeldRow(session_id, held["sub"], None, held["ch"], int(held["ver"]), True,
                                   held.get("staff") or "")
