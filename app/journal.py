@@ -2,10 +2,11 @@
 
 An entry is appended to a sequenced list in the shared store atomically with the action it
 describes (consuming a one-time code, say) before the caller answers, and a job writes the
-entries to the database in batches, one transaction per batch. On a Redis Cluster the journal is
-several lists, one beside each group of codes and held sessions (`lists`, `beside`), and one
-queued drainer writes them all. Readers that must see every entry made before them (the holder's
-access log, the inbox) call `catch_up()` first.
+entries to the database in batches, one transaction per batch. Readers that must see every entry
+made before them (the holder's access log, the inbox) call `catch_up()` first. On a Redis Cluster
+the held sessions' rotations are spread over several lists, each beside a group of held sessions
+(`lists`, `beside`); every other entry goes to the journal's own list, so a reader that needs no
+rotation checks that one (`catch_up(rotations=False)`). One queued drainer writes every list.
 
 Handlers (`HANDLERS`, kind -> "module:function") receive a batch of entries inside the journal's
 transaction and must skip entries they already wrote (each has a unique `id`): a crash between
@@ -52,9 +53,10 @@ def entry(kind: str, **data) -> str:
                       ensure_ascii=False, separators=(",", ":"))
 
 
-def lists() -> list[str]:
-    """The lists the journal is spread over: one, but on a Redis Cluster (`redis_topology`)."""
-    return store.journal_lists(JOURNAL)
+def lists(*, rotations: bool = True) -> list[str]:
+    """The lists the journal is spread over (one, but on a Redis Cluster: `redis_topology`); without
+    `rotations`, the one every entry but a held session's rotation goes to."""
+    return store.journal_lists(JOURNAL) if rotations else [JOURNAL]
 
 
 def beside(key: str) -> str:
@@ -86,23 +88,24 @@ def wake() -> None:
         enqueue("app.journal:drain_job")
 
 
-def catch_up() -> int:
-    """Write every entry appended so far; what a reader calls before reading what they feed.
-    With the store unreachable there is nothing to catch up with: the database answers alone. An
-    empty journal is one round trip: entries leave it only after their batch is committed."""
-    return _catch_up()[0]
+def catch_up(*, rotations: bool = True) -> int:
+    """Write every entry appended so far (without `rotations`: but the held sessions' rotations on a
+    cluster); what a reader calls before reading what they feed. With the store unreachable there
+    is nothing to catch up with: the database answers alone. An empty journal is one round trip:
+    entries leave it only after their batch is committed."""
+    return _catch_up(lists(rotations=rotations))[0]
 
 
-def caught_up() -> bool:
+def caught_up(*, rotations: bool = True) -> bool:
     """`catch_up()`, and whether every entry appended before the call is now written (False when the
     store could not be read, or another drainer held the lock past the wait)."""
-    return _catch_up()[1]
+    return _catch_up(lists(rotations=rotations))[1]
 
 
-def _catch_up() -> tuple[int, bool]:
+def _catch_up(journals: list[str]) -> tuple[int, bool]:
     try:
         written, complete = 0, True
-        for journal in _waiting():
+        for journal in _waiting(journals):
             count, done = _drain(journal, until=store.journal_sequence(journal), wait_seconds=LOCK_WAIT_SECONDS)
             written, complete = written + count, complete and done
         return written, complete
@@ -113,11 +116,10 @@ def _catch_up() -> tuple[int, bool]:
 
 def drain(*, wait_seconds: float = 0.0) -> int:
     """Write the pending entries of every list, batch by batch; returns how many."""
-    return sum(_drain(journal, until=None, wait_seconds=wait_seconds)[0] for journal in _waiting())
+    return sum(_drain(journal, until=None, wait_seconds=wait_seconds)[0] for journal in _waiting(lists()))
 
 
-def _waiting() -> list[str]:
-    journals = lists()
+def _waiting(journals: list[str]) -> list[str]:
     return [journal for journal, length in zip(journals, store.journal_lengths(journals)) if length]
 
 

@@ -155,7 +155,7 @@ class PageServer:
             subject = claims["sub"]
             wanted = [*revocation_keys(claims), *page.extra_keys(subject), *personal_pages.keys(page.kind, subject)]
             if page.after_journal:
-                written, values = store.get_many_after_journal(journal.lists(), wanted)
+                written, values = store.get_many_after_journal(journal.lists(rotations=False), wanted)
                 if not written:
                     return None
             else:

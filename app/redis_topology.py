@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import threading
 import zlib
 from urllib.parse import urlsplit, urlunsplit
@@ -27,18 +26,21 @@ logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 # Keys one script changes together must share a hash slot on a cluster. A one-time code is deleted
-# in the step that journals its answer (`journal_push(consume=...)`), and a held session's rotation
-# is journalled in its step, so the journal is spread over JOURNAL_SHARDS lists, each in its own slot
-# (`{journal.7}journal.7:seq`; one keeps the plain name, `{journal}journal`), and a code or a held
-# session lives in the slot of the list its identifier hashes to: the daily refreshes and
-# verifications, and the held sessions' memory, spread over the masters. Everything else is untagged.
+# in the step that journals its answer (`journal_push(consume=...)`), so codes live in the journal's
+# slot (`{journal}`), where every entry but a rotation goes: the readers of verifications (inbox,
+# access log) check one list. A held session's rotation is journalled in its step, and the held
+# sessions are many (a day of daily users) and refreshed often, so the rotations are spread over
+# JOURNAL_SHARDS lists, each in its own slot (`{journal.7}journal.7:seq`; the journal's own list is
+# one of them), and a held session lives in the slot of the list its id hashes to. Everything else
+# is untagged.
 JOURNAL_SHARDS = 16
-SHARDED = ("wallet:code:", "auth:held:")
+CO_LOCATED = ("wallet:code:",)  # beside the journal's own list
+SHARDED = ("auth:held:",)  # beside the list their identifier hashes to
 SLOTS = 16384
 
 
 def journal_shard(key: str) -> int | None:
-    """The journal list a code's or held session's key lives beside (by its identifier), or None."""
+    """The journal list a held session's key lives beside (by its identifier), or None."""
     for prefix in SHARDED:
         if key.startswith(prefix):
             return zlib.crc32(key[len(prefix):].partition(":")[0].encode()) % JOURNAL_SHARDS
@@ -67,13 +69,15 @@ def _spread_names(journal: str) -> tuple[str, ...]:
 
 
 def slot_tagged(key: str) -> str:
-    """`key` with the hash tag of its group (`{journal.3}journal.3:seq`, `{journal.3}auth:held:…`), or
-    unchanged."""
+    """`key` with the hash tag of its group (`{journal}wallet:code:…`, `{journal.7}journal.7:seq`,
+    `{journal.7}auth:held:…`), or unchanged."""
     if "{" in key:
         return key
     shard = journal_shard(key)
     if shard is not None:
         return "{" + shard_list("journal", shard) + "}" + key
+    if key.startswith(CO_LOCATED):
+        return "{journal}" + key
     head = key.partition(":")[0]
     if head == "journal" or (head.startswith("journal.") and head[len("journal."):].isdigit()):
         return "{" + head + "}" + key
@@ -185,7 +189,7 @@ class ClusterStore(RedisStore):
 
     def journal_beside(self, journal, key):
         shard = journal_shard(key) if key is not None else None
-        return shard_list(journal, random.randrange(JOURNAL_SHARDS) if shard is None else shard)
+        return journal if shard is None else shard_list(journal, shard)
 
     def get_many_after_journal(self, journals, keys):
         return SharedStore.get_many_after_journal(self, journals, keys)  # across nodes, a pipeline keeps no order

@@ -77,37 +77,43 @@ def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, s
 
 
 @NEEDS_REDIS
-def test_answers_journalled_in_different_lists_wake_one_drainer_that_writes_them_all(app, client, shown_card):
-    """On a cluster each code's answer goes to the list beside the code (three lists here); on one
-    Redis there is one list. Either way one drainer is queued and one worker run writes every list."""
+def test_entries_in_different_lists_wake_one_drainer_that_writes_them_all(app, client, shown_card):
+    """On a cluster held sessions' rotations go to the list beside each session (three lists here)
+    and an answer to the journal's own; on one Redis there is one list. Either way one drainer is
+    queued and one worker run writes every list; a reader of answers alone checks one list."""
     from rq import Queue, SimpleWorker
 
+    from app.identity import held_sessions
     from app.jobs import QUEUE_NAME, use_app
     from app.redis_topology import queue_connection
-    from app.wallet.presentations import code_key
     _, _, card = shown_card
     pk = _license_pk(app, card["license_id"])
     with app.app_context():
         journal.catch_up()
         queue = Queue(QUEUE_NAME, connection=queue_connection())
         queue.empty()
-        codes: dict[str, str] = {}
+        sessions: dict[str, str] = {}
         for n in range(1000):
-            codes.setdefault(journal.beside(code_key(f"{n:032d}")), f"{n:032d}")
-            if len(codes) == min(3, len(journal.lists())):
+            sessions.setdefault(journal.beside(held_sessions.key(f"{n:032x}")), f"{n:032x}")
+            if len(sessions) == min(3, len(journal.lists())):
                 break
-        for code in codes.values():
-            store.set(code_key(code), "sealed", 60)
-            assert journal.push(_unknown_code_line(pk), consume=code_key(code)) is True
+        for name, session in sessions.items():  # rotations of sessions no row has: they change nothing
+            line = journal.entry(held_sessions.KIND, session=session, generation=1, hash="0" * 64, used=1.0, until=2.0)
+            if store.journal_push(name, line, awake_ttl=journal.AWAKE_SECONDS).wake:
+                journal.wake()
+        assert journal.push(_unknown_code_line(pk)) is False
         lengths = dict(zip(journal.lists(), store.journal_lengths(journal.lists())))
-        assert {name: length for name, length in lengths.items() if length} == {name: 1 for name in codes}
+        expected = {name: 1 for name in sessions}
+        expected[journal.JOURNAL] = expected.get(journal.JOURNAL, 0) + 1
+        assert {name: length for name, length in lengths.items() if length} == expected
+        assert journal.lists(rotations=False) == [journal.JOURNAL]
         assert queue.count == 1
     use_app(app)
     with app.app_context():
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
         assert journal.backlog() == 0 and queue.count == 0
         assert audit.verify().ok
-    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == len(codes)
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == pk) == 1
 
 
 @NEEDS_REDIS

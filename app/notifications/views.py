@@ -40,7 +40,7 @@ class Inbox(MethodView):
         opening = personal_pages.opening_keys("inbox", principal.claims)
         tried = bool(opening)  # catch up with the journal before the versions are read: see personal_pages
         early = early_reads(request.environ, opening) if tried else None  # read after the journal was empty
-        caught_up = tried and (early is not None or journal.caught_up())
+        caught_up = tried and (early is not None or journal.caught_up(rotations=False))
 
         def read_page() -> dict:
             rows, total, unread = inbox_page(principal.subject_id, page=args["page"], page_size=args["page_size"],
