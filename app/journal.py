@@ -59,8 +59,9 @@ def lists(*, rotations: bool = True) -> list[str]:
     return store.journal_lists(JOURNAL) if rotations else [JOURNAL]
 
 
-def beside(key: str) -> str:
-    """The journal list that one store step can change together with `key` (a code, a held session)."""
+def beside(key: str | None) -> str:
+    """The journal list that one store step can change together with `key` (a code, a held session;
+    None: the journal's own)."""
     return store.journal_beside(JOURNAL, key)
 
 
@@ -74,7 +75,7 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
     another caller deleted it first) and wake a drainer; True when this call deleted `consume`.
 
     Call it outside a transaction: without Redis the drain runs right here and commits."""
-    result = store.journal_push(store.journal_beside(JOURNAL, consume), line, consume=consume,
+    result = store.journal_push(beside(consume), line, consume=consume,
                                 entry_if_absent=line_if_absent, awake_ttl=AWAKE_SECONDS)
     if result.wake:
         wake()
@@ -84,7 +85,7 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
 def wake() -> None:
     """Queue the drainer for a list whose awake flag an append just claimed, unless it is queued or
     running for another list already."""
-    if _claim_flag() != DRAINER or store.set_if_absent(DRAINER, "1", AWAKE_SECONDS):
+    if len(lists()) == 1 or store.set_if_absent(DRAINER, "1", AWAKE_SECONDS):
         enqueue("app.journal:drain_job")
 
 
@@ -161,7 +162,7 @@ def drain_job() -> int:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= idle_seconds:
             store.delete(*_flags())
-            if not backlog() or not store.set_if_absent(_claim_flag(), "1", AWAKE_SECONDS):
+            if not backlog() or not store.set_if_absent(_flags()[-1], "1", AWAKE_SECONDS):
                 return written
             held_since = None
         if count < BATCH:
@@ -169,14 +170,10 @@ def drain_job() -> int:
 
 
 def _flags() -> list[str]:
-    """The awake flag of each list, then the drainer's when there are several."""
+    """The awake flag of each list, then the drainer's when there are several: the last is the one
+    whose claim makes a drainer."""
     journals = lists()
     return [f"{journal}:awake" for journal in journals] + ([DRAINER] if len(journals) > 1 else [])
-
-
-def _claim_flag() -> str:
-    """The flag whose claim makes a drainer: the only list's awake flag, or the drainer's."""
-    return _flags()[-1]
 
 
 def _lock(lock: str, wait_seconds: float) -> str | None:

@@ -34,17 +34,14 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # one of them), and a held session lives in the slot of the list its id hashes to. Everything else
 # is untagged.
 JOURNAL_SHARDS = 16
-CO_LOCATED = ("wallet:code:",)  # beside the journal's own list
-SHARDED = ("auth:held:",)  # beside the list their identifier hashes to
+CODES = "wallet:code:"  # beside the journal's own list
+HELD = "auth:held:"  # beside the list their session id hashes to
 SLOTS = 16384
 
 
 def journal_shard(key: str) -> int | None:
-    """The journal list a held session's key lives beside (by its identifier), or None."""
-    for prefix in SHARDED:
-        if key.startswith(prefix):
-            return zlib.crc32(key[len(prefix):].partition(":")[0].encode()) % JOURNAL_SHARDS
-    return None
+    """The journal list a held session's key lives beside (by its session id), or None."""
+    return zlib.crc32(key[len(HELD):].encode()) % JOURNAL_SHARDS if key.startswith(HELD) else None
 
 
 def shard_list(journal: str, shard: int) -> str:
@@ -76,7 +73,7 @@ def slot_tagged(key: str) -> str:
     shard = journal_shard(key)
     if shard is not None:
         return "{" + shard_list("journal", shard) + "}" + key
-    if key.startswith(CO_LOCATED):
+    if key.startswith(CODES):
         return "{journal}" + key
     head = key.partition(":")[0]
     if head == "journal" or (head.startswith("journal.") and head[len("journal."):].isdigit()):

@@ -134,8 +134,7 @@ class SharedStore(ABC):
         return [journal]
 
     def journal_beside(self, journal: str, key: str | None) -> str:
-        """The list of `journal` that one script can change together with `key` (with None: any, at
-        random on a cluster, so that appends of no key spread too)."""
+        """The list of `journal` that one script can change together with `key` (with None: `journal`)."""
         return journal
 
     @abstractmethod

@@ -56,7 +56,8 @@ def rotate(session_id: str, *, generation: int, presented: str, next_token: str,
     until = now + current_app.config["REFRESH_TOKEN_TTL"]
     next_hash = sha256_hex(next_token)
     line = journal.entry(KIND, session=session_id, generation=generation + 1, hash=next_hash, used=now, until=until)
-    done = store.session_rotate(key(session_id), journal.beside(key(session_id)), generation=generation,
+    held_key = key(session_id)
+    done = store.session_rotate(held_key, journal.beside(held_key), generation=generation,
                                 presented_hash=sha256_hex(presented), next_hash=next_hash, now=now, until=until,
                                 entry=line, awake_ttl=journal.AWAKE_SECONDS, hold_ttl=_hold_seconds(),
                                 counter=None if counted is None else (counted.key, counted.seconds, counted.amount))
