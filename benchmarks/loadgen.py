@@ -350,14 +350,31 @@ class JobWorker:
             self._log.close()
 
 
-def profile_worker(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
-    """Sample one gunicorn worker with py-spy (collapsed stacks in `out`); None without py-spy."""
+def profile_worker(pid: int, seconds: float, out: Path, *, subprocesses: bool = False) -> subprocess.Popen | None:
+    """Sample one process with py-spy (collapsed stacks in `out`; with `subprocesses`, the children it forks
+    too, as the job worker forks one per job); None without py-spy."""
     spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     if not os.path.exists(spy):
         return None
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                             "--format", "raw", "--nonblocking", "--output", str(out)],
+                             "--format", "raw", "--nonblocking", "--output", str(out),
+                             *(["--subprocesses"] if subprocesses else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def job_worker_pids() -> list[int]:
+    """The running `flask worker` processes (the job worker this harness started)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            start = next((n for n, arg in enumerate(argv) if arg.endswith(b"/flask")), None)
+            if start is not None and argv[start + 1:start + 4] == [b"--app", b"wsgi", b"worker"]:
+                found.append(int(entry.name))
+    return found
 
 
 def profile_summary(folded: Path, top: int = 25) -> list[str]:

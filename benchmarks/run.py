@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from . import bench_device, bench_hall_services, bench_personal, memory, report
 from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
-                      free_port, log, profile_summary, profile_worker, run_wrk, wrk_version)
+                      free_port, job_worker_pids, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
                          create_presentations, issue_licenses, json_line, login, mint_refresh_tokens,
                          prepare_database, service_codes, write_lines, WSGI_TARGET)
@@ -213,7 +213,7 @@ class LoadRunner:
     def __init__(self, settings: Settings, results: dict[str, Any]):
         self.settings, self.results = settings, results
         self.services: Services | None = None
-        self.profile_dir: Path | None = None  # --profile: py-spy samples one worker during each measured run
+        self.profile_dir: Path | None = None  # --profile: py-spy samples one worker and the job worker during each measured run
 
     def own_roots(self) -> list[int]:
         return [os.getpid(), *(self.services.pids() if self.services else [])]
@@ -231,10 +231,12 @@ class LoadRunner:
         busy = background_cpu(self.own_roots())
         run_wrk(url, duration=s.warmup, script_args=warm_args if warm_args is not None else (script_args or []),
                 **common)
-        spy = None
+        spy = job_spy = None
         if self.profile_dir is not None and server is not None and server.worker_pids():
-            folded = self.profile_dir / f"{name}.folded"
+            folded, job_folded = self.profile_dir / f"{name}.folded", self.profile_dir / f"{name}.jobs.folded"
             spy = profile_worker(server.worker_pids()[0], s.duration, folded)
+            job_spy = next((profile_worker(pid, s.duration, job_folded, subprocesses=True)
+                            for pid in job_worker_pids()), None)
         meter = CpuMeter(server.worker_pids() if server is not None else ()).start()
         result = run_wrk(url, duration=s.duration, script_args=script_args or [], **common)
         cpu = meter.stop()
@@ -242,6 +244,10 @@ class LoadRunner:
             spy.wait(timeout=s.duration + 30)
             if folded.exists():
                 log("\n".join("    " + line for line in profile_summary(folded)))
+            if job_spy is not None:
+                job_spy.wait(timeout=s.duration + 30)
+                if job_folded.exists():
+                    log("\n".join(["    job worker:", *("    " + line for line in profile_summary(job_folded))]))
         row = {"name": name, "label": LOAD_TARGETS[name][0], "request": request, **result.as_dict(),
                "notes": list(notes or []), "background_cpu": round(busy, 3), "steal": round(meter.steal, 3),
                "cpu_cores": {kind: round(cores, 2) for kind, cores in cpu.items()}}
@@ -597,7 +603,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true",
                         help="write BENCHMARKS.md from a partial, quick or profiled run too (a full run always does)")
     parser.add_argument("--profile", action="store_true",
-                        help="sample a worker with py-spy during each measured run and print where the time goes "
+                        help="sample a worker (and the job worker, with the jobs it forks) with py-spy during each "
+                             "measured run and print where the time goes; samples count waiting on a socket too "
                              "(the sampler takes CPU too: do not publish those figures)")
     return parser.parse_args(argv)
 
