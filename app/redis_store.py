@@ -56,6 +56,15 @@ end""" + _journalled("KEYS[1]", "KEYS[2]", "KEYS[3]", "entry", "ARGV[3]") + """
 return {sequence, consumed, wake}
 """
 
+# KEYS: list, written mark; ARGV: how many of the oldest entries to remove. The mark keeps the sequence number of
+# the newest entry written, so that a reader can tell an empty journal from the sequence and the mark in one MGET.
+JOURNAL_DROP = """
+local last = redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]) - 1)
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
+if last then redis.call('SET', KEYS[2], string.match(last, '^%d+')) end
+return 0
+"""
+
 # a hit counted (COUNT_AND_GET's count), store.held_outcome, then the rotation and its journal entry.
 # KEYS: session, journal list, sequence, awake flag[, counter]; ARGV: generation, presented hash, next
 # hash, now, until, entry, awake TTL, hold TTL[, window seconds, hits allowed]. Reply: status, a number
@@ -114,18 +123,17 @@ class RedisStore(SharedStore):
     """Redis-backed store shared by every worker; connection errors become StoreUnavailable."""
 
     name = "redis"
+    SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_journal_drop": JOURNAL_DROP,
+               "_count_and_get": COUNT_AND_GET, "_session_rotate": SESSION_ROTATE, "_session_hold": SESSION_HOLD,
+               "_session_release": SESSION_RELEASE}  # attribute -> Lua, registered with the client
 
     def __init__(self, url: str, prefix: str = "ias:", *, client=None):
         self.url = url
         self.prefix = prefix
         self.client = client if client is not None else redis.Redis.from_url(
             url, **CLIENT_OPTIONS, health_check_interval=30)
-        self._delete_if_equal = self.client.register_script(DELETE_IF_EQUAL)
-        self._journal_push = self.client.register_script(JOURNAL_PUSH)
-        self._count_and_get = self.client.register_script(COUNT_AND_GET)
-        self._session_rotate = self.client.register_script(SESSION_ROTATE)
-        self._session_hold = self.client.register_script(SESSION_HOLD)
-        self._session_release = self.client.register_script(SESSION_RELEASE)
+        for name, source in self.SCRIPTS.items():
+            setattr(self, name, self.client.register_script(source))
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -222,6 +230,12 @@ class RedisStore(SharedStore):
         return [int(length) for length in self._call(pipe.execute)]
 
     def get_many_after_journal(self, journals, keys):
+        if len(journals) == 1:  # one MGET: the journal is empty when its newest entry is the newest written
+            base = self._k(journals[0])
+            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written",
+                                                                      *map(self._k, keys)])
+            if newest == written or written is not None:
+                return newest == written, values
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order
         for journal in journals:
             pipe.llen(self._k(journal))
@@ -230,7 +244,8 @@ class RedisStore(SharedStore):
         return not any(lengths), values
 
     def journal_drop(self, journal, count):
-        self._call(self.client.ltrim, self._k(journal), count, -1)
+        base = self._k(journal)
+        self._call(self._journal_drop, keys=[base, base + ":written"], args=[count])
 
     def journal_sequence(self, journal):
         return int(self._call(self.client.get, self._k(journal) + ":seq") or 0)

@@ -18,8 +18,7 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
-from .redis_store import (CLIENT_OPTIONS, COUNT_AND_GET, DELETE_IF_EQUAL, JOURNAL_PUSH, SESSION_HOLD, SESSION_RELEASE,
-                          SESSION_ROTATE, UNREACHABLE, RedisStore)
+from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, UNREACHABLE, RedisStore
 from .store import SessionRotation, SharedStore, StoreUnavailable
 
 logger = logging.getLogger("app.store")
@@ -141,8 +140,6 @@ class ClusterStore(RedisStore):
     on first use (a cluster that is down then is a 503, as a lost server is, not a failed start)."""
 
     name = "redis-cluster"
-    _SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_count_and_get": COUNT_AND_GET,
-                "_session_rotate": SESSION_ROTATE, "_session_hold": SESSION_HOLD, "_session_release": SESSION_RELEASE}
 
     def __init__(self, url: str, prefix: str = "ias:"):
         self.url, self.prefix = url, prefix
@@ -158,13 +155,13 @@ class ClusterStore(RedisStore):
                     except UNREACHABLE as exc:
                         logger.warning("redis cluster unreachable: %s", exc.__class__.__name__)
                         raise StoreUnavailable() from exc
-                    for name, source in self._SCRIPTS.items():
+                    for name, source in self.SCRIPTS.items():
                         self.__dict__[name] = client.register_script(source)
                     self._client = client
         return self._client
 
     def __getattr__(self, name):  # the scripts, registered once the cluster answers
-        if name in ClusterStore._SCRIPTS:
+        if name in ClusterStore.SCRIPTS:
             self.client  # noqa: B018 - connects and registers them
             return self.__dict__[name]
         raise AttributeError(name)

@@ -10,6 +10,7 @@ import pytest
 from app.redis_topology import redis_store
 from app.redis_store import RedisStore
 from app.store import MemoryStore, StoreUnavailable
+from tests.support.helpers import needs_redis
 
 # the Redis pass runs these on one server, the cluster pass (`-m redis`) on a three-master cluster
 BACKENDS = ["memory"] + ([pytest.param("redis", marks=pytest.mark.redis)] if os.environ.get("TEST_REDIS_URL") else [])
@@ -146,6 +147,60 @@ def test_values_read_after_the_journal_say_whether_an_entry_was_pending(shared):
     assert shared.get_many_after_journal([J], ["{j}a"]) == (True, ["1"])
     shared.journal_drop(other, 1)
     assert shared.get_many_after_journal([J, other], ["{j}a"]) == (True, ["1"])
+
+
+def test_one_journal_read_with_values_sees_an_entry_until_it_is_dropped(shared):
+    shared.set("{j}a", "1")
+    assert shared.get_many_after_journal([J], ["{j}a", "{j}b"]) == (True, ["1", None])
+    shared.journal_push(J, "first")
+    shared.journal_push(J, "second")
+    assert shared.get_many_after_journal([J], ["{j}a"]) == (False, ["1"])
+    shared.journal_drop(J, 1)
+    assert shared.get_many_after_journal([J], ["{j}a"]) == (False, ["1"])
+    shared.journal_drop(J, 1)
+    assert shared.get_many_after_journal([J], ["{j}a"]) == (True, ["1"])
+    shared.journal_push(J, "third")
+    assert shared.get_many_after_journal([J], ["{j}a"]) == (False, ["1"])
+
+
+@needs_redis("a journal emptied before the written mark existed")
+def test_a_journal_emptied_without_the_written_mark_reads_as_empty():
+    """Entries an earlier release removed (LTRIM alone, no mark): the one-MGET read cannot tell, so it asks the
+    list's length; an entry pushed since is still seen."""
+    shared = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}m:")
+    try:
+        shared.flush()
+        shared.journal_push(J, "written by an older release")
+        shared.client.ltrim(shared._k(J), 1, -1)
+        assert shared.get_many_after_journal([J], ["{j}a"]) == (True, [None])
+        shared.journal_push(J, "pending")
+        assert shared.get_many_after_journal([J], ["{j}a"]) == (False, [None])
+    finally:
+        shared.flush()
+
+
+@needs_redis("the commands a Redis server counts")
+def test_after_a_drop_one_server_answers_the_read_without_asking_the_lists_length():
+    """On one server the read is a single MGET once the drainer has marked what it wrote; a cluster, whose
+    journal sits in another slot than the values, still asks the length."""
+    shared = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}c:")
+    try:
+        shared.flush()
+        shared.journal_push(J, "entry")
+        shared.journal_drop(J, 1)
+        before = _length_reads(shared)
+        assert shared.get_many_after_journal([J], ["{j}a"]) == (True, [None])
+        assert _length_reads(shared) - before == (0 if shared.name == "redis" else 1)
+    finally:
+        shared.flush()
+
+
+def _length_reads(shared) -> int:
+    if shared.name == "redis-cluster":
+        per_node = shared.client.info("commandstats", target_nodes=shared.client.ALL_NODES).values()
+    else:
+        per_node = [shared.client.info("commandstats")]
+    return sum(int(node.get("cmdstat_llen", {}).get("calls", 0)) for node in per_node)
 
 
 def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
