@@ -362,18 +362,17 @@ def profile_worker(pid: int, seconds: float, out: Path, *, subprocesses: bool = 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def job_worker_pids() -> list[int]:
-    """The running `flask worker` processes (the job worker this harness started)."""
+def job_worker_pids(root: int | None = None) -> list[int]:
+    """The `flask worker` processes started by this process (or under `root`): the job worker next to the server."""
     found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            start = next((n for n, arg in enumerate(argv) if arg.endswith(b"/flask")), None)
-            if start is not None and argv[start + 1:start + 4] == [b"--app", b"wsgi", b"worker"]:
-                found.append(int(entry.name))
+    for pid in sorted(_descendants([root or os.getpid()])):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        start = next((n for n, arg in enumerate(argv) if arg.endswith(b"/flask")), None)
+        if start is not None and argv[start + 1:start + 4] == [b"--app", b"wsgi", b"worker"]:
+            found.append(pid)
     return found
 
 

@@ -19,8 +19,8 @@ def test_load_targets_without_wrk_say_what_to_install_and_start_nothing(tmp_path
 
 
 def test_the_profiler_finds_the_job_worker_by_its_command_line(tmp_path):
-    """`--profile` samples the job worker too: a process started as `<python> …/flask --app wsgi worker` is found,
-    one with other arguments is not."""
+    """`--profile` samples the job worker too: a process it started as `<python> …/flask --app wsgi worker` is
+    found, one with other arguments is not, nor one outside its own processes."""
     from benchmarks.loadgen import job_worker_pids
     fake = tmp_path / "flask"
     fake.write_text("import time\ntime.sleep(60)\n")
@@ -29,6 +29,7 @@ def test_the_profiler_finds_the_job_worker_by_its_command_line(tmp_path):
     try:
         found = set(job_worker_pids())
         assert worker.pid in found and other.pid not in found
+        assert worker.pid not in job_worker_pids(root=other.pid)
     finally:
         worker.kill()
         other.kill()
