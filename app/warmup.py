@@ -31,6 +31,7 @@ def warm_up(app: Flask, catalogue: bool = True) -> None:
     started = time.perf_counter()
     with app.app_context():
         fresh_index()
+    _forget_build_caches()
     warm_requests(app)
     with app.app_context():
         db.session.remove()
@@ -67,6 +68,14 @@ def warm_requests(app: Flask) -> list[int]:
         get(f"/api/v1/services/{items[0]['code']}")
         get("/api/v1/services", {"hall": items[0]["hall_code"]})
     return statuses
+
+
+def _forget_build_caches() -> None:
+    """Empty the per-word caches the index build filled (segmentations, pinyin keys): entries the master made
+    would be relinked and evicted by a worker's searches, copying the pages they sit on."""
+    from .catalogue.search import pinyin, text
+    for cached in (text.cut, text.cut_for_search, pinyin.fuzzy_key, pinyin.pinyin_keys):
+        cached.cache_clear()
 
 
 def freeze_before_fork() -> None:

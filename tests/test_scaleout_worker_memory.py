@@ -68,6 +68,21 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     assert {query for query in WARM_SEARCHES if query} <= rendered
 
 
+def test_the_master_empties_the_per_word_caches_the_index_build_filled_before_it_forks(app, monkeypatch):
+    """The build segments and spells every item name; a worker's searches would relink and evict those entries
+    (writing to the pages they share with the master), so the master keeps only what its warm reads cached."""
+    from app import warmup
+    from app.catalogue.search import pinyin, text
+    monkeypatch.setattr(warmup.gc, "freeze", lambda: None)  # the test process goes on collecting
+    caches = (text.cut, text.cut_for_search, pinyin.fuzzy_key, pinyin.pinyin_keys)
+    built = [f"测试事项{n}号" for n in range(200)]
+    for name in built:  # what an index build leaves in them
+        text.cut(name), text.cut_for_search(name), pinyin.fuzzy_key(name), pinyin.pinyin_keys(name)
+    assert all(cache.cache_info().currsize >= len(built) for cache in caches)
+    warmup.warm_up(app)
+    assert all(cache.cache_info().currsize < 50 for cache in caches)  # at most the warm searches' own
+
+
 FORKED = """
 import json, mmap, os
 from benchmarks.memory import exclusive_pages, page_flags, pages_made_own
