@@ -234,7 +234,7 @@ class RedisStore(SharedStore):
             base = self._k(journals[0])
             newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written",
                                                                       *map(self._k, keys)])
-            if newest == written or written is not None:
+            if written is not None or newest is None:  # else emptied before the mark existed: ask the length
                 return newest == written, values
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order
         for journal in journals:

@@ -213,7 +213,7 @@ class LoadRunner:
     def __init__(self, settings: Settings, results: dict[str, Any]):
         self.settings, self.results = settings, results
         self.services: Services | None = None
-        self.profile_dir: Path | None = None  # --profile: py-spy samples one worker and the job worker during each measured run
+        self.profile_dir: Path | None = None  # --profile: py-spy samples a worker and the job worker
 
     def own_roots(self) -> list[int]:
         return [os.getpid(), *(self.services.pids() if self.services else [])]

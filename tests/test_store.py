@@ -18,10 +18,20 @@ BACKENDS = ["memory"] + ([pytest.param("redis", marks=pytest.mark.redis)] if os.
 
 @pytest.fixture(params=BACKENDS)
 def shared(request):
-    if request.param == "memory":
-        store = MemoryStore()
-    else:
-        store = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}:")
+    yield from _emptied(MemoryStore() if request.param == "memory" else _on_redis())
+
+
+@pytest.fixture
+def on_redis():
+    """The Redis store alone (one server, or the cluster in the cluster pass): for what only Redis does."""
+    yield from _emptied(_on_redis())
+
+
+def _on_redis():
+    return redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}:")
+
+
+def _emptied(store):
     store.flush()
     yield store
     store.flush()
@@ -164,35 +174,25 @@ def test_one_journal_read_with_values_sees_an_entry_until_it_is_dropped(shared):
 
 
 @needs_redis("a journal emptied before the written mark existed")
-def test_a_journal_emptied_without_the_written_mark_reads_as_empty():
+def test_a_journal_emptied_without_the_written_mark_reads_as_empty(on_redis):
     """Entries an earlier release removed (LTRIM alone, no mark): the one-MGET read cannot tell, so it asks the
     list's length; an entry pushed since is still seen."""
-    shared = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}m:")
-    try:
-        shared.flush()
-        shared.journal_push(J, "written by an older release")
-        shared.client.ltrim(shared._k(J), 1, -1)
-        assert shared.get_many_after_journal([J], ["{j}a"]) == (True, [None])
-        shared.journal_push(J, "pending")
-        assert shared.get_many_after_journal([J], ["{j}a"]) == (False, [None])
-    finally:
-        shared.flush()
+    on_redis.journal_push(J, "written by an older release")
+    on_redis.client.ltrim(on_redis._k(J), 1, -1)
+    assert on_redis.get_many_after_journal([J], ["{j}a"]) == (True, [None])
+    on_redis.journal_push(J, "pending")
+    assert on_redis.get_many_after_journal([J], ["{j}a"]) == (False, [None])
 
 
 @needs_redis("the commands a Redis server counts")
-def test_after_a_drop_one_server_answers_the_read_without_asking_the_lists_length():
+def test_after_a_drop_one_server_answers_the_read_without_asking_the_lists_length(on_redis):
     """On one server the read is a single MGET once the drainer has marked what it wrote; a cluster, whose
     journal sits in another slot than the values, still asks the length."""
-    shared = redis_store(os.environ["TEST_REDIS_URL"], {}, prefix=f"t{os.getpid()}c:")
-    try:
-        shared.flush()
-        shared.journal_push(J, "entry")
-        shared.journal_drop(J, 1)
-        before = _length_reads(shared)
-        assert shared.get_many_after_journal([J], ["{j}a"]) == (True, [None])
-        assert _length_reads(shared) - before == (0 if shared.name == "redis" else 1)
-    finally:
-        shared.flush()
+    on_redis.journal_push(J, "entry")
+    on_redis.journal_drop(J, 1)
+    before = _length_reads(on_redis)
+    assert on_redis.get_many_after_journal([J], ["{j}a"]) == (True, [None])
+    assert _length_reads(on_redis) - before == (0 if on_redis.name == "redis" else 1)
 
 
 def _length_reads(shared) -> int:
