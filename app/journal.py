@@ -3,10 +3,11 @@
 An entry is appended to a sequenced list in the shared store atomically with the action it
 describes (consuming a one-time code, say) before the caller answers, and a job writes the
 entries to the database in batches, one transaction per batch. Readers that must see every entry
-made before them (the holder's access log, the inbox) call `catch_up()` first. On a Redis Cluster
-the held sessions' rotations are spread over several lists, each beside a group of held sessions
-(`lists`, `beside`); every other entry goes to the journal's own list, so a reader that needs no
-rotation checks that one (`catch_up(rotations=False)`). One queued drainer writes every list.
+made before them (the holder's access log, the inbox) call `catch_up()` first. On Redis the held
+sessions' rotations go to lists of their own (one on a single server; on a Redis Cluster several,
+each beside a group of held sessions: `lists`, `beside`); every other entry goes to the journal's own
+list, so a reader that needs no rotation checks that one (`catch_up(rotations=False)`) and finds it
+empty while refreshes go on. One queued drainer writes every list.
 
 Handlers (`HANDLERS`, kind -> "module:function") receive a batch of entries inside the journal's
 transaction and must skip entries they already wrote (each has a unique `id`): a crash between
@@ -54,7 +55,7 @@ def entry(kind: str, **data) -> str:
 
 
 def lists(*, rotations: bool = True) -> list[str]:
-    """The lists the journal is spread over (one, but on a Redis Cluster: `redis_topology`); without
+    """The lists the journal is spread over, its own first (`redis_store`, `redis_topology`); without
     `rotations`, the one every entry but a held session's rotation goes to."""
     return store.journal_lists(JOURNAL) if rotations else [JOURNAL]
 

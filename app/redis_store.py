@@ -6,7 +6,7 @@ import logging
 
 import redis
 
-from .store import HELD_FIELDS, JournalPush, SessionRotation, SharedStore, StoreUnavailable, parse_journal_entry
+from .store import HELD_FIELDS, HELD_PREFIX, JournalPush, SessionRotation, SharedStore, StoreUnavailable, parse_journal_entry
 
 logger = logging.getLogger("app.store")
 
@@ -113,6 +113,7 @@ end
 return 0
 """
 
+ROTATIONS = ".rotations"  # on one server, the held sessions' rotations go to `<journal>.rotations`
 CLIENT_OPTIONS = dict(socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True)
 # a server, a Sentinel's master or a cluster's slot owner that cannot answer now
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
@@ -219,6 +220,14 @@ class RedisStore(SharedStore):
     def session_release(self, keys, ttl):
         if keys:
             self._call(self._session_release, keys=[self._k(key) for key in keys], args=[ttl])
+
+    def journal_lists(self, journal):
+        return [journal, journal + ROTATIONS]
+
+    def journal_beside(self, journal, key):
+        """Rotations go to a list of their own, so that a reader of everything else (the inbox, the access
+        log) finds its list empty while refreshes go on."""
+        return journal + ROTATIONS if key is not None and key.startswith(HELD_PREFIX) else journal
 
     def journal_head(self, journal, count):
         return [parse_journal_entry(item) for item in self._call(self.client.lrange, self._k(journal), 0, count - 1)]

@@ -19,7 +19,7 @@ from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
 from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, UNREACHABLE, RedisStore
-from .store import SessionRotation, SharedStore, StoreUnavailable
+from .store import HELD_PREFIX, SessionRotation, SharedStore, StoreUnavailable
 
 logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -27,20 +27,23 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # Keys one script changes together must share a hash slot on a cluster. A one-time code is deleted
 # in the step that journals its answer (`journal_push(consume=...)`), so codes live in the journal's
 # slot (`{journal}`), where every entry but a rotation goes: the readers of verifications (inbox,
-# access log) check one list. A held session's rotation is journalled in its step, and the held
-# sessions are many (a day of daily users) and refreshed often, so the rotations are spread over
-# JOURNAL_SHARDS lists, each in its own slot (`{journal.7}journal.7:seq`; the journal's own list is
-# one of them), and a held session lives in the slot of the list its id hashes to. Everything else
-# is untagged.
+# access log) check that one list, which rotations never reach. A held session's rotation is
+# journalled in its step, and the held sessions are many (a day of daily users) and refreshed often,
+# so the rotations are spread over the JOURNAL_SHARDS - 1 other lists, each in its own slot
+# (`{journal.7}journal.7:seq`), and a held session lives in the slot of the list its id hashes to.
+# The lists keep the names they had when the journal's own list took rotations too, so that a
+# drainer after the upgrade writes what they held. Everything else is untagged.
 JOURNAL_SHARDS = 16
 CODES = "wallet:code:"  # beside the journal's own list
-HELD = "auth:held:"  # beside the list their session id hashes to
 SLOTS = 16384
 
 
 def journal_shard(key: str) -> int | None:
-    """The journal list a held session's key lives beside (by its session id), or None."""
-    return zlib.crc32(key[len(HELD):].encode()) % JOURNAL_SHARDS if key.startswith(HELD) else None
+    """The journal list a held session's key lives beside (by its session id; never the journal's own, 0),
+    or None."""
+    if not key.startswith(HELD_PREFIX):
+        return None
+    return 1 + zlib.crc32(key[len(HELD_PREFIX):].encode()) % (JOURNAL_SHARDS - 1)
 
 
 def shard_list(journal: str, shard: int) -> str:

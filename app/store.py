@@ -46,7 +46,8 @@ class SessionRotation:
     reset_in: int = 0
 
 
-# a held session's fields, in the order redis_store.SESSION_ROTATE reads them
+# a held session's key begins so (`held_sessions.key`); its fields, in the order redis_store.SESSION_ROTATE reads them
+HELD_PREFIX = "auth:held:"
 HELD_FIELDS = ("gen", "hash", "exp", "sub", "ch", "ver", "staff", "released")
 
 
@@ -130,7 +131,8 @@ class SharedStore(ABC):
         """The oldest entries, as (sequence, entry)."""
 
     def journal_lists(self, journal: str) -> list[str]:
-        """The lists `journal` is spread over: itself, but on a cluster (`redis_topology`)."""
+        """The lists `journal` is spread over, its own first: itself here (the drain runs in the request); on
+        Redis the held sessions' rotations go to lists of their own (`redis_store`, `redis_topology`)."""
         return [journal]
 
     def journal_beside(self, journal: str, key: str | None) -> str:

@@ -78,8 +78,8 @@ def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, s
 
 @NEEDS_REDIS
 def test_entries_in_different_lists_wake_one_drainer_that_writes_them_all(app, client, shown_card):
-    """On a cluster held sessions' rotations go to the list beside each session (three lists here)
-    and an answer to the journal's own; on one Redis there is one list. Either way one drainer is
+    """Held sessions' rotations go to a list beside each session (three lists here on a cluster, the
+    one rotations list on one Redis) and an answer to the journal's own. Either way one drainer is
     queued and one worker run writes every list; a reader of answers alone checks one list."""
     from rq import Queue, SimpleWorker
 
@@ -95,7 +95,7 @@ def test_entries_in_different_lists_wake_one_drainer_that_writes_them_all(app, c
         sessions: dict[str, str] = {}
         for n in range(1000):
             sessions.setdefault(journal.beside(held_sessions.key(f"{n:032x}")), f"{n:032x}")
-            if len(sessions) == min(3, len(journal.lists())):
+            if len(sessions) == min(3, len(journal.lists()) - 1):
                 break
         for name, session in sessions.items():  # rotations of sessions no row has: they change nothing
             line = journal.entry(held_sessions.KIND, session=session, generation=1, hash="0" * 64, used=1.0, until=2.0)

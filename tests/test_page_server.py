@@ -8,13 +8,14 @@ import logging
 
 import pytest
 
+from app import journal
 from app.extensions import db, store
 from app.notifications.service import notify
 from app.observability import REQUESTS
 from app.personal_pages import OPENINGS
 from tests.support.applications import apply, id_card, person_in, residence_body
 from tests.support.framework import without_page_server
-from tests.support.helpers import API
+from tests.support.helpers import API, needs_redis
 from tests.support.proxies import act_for, grant
 from tests.support.statements import statements
 from tests.support.wallet import issue, register_person
@@ -143,3 +144,23 @@ def test_an_opening_it_cannot_answer_reads_the_store_once(app, client, person, m
     assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # the metric a capacity model needs
     client.get(path + "?page=1", headers=person["headers"])
     assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # not an opening: not counted
+
+
+@needs_redis("only Redis keeps entries behind the answer (without it the journal is written in the request)")
+def test_refreshes_waiting_in_the_journal_leave_the_inbox_opening_to_the_page_server(app, client, person, entered):
+    """Rotations go to lists of their own: the inbox checks the journal's own list, empty while refreshes go on."""
+    kept = client.get(INBOX, headers=person["headers"])
+    for _ in range(3):
+        refreshed = client.post(f"{API}/auth/token", json={"grant_type": "refresh_token",
+                                                           "refresh_token": person["refresh_token"]})
+        assert refreshed.status_code == 200
+        person["refresh_token"] = refreshed.get_json()["refresh_token"]
+    with app.app_context():
+        lengths = store.journal_lengths(journal.lists())
+        assert journal.lists()[0] == journal.JOURNAL and lengths[0] == 0 and sum(lengths) == 3
+    entered.clear()
+    with statements(app) as seen:
+        early = client.get(INBOX, headers=person["headers"])
+    assert entered == [] and seen == [] and early.data == kept.data
+    with app.app_context():
+        assert sum(store.journal_lengths(journal.lists())) == 3  # the opening wrote none of them

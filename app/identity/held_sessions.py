@@ -26,7 +26,7 @@ from .. import journal
 from ..db_routing import RoutingSession
 from ..extensions import db, store
 from ..ratelimit import Window
-from ..store import StoreUnavailable
+from ..store import HELD_PREFIX, StoreUnavailable
 from ..timeutil import as_aware, timestamp
 from .common import sha256_hex
 from .models import AuthSession, Person, StaffAssignment
@@ -41,7 +41,7 @@ HeldRow = namedtuple("HeldRow", "family_id subject_id actor_id channel credentia
 
 
 def key(session_id: str) -> str:
-    return f"auth:held:{session_id}"
+    return HELD_PREFIX + session_id
 
 
 def holds(subject_id: str, actor_id: str | None) -> bool:
