@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -46,12 +47,20 @@ HANDLERS = {"wallet.access": "app.wallet.access_log:write_journal_entries",
             "auth.rotation": "app.identity.held_sessions:write_entries"}
 
 
-def entry(kind: str, **data) -> str:
-    """A journal entry: unique id, kind, time and the handler's data, as one JSON line."""
+def entry(kind: str, *, readers: Collection[str] = (), **data) -> str:
+    """A journal entry: unique id, kind, time and the handler's data, as one JSON line; `readers`: the
+    subjects whose reads it feeds (their inboxes), who wait for it alone (`push`, `catch_up`)."""
     if kind not in HANDLERS:
         raise ValueError(f"no journal handler for {kind!r}")
+    if readers:
+        data["readers"] = list(readers)
     return json.dumps({"id": uuid.uuid4().hex, "kind": kind, "at": time.time(), **data},
                       ensure_ascii=False, separators=(",", ":"))
+
+
+def pending_mark(subject_id: str) -> str:
+    """The key that keeps the sequence number of the newest entry feeding the subject's reads, until written."""
+    return f"{JOURNAL}:pending:{subject_id}"
 
 
 def lists(*, rotations: bool = True) -> list[str]:
@@ -71,13 +80,15 @@ def backlog() -> int:
     return sum(store.journal_lengths(lists()))
 
 
-def push(line: str, *, consume: str | None = None, line_if_absent: str | None = None) -> bool:
+def push(line: str, *, consume: str | None = None, line_if_absent: str | None = None,
+         readers: Collection[str] = ()) -> bool:
     """Append an entry (with `consume`: atomically with deleting that key, `line_if_absent` when
     another caller deleted it first) and wake a drainer; True when this call deleted `consume`.
+    `readers`: the entry's (`entry`), whose marks it sets in the same step.
 
     Call it outside a transaction: without Redis the drain runs right here and commits."""
-    result = store.journal_push(beside(consume), line, consume=consume,
-                                entry_if_absent=line_if_absent, awake_ttl=AWAKE_SECONDS)
+    result = store.journal_push(beside(consume), line, consume=consume, entry_if_absent=line_if_absent,
+                                awake_ttl=AWAKE_SECONDS, marks=[pending_mark(reader) for reader in readers])
     if result.wake:
         wake()
     return result.consumed
@@ -90,22 +101,25 @@ def wake() -> None:
         enqueue("app.journal:drain_job")
 
 
-def catch_up(*, rotations: bool = True) -> int:
-    """Write every entry appended so far (without `rotations`: but the held sessions' rotations on a
-    cluster); what a reader calls before reading what they feed. With the store unreachable there
-    is nothing to catch up with: the database answers alone. An empty journal is one round trip:
-    entries leave it only after their batch is committed."""
-    return _catch_up(lists(rotations=rotations))[0]
+def catch_up(*, rotations: bool = True, reader: str | None = None) -> int:
+    """Write every entry appended so far (without `rotations`: but the held sessions' rotations);
+    what a reader calls before reading what they feed. With `reader` (a subject; no rotations), only
+    when an entry feeding that subject's reads waits (its mark): the others' need not hold them up.
+    With the store unreachable there is nothing to catch up with: the database answers alone. An
+    empty journal (or no mark) is one round trip: entries leave it only after their batch is committed."""
+    return _catch_up(lists(rotations=rotations and reader is None), reader)[0]
 
 
-def caught_up(*, rotations: bool = True) -> bool:
+def caught_up(*, rotations: bool = True, reader: str | None = None) -> bool:
     """`catch_up()`, and whether every entry appended before the call is now written (False when the
     store could not be read, or another drainer held the lock past the wait)."""
-    return _catch_up(lists(rotations=rotations))[1]
+    return _catch_up(lists(rotations=rotations and reader is None), reader)[1]
 
 
-def _catch_up(journals: list[str]) -> tuple[int, bool]:
+def _catch_up(journals: list[str], reader: str | None = None) -> tuple[int, bool]:
     try:
+        if reader is not None and store.get_many_after_journal(journals, [], mark=pending_mark(reader))[0]:
+            return 0, True
         written, complete = 0, True
         for journal in _waiting(journals):
             count, done = _drain(journal, until=store.journal_sequence(journal), wait_seconds=LOCK_WAIT_SECONDS)
@@ -137,8 +151,9 @@ def _drain(journal: str, *, until: int | None, wait_seconds: float) -> tuple[int
             if until is not None:
                 batch = [(sequence, line) for sequence, line in batch if sequence <= until]
             if batch:
-                _write([line for _, line in batch])
-                store.journal_drop(journal, len(batch))
+                entries = _write([line for _, line in batch])
+                store.journal_drop(journal, len(batch), marks={pending_mark(reader) for item in entries
+                                                                for reader in item.get("readers", ())})
         finally:
             store.delete_if_equal(lock, token)
         written += len(batch)
@@ -186,21 +201,26 @@ def _lock(lock: str, wait_seconds: float) -> str | None:
     return token
 
 
-def _write(lines: list[str]) -> None:
+def _write(lines: list[str]) -> list[dict]:
     """One transaction for the batch; when it fails, entry by entry, dead-lettering the bad ones.
-    A database that cannot be reached is not the entries' fault: they stay for the next drain."""
+    A database that cannot be reached is not the entries' fault: they stay for the next drain.
+    Returns the entries (an unreadable line: none)."""
     try:
-        _apply([json.loads(line) for line in lines])
+        entries = [json.loads(line) for line in lines]
+        _apply(entries)
         db.session.commit()
-        return
+        return entries
     except TRANSIENT:
         db.session.rollback()
         raise
     except Exception:  # noqa: BLE001 - find the entries that fail below, keep the others
         db.session.rollback()
+    entries = []
     for line in lines:
         try:
-            _apply([json.loads(line)])
+            item = json.loads(line)
+            entries += [item] if isinstance(item, dict) else []
+            _apply([item])
             db.session.commit()
         except TRANSIENT:
             db.session.rollback()
@@ -209,6 +229,7 @@ def _write(lines: list[str]) -> None:
             db.session.rollback()
             logger.exception("journal: entry moved to the dead letters: %s", line[:200])
             store.journal_push(DEAD_LETTERS, line, awake_ttl=1)
+    return entries  # a dead letter's readers wait for it no longer
 
 
 def _apply(entries: list[dict]) -> None:

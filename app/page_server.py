@@ -73,7 +73,7 @@ def answer_early(post: EarlyPost) -> None:
 
 def early_reads(environ, wanted: list[str]) -> dict | None:
     """What the page server read for this request, when it holds every key `wanted` (else None). For a
-    page read after the journal (the inbox), the values were read after it was found empty."""
+    page read after the journal (the inbox), the values were read once the person's entries were written."""
     reads = environ.get(EARLY_READS)
     return reads if reads is not None and all(key in reads for key in wanted) else None
 
@@ -155,7 +155,8 @@ class PageServer:
             subject = claims["sub"]
             wanted = [*revocation_keys(claims), *page.extra_keys(subject), *personal_pages.keys(page.kind, subject)]
             if page.after_journal:
-                written, values = store.get_many_after_journal(journal.lists(rotations=False), wanted)
+                written, values = store.get_many_after_journal(journal.lists(rotations=False), wanted,
+                                                               mark=journal.pending_mark(subject))
                 if not written:
                     return None
             else:

@@ -17,8 +17,9 @@ data, the generation (`watch_reference`). A reader finding no version claims a n
 before it reads the database, so every page is tagged with a version that existed before its rows
 were read: a page read before a commit carries a version that commit deleted and is never served
 again, whichever of the reader and the writer finishes first. The inbox also shows what the journal
-writes behind the answers: its view catches up with the journal before it reads the versions, and
-the journal deletes a version (after its commit) before it drops the entries it wrote. Misses read
+writes behind the answers: its view catches up with the journal's entries that name the person among
+their readers (`journal.pending_mark`) before it reads the versions, and the journal deletes a version
+(after its commit) before it drops the entries it wrote and their marks. Misses read
 the primary, never a replica that may lag behind the version. A version the writer could not delete
 (the store unreachable just then) leaves an old page for at most PAGE_TTL.
 """

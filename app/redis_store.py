@@ -6,7 +6,8 @@ import logging
 
 import redis
 
-from .store import HELD_FIELDS, HELD_PREFIX, JournalPush, SessionRotation, SharedStore, StoreUnavailable, parse_journal_entry
+from .store import (HELD_FIELDS, HELD_PREFIX, MARK_SECONDS, JournalPush, SessionRotation, SharedStore, StoreUnavailable,
+                    mark_written, parse_journal_entry)
 
 logger = logging.getLogger("app.store")
 
@@ -46,22 +47,33 @@ redis.call('RPUSH', {journal}, sequence .. ' ' .. {entry})
 local wake = redis.call('SET', {awake}, '1', 'NX', 'EX', tonumber({awake_ttl})) and 1 or 0"""
 
 
-# KEYS: list, sequence, awake flag[, key to consume]; ARGV: entry, entry if the key was absent, awake TTL
+# KEYS: list, sequence, awake flag[, key to consume], marks; ARGV: entry, entry if the key was absent, awake TTL,
+# 1 when a key to consume is given, the marks' TTL. Each mark is set to the entry's sequence number.
 JOURNAL_PUSH = """
-local entry, consumed = ARGV[1], 0
-if KEYS[4] then
+local entry, consumed, marks = ARGV[1], 0, 4
+if ARGV[4] == '1' then
   consumed = redis.call('DEL', KEYS[4])
   if consumed == 0 then entry = ARGV[2] end
+  marks = 5
 end""" + _journalled("KEYS[1]", "KEYS[2]", "KEYS[3]", "entry", "ARGV[3]") + """
+for i = marks, #KEYS do redis.call('SET', KEYS[i], sequence, 'EX', tonumber(ARGV[5])) end
 return {sequence, consumed, wake}
 """
 
-# KEYS: list, written mark; ARGV: how many of the oldest entries to remove. The mark keeps the sequence number of
-# the newest entry written, so that a reader can tell an empty journal from the sequence and the mark in one MGET.
+# KEYS: list, written mark, marks of the removed entries; ARGV: how many of the oldest entries to remove. The
+# written mark keeps the sequence number of the newest entry written, so that a reader can tell an empty
+# journal from the sequence and the mark in one MGET; a mark no newer than it is deleted.
 JOURNAL_DROP = """
 local last = redis.call('LINDEX', KEYS[1], tonumber(ARGV[1]) - 1)
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[1]), -1)
-if last then redis.call('SET', KEYS[2], string.match(last, '^%d+')) end
+if last then
+  local written = string.match(last, '^%d+')
+  redis.call('SET', KEYS[2], written)
+  for i = 3, #KEYS do
+    local pending = redis.call('GET', KEYS[i])
+    if pending and tonumber(pending) <= tonumber(written) then redis.call('DEL', KEYS[i]) end
+  end
+end
 return 0
 """
 
@@ -188,11 +200,13 @@ class RedisStore(SharedStore):
     def touch(self, key, ttl):
         return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30):
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
+                     mark_ttl=MARK_SECONDS):
         base = self._k(journal)
         keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
-        sequence, consumed, wake = self._call(self._journal_push, keys=keys,
-                                              args=[entry, entry_if_absent or "", awake_ttl])
+        keys += map(self._k, marks)
+        sequence, consumed, wake = self._call(self._journal_push, keys=keys, args=[
+            entry, entry_if_absent or "", awake_ttl, int(consume is not None), mark_ttl])
         return JournalPush(int(sequence), bool(consumed), bool(wake))
 
     def session_rotate(self, key, journal, *, generation, presented_hash, next_hash, now, until, entry,
@@ -238,11 +252,14 @@ class RedisStore(SharedStore):
             pipe.llen(self._k(journal))
         return [int(length) for length in self._call(pipe.execute)]
 
-    def get_many_after_journal(self, journals, keys):
+    def get_many_after_journal(self, journals, keys, *, mark=None):
         if len(journals) == 1:  # one MGET: the journal is empty when its newest entry is the newest written
             base = self._k(journals[0])
-            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written",
+            marked = [self._k(mark)] if mark is not None else []
+            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written", *marked,
                                                                       *map(self._k, keys)])
+            if mark is not None:
+                return mark_written(values[0], written), values[1:]
             if written is not None or newest is None:  # else emptied before the mark existed: ask the length
                 return newest == written, values
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order
@@ -252,9 +269,9 @@ class RedisStore(SharedStore):
         *lengths, values = self._call(pipe.execute)
         return not any(lengths), values
 
-    def journal_drop(self, journal, count):
+    def journal_drop(self, journal, count, *, marks=()):
         base = self._k(journal)
-        self._call(self._journal_drop, keys=[base, base + ":written"], args=[count])
+        self._call(self._journal_drop, keys=[base, base + ":written", *map(self._k, marks)], args=[count])
 
     def journal_sequence(self, journal):
         return int(self._call(self.client.get, self._k(journal) + ":seq") or 0)

@@ -188,8 +188,8 @@ class ClusterStore(RedisStore):
         shard = journal_shard(key) if key is not None else None
         return journal if shard is None else shard_list(journal, shard)
 
-    def get_many_after_journal(self, journals, keys):
-        return SharedStore.get_many_after_journal(self, journals, keys)  # across nodes, a pipeline keeps no order
+    def get_many_after_journal(self, journals, keys, *, mark=None):  # across nodes, a pipeline keeps no order
+        return SharedStore.get_many_after_journal(self, journals, keys, mark=mark)
 
     def count_and_get(self, counter, window, keys):
         names = [self._k(counter), *map(self._k, keys)]

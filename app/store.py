@@ -6,6 +6,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import click
@@ -44,6 +45,15 @@ class SessionRotation:
     held: dict
     wake: bool = False
     reset_in: int = 0
+
+
+MARK_SECONDS = 7 * 24 * 3600  # a mark outlives any drain it waits for; the drain deletes it
+
+
+def mark_written(pending: str | None, written: str | None) -> bool:
+    """Whether the entries that set a mark (`pending`: the newest one's sequence number) are written, by
+    the list's `written` sequence number; no mark: nothing pending."""
+    return pending is None or (written is not None and int(pending) <= int(written))
 
 
 # a held session's key begins so (`held_sessions.key`); its fields, in the order redis_store.SESSION_ROTATE reads them
@@ -121,10 +131,12 @@ class SharedStore(ABC):
 
     @abstractmethod
     def journal_push(self, journal: str, entry: str, *, consume: str | None = None,
-                     entry_if_absent: str | None = None, awake_ttl: int = 30) -> JournalPush:
+                     entry_if_absent: str | None = None, awake_ttl: int = 30, marks: Iterable[str] = (),
+                     mark_ttl: int = MARK_SECONDS) -> JournalPush:
         """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
         first caller wins; the others append `entry_if_absent`), and claim the journal's `awake`
-        flag when no drainer holds it."""
+        flag when no drainer holds it. Each key of `marks` is set to the entry's sequence number (for
+        `mark_ttl` seconds): a reader of what the entry feeds waits for it alone (`mark_written`)."""
 
     @abstractmethod
     def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
@@ -143,15 +155,22 @@ class SharedStore(ABC):
     def journal_lengths(self, journals: list[str]) -> list[int]:
         """How many entries each list holds (one round trip on Redis)."""
 
-    def get_many_after_journal(self, journals: list[str], keys: list[str]) -> tuple[bool, list[str | None]]:
-        """Whether every list of `journals` held no entry, and the values of `keys` read after that (one
-        round trip on a single Redis): a reader whose view must not miss what the journal has yet to write."""
-        written = not any(self.journal_lengths(journals))
+    def get_many_after_journal(self, journals: list[str], keys: list[str], *,
+                               mark: str | None = None) -> tuple[bool, list[str | None]]:
+        """Whether every list of `journals` held no entry (with `mark`: whether the first list has written
+        every entry that set the mark), and the values of `keys` read after that (one round trip on a
+        single Redis): a reader whose view must not miss what the journal has yet to write."""
+        if mark is not None:
+            newest_written, pending = self.get_many(journals[0] + ":written", mark)
+            written = mark_written(pending, newest_written)
+        else:
+            written = not any(self.journal_lengths(journals))
         return written, self.get_many(*keys)
 
     @abstractmethod
-    def journal_drop(self, journal: str, count: int) -> None:
-        """Remove the `count` oldest entries."""
+    def journal_drop(self, journal: str, count: int, *, marks: Iterable[str] = ()) -> None:
+        """Remove the `count` oldest entries, keep the newest removed one's sequence number as the list's
+        `:written`, and delete the `marks` no newer than it."""
 
     @abstractmethod
     def journal_sequence(self, journal: str) -> int:
@@ -272,7 +291,8 @@ class MemoryStore(SharedStore):
             self._data[key] = (item[0], self._expiry(ttl))
             return True
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30):
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
+                     mark_ttl=MARK_SECONDS):
         with self._lock:
             consumed = False
             if consume is not None:
@@ -280,6 +300,8 @@ class MemoryStore(SharedStore):
                 self._data.pop(consume, None)
                 entry = entry if consumed else entry_if_absent
             sequence, wake = self._append(journal, entry, awake_ttl)
+            for mark in marks:
+                self._data[mark] = (str(sequence), self._expiry(mark_ttl))
             return JournalPush(sequence, consumed, wake)
 
     def _append(self, journal, entry, awake_ttl):
@@ -331,11 +353,18 @@ class MemoryStore(SharedStore):
         with self._lock:
             return [len(self._lists.get(journal, ())) for journal in journals]
 
-    def journal_drop(self, journal, count):
+    def journal_drop(self, journal, count, *, marks=()):
         with self._lock:
             items = self._lists.get(journal)
-            for _ in range(min(count, len(items or ()))):
-                items.popleft()
+            removed = [items.popleft() for _ in range(min(count, len(items or ())))]
+            if not removed:
+                return
+            written = parse_journal_entry(removed[-1])[0]
+            self._data[f"{journal}:written"] = (str(written), None)
+            for mark in marks:
+                item = self._live(mark)
+                if item is not None and int(item[0]) <= written:
+                    del self._data[mark]
 
     def journal_sequence(self, journal):
         with self._lock:

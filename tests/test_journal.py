@@ -128,6 +128,25 @@ def test_readers_catch_up_with_what_was_answered_before_them(app, client, shown_
         ("匿名", "valid", "银行开户")]
 
 
+@NEEDS_REDIS
+def test_a_reader_catches_up_only_when_an_entry_names_them(app, client, shown_card):
+    """A verification names the holder among its readers: another subject's catch-up leaves it queued, the
+    holder's writes it and its mark goes with it; a mark from before (written already) holds no one up."""
+    alice, _, card = shown_card
+    assert verify(client, code=present(client, alice["headers"], card["license_id"])["code"])["valid"] is True
+    mark = journal.pending_mark(alice["subject_id"])
+    with app.app_context():
+        assert json.loads(store.journal_head(journal.JOURNAL, 1)[0][1])["readers"] == [alice["subject_id"]]
+        assert store.get(mark) == str(store.journal_sequence(journal.JOURNAL))
+        assert journal.catch_up(reader="p_" + "0" * 32) == 0 and journal.backlog() == 1
+        assert journal.caught_up(reader="p_" + "0" * 32) is True
+        assert journal.catch_up(reader=alice["subject_id"]) == 1
+        assert journal.backlog() == 0 and store.get(mark) is None
+        store.set(mark, "1")  # a mark whose drop was lost: its entry is written
+        assert journal.caught_up(reader=alice["subject_id"]) is True
+    assert _count(app, AccessLogEntry, AccessLogEntry.license_id == _license_pk(app, card["license_id"])) == 1
+
+
 def test_a_replayed_batch_is_written_once(app, client, shown_card):
     _, _, card = shown_card
     pk = _license_pk(app, card["license_id"])

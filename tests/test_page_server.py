@@ -18,7 +18,7 @@ from tests.support.framework import without_page_server
 from tests.support.helpers import API, needs_redis
 from tests.support.proxies import act_for, grant
 from tests.support.statements import statements
-from tests.support.wallet import issue, register_person
+from tests.support.wallet import issue, present, register_person, verify
 
 pytestmark = pytest.mark.redis  # on every backend, and once more on the Redis Cluster (the inbox reads the journal first)
 
@@ -117,12 +117,12 @@ def test_an_opening_it_cannot_answer_reads_the_store_once(app, client, person, m
     calls, depth = [], [0]  # the store's own calls inside get_many_after_journal (memory, cluster) are not the caller's
 
     def recorded(name, real):
-        def call(*args):
+        def call(*args, **kwargs):
             if not depth[0]:
                 calls.append((name, args))
             depth[0] += 1
             try:
-                return real(*args)
+                return real(*args, **kwargs)
             finally:
                 depth[0] -= 1
         return call
@@ -164,3 +164,27 @@ def test_refreshes_waiting_in_the_journal_leave_the_inbox_opening_to_the_page_se
     assert entered == [] and seen == [] and early.data == kept.data
     with app.app_context():
         assert sum(store.journal_lengths(journal.lists())) == 3  # the opening wrote none of them
+
+
+@needs_redis("only Redis keeps entries behind the answer (without it the journal is written in the request)")
+def test_an_opening_waits_for_the_persons_own_journalled_notices_alone(app, client, person, police, entered):
+    """Another holder's verification waiting in the journal leaves her opening early; her own makes it wait
+    for that entry, which it then shows."""
+    other = person_in(client, app)
+    theirs = issue(client, police, holder_id_number=other["id_number"])
+    mine = issue(client, police, holder_id_number=person["id_number"])
+    kept = client.get(INBOX, headers=person["headers"])
+    assert verify(client, code=present(client, other["headers"], theirs["license_id"])["code"])["valid"]
+    with app.app_context():
+        assert store.journal_lengths([journal.JOURNAL]) == [1]
+    entered.clear()
+    with statements(app) as seen:
+        early = client.get(INBOX, headers=person["headers"])
+    assert entered == [] and seen == [] and early.data == kept.data
+    assert verify(client, code=present(client, person["headers"], mine["license_id"])["code"])["valid"]
+    entered.clear()
+    opened = client.get(INBOX, headers=person["headers"])
+    assert len(entered) == 1 and opened.get_json()["total"] == kept.get_json()["total"] + 1
+    assert opened.get_json()["items"][0]["kind"] == "license_access"
+    with app.app_context():
+        assert store.journal_lengths([journal.JOURNAL]) == [0]

@@ -227,8 +227,9 @@ def test_an_inbox_that_could_not_catch_up_is_read_from_the_database(app, client,
         db.session.commit()
     _opened_twice(app, client, alice, INBOX)
     monkeypatch.setattr(journal, "LOCK_WAIT_SECONDS", 0.05)
-    with app.app_context():  # an entry is pending and another drainer holds the lock past the wait
-        store.journal_push(journal.JOURNAL, "pending", awake_ttl=journal.AWAKE_SECONDS)
+    with app.app_context():  # an entry for her is pending and another drainer holds the lock past the wait
+        store.journal_push(journal.JOURNAL, "pending", awake_ttl=journal.AWAKE_SECONDS,
+                           marks=[journal.pending_mark(alice["subject_id"])])
         store.set(journal.LOCK, "another drainer", journal.LOCK_SECONDS)
     try:
         with statements(app) as seen:

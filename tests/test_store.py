@@ -173,6 +173,28 @@ def test_one_journal_read_with_values_sees_an_entry_until_it_is_dropped(shared):
     assert shared.get_many_after_journal([J], ["{j}a"]) == (False, ["1"])
 
 
+def test_a_reader_marked_by_an_entry_waits_for_that_entry_alone(shared):
+    """An entry sets its readers' marks to its sequence number; a read with a mark is written once the drop
+    has passed it (the drop deletes the marks it passed), whatever else the list holds."""
+    alice, bob = "{j}pending:alice", "{j}pending:bob"
+    shared.journal_push(J, "for alice", marks=[alice])
+    shared.journal_push(J, "for alice and bob", marks=[alice, bob])
+    shared.journal_push(J, "for no one")
+    assert shared.get_many(alice, bob) == ["2", "2"]
+    assert shared.get_many_after_journal([J], ["{j}a"], mark="{j}pending:carol") == (True, [None])
+    assert shared.get_many_after_journal([J], ["{j}a"], mark=alice) == (False, [None])
+    shared.journal_drop(J, 1, marks=[alice])
+    assert shared.get(alice) == "2"  # newer than what was written: kept
+    assert shared.get_many_after_journal([J], [], mark=alice) == (False, [])
+    shared.journal_drop(J, 1, marks=[alice, bob])
+    assert shared.get_many(alice, bob) == [None, None] and shared.journal_lengths([J]) == [1]
+    assert shared.get_many_after_journal([J], [], mark=alice) == (True, [])
+    assert shared.get_many_after_journal([J], []) == (False, [])  # the list itself is not empty
+    shared.journal_push(J, "for bob", marks=[bob])
+    assert shared.get_many_after_journal([J], [], mark=bob) == (False, [])
+    assert shared.ttl(bob) > 24 * 3600  # a mark outlives any drain it waits for
+
+
 @needs_redis("a journal emptied before the written mark existed")
 def test_a_journal_emptied_without_the_written_mark_reads_as_empty(on_redis):
     """Entries an earlier release removed (LTRIM alone, no mark): the one-MGET read cannot tell, so it asks the

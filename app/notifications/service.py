@@ -119,7 +119,7 @@ def inbox_page(subject_id: str, *, page: int, page_size: int, unread: bool | Non
     first, unless the caller did, `caught_up`), filtered by read state and kind: (rows, total of the filter, unread
     count of the whole inbox); one read for a page with rows."""
     if not caught_up:
-        catch_up(rotations=False)
+        catch_up(reader=subject_id)
     query = _inbox_query(unread, bool(kind))
     params = {"subject": subject_id, "kind": kind, "offset": (page - 1) * page_size, "limit": page_size}
     rows, total = counted_page(query, params)
@@ -149,7 +149,7 @@ def mark_read(subject_id: str, notification_id: str) -> Notification:
 
 def mark_all_read(subject_id: str, *, kind: str | None = None) -> int:
     """Mark every unread notice of the subject (of one kind) read; returns how many; commits."""
-    catch_up(rotations=False)
+    catch_up(reader=subject_id)
     query = update(Notification).where(Notification.subject_id == subject_id, Notification.read_at.is_(None))
     if kind:
         query = query.where(Notification.kind == kind)

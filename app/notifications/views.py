@@ -39,8 +39,8 @@ class Inbox(MethodView):
         principal = current_principal()
         opening = personal_pages.opening_keys("inbox", principal.claims)
         tried = bool(opening)  # catch up with the journal before the versions are read: see personal_pages
-        early = early_reads(request.environ, opening) if tried else None  # read after the journal was empty
-        caught_up = tried and (early is not None or journal.caught_up(rotations=False))
+        early = early_reads(request.environ, opening) if tried else None  # read once her entries were written
+        caught_up = tried and (early is not None or journal.caught_up(reader=principal.subject_id))
 
         def read_page() -> dict:
             rows, total, unread = inbox_page(principal.subject_id, page=args["page"], page_size=args["page_size"],

@@ -46,11 +46,12 @@ def record(license: License, *, kind: str, verifier: str, verifier_client_id: st
 
 def journal_line(*, license_pk: int, presentation_id: str | None, verifier_client_id: str | None,
                  result: str, disclosed: list[str], actor: str | None, ip: str | None,
-                 purpose: str | None = None, shown_by: dict | None = None) -> str:
+                 purpose: str | None = None, shown_by: dict | None = None, readers: list[str] = ()) -> str:
     """A verification as a journal entry (no personal data: ids, field names and the result).
-    `purpose` and `shown_by` are for what no presentation record describes (a phone's own)."""
+    `purpose` and `shown_by` are for what no presentation record describes (a phone's own); `readers`:
+    whose inboxes it reaches (`holders.told_of_use`), to push with it."""
     extra = {key: value for key, value in (("purpose", purpose), ("shown_by", shown_by)) if value is not None}
-    return journal.entry(JOURNAL_KIND, license=license_pk, presentation=presentation_id,
+    return journal.entry(JOURNAL_KIND, readers=readers, license=license_pk, presentation=presentation_id,
                          client=verifier_client_id, result=result, disclosed=list(disclosed), actor=actor, ip=ip,
                          **extra)
 
@@ -119,12 +120,8 @@ def _notices(row: dict, license: License, holder_subject: str | None) -> list[di
         body = f"{when} {row['verifier']}核验了您的{name}" + (f"，用途：{row['purpose']}" if row["purpose"] else "") + "。"
     data = {"license_id": license.license_id, "result": row["result"], "verifier": row["verifier"],
             "disclosed": row["disclosed"], "presentation_id": row["presentation_id"]}
-    recipients = [holder_subject] if holder_subject else []
-    presenter = (row["shown_by"] or {}).get("subject_id")
-    if presenter and presenter not in recipients:
-        recipients.append(presenter)
     return [dict(subject_id=subject_id, kind="license_access", title=title, body=body, data=data)
-            for subject_id in recipients]
+            for subject_id in holders.told_of_use(holder_subject, row["shown_by"])]
 
 
 def page(license: License, *, page: int, page_size: int) -> tuple[list[AccessLogEntry], int]:

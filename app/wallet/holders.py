@@ -148,6 +148,13 @@ def holder_subject_id(license: License) -> str | None:
     return holder_subject_ids([license])[license.id]
 
 
+def told_of_use(holder_subject: str | None, shown_by: dict | None) -> list[str]:
+    """Whose inbox hears of a use of a license: its holder (when registered), then whoever showed it for them."""
+    told = [holder_subject] if holder_subject else []
+    presenter = (shown_by or {}).get("subject_id")
+    return told + [presenter] if presenter and presenter not in told else told
+
+
 def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
     """`holder_subject_id` of several licenses: one query for the persons among them."""
     persons = [license for license in licenses if license.holder_type != "legal"]

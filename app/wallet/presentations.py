@@ -181,7 +181,8 @@ def card(license: License, presentation: Presentation | None) -> dict:
             "purpose": presentation.purpose if presentation else None,
             "nonce": presentation.nonce if presentation else None,
             "expires": int(as_aware(presentation.expires_at).timestamp()) if presentation else None,
-            "shown_by": {"role": shown_by.get("role"), "name_masked": shown_by.get("name_masked")}}
+            "shown_by": {"role": shown_by.get("role"), "name_masked": shown_by.get("name_masked")},
+            "readers": holders.told_of_use(holders.holder_subject_id(license), shown_by)}
 
 
 def seal(code: str, license: License, presentation: Presentation, sd_jwt: str) -> str:

@@ -263,14 +263,17 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     if shown is None:
         return body
     client_id = principal.subject_id if principal is not None and principal.subject_type == "client" else None
+    readers = shown.get("readers", [])  # (a code sealed before entries named their readers: none)
     entry = functools.partial(access_log.journal_line, license_pk=shown["license_pk"],
                               presentation_id=shown["presentation_id"], verifier_client_id=client_id,
-                              actor=principal.subject_id if principal else None, ip=request.remote_addr)
+                              actor=principal.subject_id if principal else None, ip=request.remote_addr,
+                              readers=readers)
     line = entry(result=result, disclosed=logged)
     if consume is None:
-        journal.push(line)
+        journal.push(line, readers=readers)
         return body
-    if journal.push(line, consume=consume[0] if scoped else consume[1], line_if_absent=entry(result="used", disclosed=[])):
+    if journal.push(line, consume=consume[0] if scoped else consume[1], line_if_absent=entry(result="used", disclosed=[]),
+                    readers=readers):
         return body
     return failure("used")  # another verifier took this use between our read and the consume
 

@@ -188,12 +188,13 @@ def respond(*, principal: Principal | None, request_id: str, sd_jwt: str | None 
         db.session.add(presentation)
     db.session.commit()
     disclosed = list(answer.get("disclosed", {})) if checked.result == "valid" else []
+    readers = holders.told_of_use(holders.holder_subject_id(checked.license), presentation and presentation.shown_by)
     journal.push(access_log.journal_line(
         license_pk=checked.license.id, presentation_id=presentation.presentation_id if presentation else None,
         verifier_client_id=row.verifier_client_id, result=checked.result, disclosed=disclosed,
         actor=principal.subject_id if principal else None, ip=request.remote_addr, purpose=row.purpose,
         shown_by=None if presentation else {"role": "holder", "via": "device" if checked.binding == DEVICE_BINDING
-                                            else "platform"}))
+                                            else "platform"}, readers=readers), readers=readers)
     return {**answer, "request_status": "answered"}
 
 
