@@ -13,8 +13,9 @@ from app.security import audit
 from app.security.models import AuditEvent
 from app.wallet import access_log, status_registry
 from app.wallet.models import AccessLogEntry, License
-from tests.support.helpers import API, needs_redis
-from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers, verify
+from tests.support.helpers import API, needs_redis, register_person
+from tests.support.wallet import (ID_CARD, id_card_fields, issue, issuer_headers, person_id_number, present,
+                                  verifier_headers, verify)
 
 NEEDS_REDIS = needs_redis("queued journal writes need Redis (without it they run in the request)")
 
@@ -145,6 +146,22 @@ def test_a_reader_catches_up_only_when_an_entry_names_them(app, client, shown_ca
         store.set(mark, "1")  # a mark whose drop was lost: its entry is written
         assert journal.caught_up(reader=alice["subject_id"]) is True
     assert _count(app, AccessLogEntry, AccessLogEntry.license_id == _license_pk(app, card["license_id"])) == 1
+
+
+@NEEDS_REDIS
+def test_an_access_log_waits_for_its_holders_entries_alone(app, client, shown_card):
+    alice, police, card = shown_card
+    bob = register_person(client, app, name="李四", id_number=person_id_number())
+    bobs = issue(client, police, holder_id_number=bob["id_number"], fields=id_card_fields("李四"))
+    assert verify(client, code=present(client, bob["headers"], bobs["license_id"])["code"])["valid"] is True
+    log = f"{API}/wallet/licenses/{card['license_id']}/access-log"
+    assert client.get(log, headers=alice["headers"]).get_json()["total"] == 0
+    with app.app_context():
+        assert journal.backlog() == 1  # his entry: not hers to wait for
+    assert verify(client, code=present(client, alice["headers"], card["license_id"])["code"])["valid"] is True
+    assert client.get(log, headers=alice["headers"]).get_json()["total"] == 1
+    with app.app_context():
+        assert journal.backlog() == 0
 
 
 def test_a_replayed_batch_is_written_once(app, client, shown_card):

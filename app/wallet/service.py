@@ -179,7 +179,7 @@ def wallet_license(*, principal: Principal, license_id: str, reveal: bool = Fals
 def access_log_page(*, principal: Principal, license_id: str, page: int, page_size: int):
     """Who looked at a license, newest first (holder, guardian, company representative or agent)."""
     license, _ = _visible_license(principal, license_id)
-    journal.catch_up(rotations=False)
+    journal.catch_up(rotations=False, reader=holders.holder_subject_id(license))  # every entry names the holder
     return access_log.page(license, page=page, page_size=page_size)
 
 
