@@ -1,10 +1,15 @@
 """Set-up of the personal daily-path rows (application list, inbox) for `benchmarks.run`: the
-holder applies through the API for an instant-approval service with their ID card as material."""
+holder applies through the API for an instant-approval service with their ID card as material; for
+the busy inbox, another holder's codes are verified in the background (`verifying`)."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
+from .loadgen import HttpClient
 from .setup_data import API, SetupSkipped, bearer, create_presentations
 
 RESIDENCE_PERMIT = "370102-000705015000"  # 居住证签发 at 济南市历下区: instant, the ID card as material
@@ -62,3 +67,29 @@ def ensure_inbox(targets, token: str, timeout_s: float = 30.0) -> int:
         if body.get("total") or time.monotonic() - t0 > timeout_s:
             return body.get("total", 0)
         time.sleep(0.5)
+
+
+@contextmanager
+def verifying(base_url: str, codes: list[str], per_second: float) -> Iterator[dict]:
+    """Verify `codes` one after another at `per_second` on a thread of its own until the block ends; yields
+    the counts (`valid`, `other`: any other answer) as they grow."""
+    counts, stop = {"valid": 0, "other": 0}, threading.Event()
+
+    def run() -> None:
+        api, started = HttpClient(base_url), time.monotonic()
+        try:
+            for n, code in enumerate(codes):
+                if stop.wait(max(0.0, started + n / per_second - time.monotonic())):
+                    return
+                status, body = api.request("POST", f"{API}/verifications", {"code": code})
+                counts["valid" if status == 200 and isinstance(body, dict) and body.get("valid") else "other"] += 1
+        finally:
+            api.close()
+
+    thread = threading.Thread(target=run, name="background-verifications", daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join(timeout=30)

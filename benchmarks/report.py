@@ -11,7 +11,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "daily_floor", "wallet", "wallet_read", "applications",
-              "inbox",
+              "inbox", "inbox_busy",
               "verification_floor", "verification", "device_verification", "refresh_floor", "refresh", "appointment_slots",
               "appointment_booking")
 CPU_KINDS = (("app workers", "app workers"), ("job worker", "`flask worker`"), ("redis", "Redis"),
@@ -318,7 +318,10 @@ def render(results: dict[str, Any]) -> str:
         "`daily_floor` reads the database; the app's `wallet`, `applications` and `inbox` rows open a page kept "
         "in Redis for the person (`app/personal_pages.py`: after the first opening, and until a commit changes "
         "what it shows, no SQL), answered before Flask runs (`app/page_server.py`), so they may pass it; `wallet_read` asks the same wallet page with explicit "
-        "arguments, which is never kept: the cost of an opening that finds its page changed.",
+        "arguments, which is never kept: the cost of an opening that finds its page changed. `inbox_busy` opens "
+        "the same inbox while another holder's codes are verified at 50/s on a thread of the harness: their "
+        "answers wait in the journal for `flask worker`, as other people's do all day, and the opening waits "
+        "only for entries that name its person (`journal.pending_mark`).",
         "- The app runs with `APP_ENV=production` (fresh random secrets), `DATABASE_URL` on PostgreSQL and "
         "`REDIS_URL` on Redis, both from `scripts/services.sh` (throwaway, loopback; PostgreSQL runs with "
         "`fsync=off`, `synchronous_commit=off`, so writes are cheaper than on durable storage), "

@@ -35,3 +35,44 @@ def test_the_profiler_finds_the_job_worker_by_its_command_line(tmp_path):
         other.kill()
         worker.wait()
         other.wait()
+
+
+def test_background_verifications_post_the_codes_in_order_and_stop_with_the_block():
+    """The busy inbox row's background: each code once, in order, counted by its answer; nothing after the block."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from benchmarks.bench_personal import verifying
+
+    seen: list[str] = []
+
+    class Verifier(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook
+            code = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["code"]
+            seen.append(code)
+            body = json.dumps({"valid": code != "c3"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Verifier)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        codes = [f"c{n}" for n in range(10_000)]
+        with verifying(f"http://127.0.0.1:{server.server_port}", codes, per_second=400) as counts:
+            while len(seen) < 8:
+                time.sleep(0.01)
+        made = len(seen)
+        time.sleep(0.1)
+        assert len(seen) == made < len(codes)  # stopped with the block
+        assert seen == codes[:made]
+        assert counts == {"valid": made - 1, "other": 1}
+    finally:
+        server.shutdown()
