@@ -193,15 +193,18 @@ def test_the_inbox_page_is_one_read_and_an_empty_journal_one_round_trip(app, cli
     with app.app_context():
         notify(alice["subject_id"], kind="license_access", title="亮证记录")
         db.session.commit()
-    heads = []
-    real_lengths = shared.journal_lengths
+    heads, marks = [], []
+    real_lengths, real_after = shared.journal_lengths, shared.get_many_after_journal
     monkeypatch.setattr(shared, "journal_lengths", lambda *a: (heads.append(a), real_lengths(*a))[1])
+    monkeypatch.setattr(shared, "get_many_after_journal",
+                        lambda *a, **k: (marks.append((a, k)), real_after(*a, **k))[1])
     with statements(app) as seen:
         page = client.get(f"{API}/inbox?page_size=2", headers=alice["headers"]).get_json()
     assert [item["title"] for item in page["items"]] == ["亮证记录", "办件 2"]
     assert (page["total"], page["unread_count"]) == (4, 1)
     assert len(seen) == 1, seen
-    assert heads == [(["journal"],)]  # nothing pending: no lock, no sequence read (no rotation lists)
+    # nothing of hers pending: one read of her mark; no list's length, lock or sequence read
+    assert heads == [] and marks == [((["journal"], []), {"mark": journal.pending_mark(alice["subject_id"])})]
     read = client.get(f"{API}/inbox?unread=false", headers=alice["headers"]).get_json()
     assert (read["total"], read["unread_count"], len(read["items"])) == (3, 1, 3)
     beyond = client.get(f"{API}/inbox?page=3&page_size=2", headers=alice["headers"]).get_json()
