@@ -45,12 +45,12 @@ def test_guardian_shows_a_minor_childs_license(app, client, police):
     result = verify(client, school, code=shown["code"])
     assert result["valid"] is True and result["disclosed"]["name"] == "张小明"
     assert result["shown_by"] == {"role": "guardian", "name_masked": "张*"}
+    # the child has no account yet: the guardian, who showed it, is told (his inbox waits for the entry naming him)
+    inbox = client.get(f"{API}/inbox", headers=parent["headers"]).get_json()["items"]
+    assert any(note["kind"] == "license_access" for note in inbox)
     log = access_log(client, parent["headers"], card["license_id"])["items"]
     assert log[0]["verifier"] == "历下区实验小学" and log[0]["purpose"] == "入学报名"
     assert log[0]["shown_by"]["role"] == "guardian" and log[0]["shown_by"]["subject_id"] == parent["subject_id"]
-    # the child has no account yet: the guardian, who showed it, is told
-    inbox = client.get(f"{API}/inbox", headers=parent["headers"]).get_json()["items"]
-    assert any(note["kind"] == "license_access" for note in inbox)
     assert client.post(f"{API}/wallet/licenses/{card['license_id']}/presentations", headers=stranger["headers"],
                        json={"purpose": "冒用"}).status_code == 404
 
