@@ -200,13 +200,12 @@ class RedisStore(SharedStore):
     def touch(self, key, ttl):
         return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
-                     mark_ttl=MARK_SECONDS):
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=()):
         base = self._k(journal)
         keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
         keys += map(self._k, marks)
         sequence, consumed, wake = self._call(self._journal_push, keys=keys, args=[
-            entry, entry_if_absent or "", awake_ttl, int(consume is not None), mark_ttl])
+            entry, entry_if_absent or "", awake_ttl, int(consume is not None), MARK_SECONDS])
         return JournalPush(int(sequence), bool(consumed), bool(wake))
 
     def session_rotate(self, key, journal, *, generation, presented_hash, next_hash, now, until, entry,
@@ -253,13 +252,14 @@ class RedisStore(SharedStore):
         return [int(length) for length in self._call(pipe.execute)]
 
     def get_many_after_journal(self, journals, keys, *, mark=None):
+        if mark is not None:  # one MGET: the mark's entries are written when it is no newer than the written mark
+            written, pending, *values = self._call(self.client.mget, [self._k(journals[0]) + ":written",
+                                                                       self._k(mark), *map(self._k, keys)])
+            return mark_written(pending, written), values
         if len(journals) == 1:  # one MGET: the journal is empty when its newest entry is the newest written
             base = self._k(journals[0])
-            marked = [self._k(mark)] if mark is not None else []
-            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written", *marked,
+            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written",
                                                                       *map(self._k, keys)])
-            if mark is not None:
-                return mark_written(values[0], written), values[1:]
             if written is not None or newest is None:  # else emptied before the mark existed: ask the length
                 return newest == written, values
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order

@@ -131,12 +131,12 @@ class SharedStore(ABC):
 
     @abstractmethod
     def journal_push(self, journal: str, entry: str, *, consume: str | None = None,
-                     entry_if_absent: str | None = None, awake_ttl: int = 30, marks: Iterable[str] = (),
-                     mark_ttl: int = MARK_SECONDS) -> JournalPush:
+                     entry_if_absent: str | None = None, awake_ttl: int = 30,
+                     marks: Iterable[str] = ()) -> JournalPush:
         """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
         first caller wins; the others append `entry_if_absent`), and claim the journal's `awake`
         flag when no drainer holds it. Each key of `marks` is set to the entry's sequence number (for
-        `mark_ttl` seconds): a reader of what the entry feeds waits for it alone (`mark_written`)."""
+        MARK_SECONDS): a reader of what the entry feeds waits for it alone (`mark_written`)."""
 
     @abstractmethod
     def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
@@ -291,8 +291,7 @@ class MemoryStore(SharedStore):
             self._data[key] = (item[0], self._expiry(ttl))
             return True
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
-                     mark_ttl=MARK_SECONDS):
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=()):
         with self._lock:
             consumed = False
             if consume is not None:
@@ -301,7 +300,7 @@ class MemoryStore(SharedStore):
                 entry = entry if consumed else entry_if_absent
             sequence, wake = self._append(journal, entry, awake_ttl)
             for mark in marks:
-                self._data[mark] = (str(sequence), self._expiry(mark_ttl))
+                self._data[mark] = (str(sequence), self._expiry(MARK_SECONDS))
             return JournalPush(sequence, consumed, wake)
 
     def _append(self, journal, entry, awake_ttl):

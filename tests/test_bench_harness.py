@@ -39,40 +39,27 @@ def test_the_profiler_finds_the_job_worker_by_its_command_line(tmp_path):
 
 def test_background_verifications_post_the_codes_in_order_and_stop_with_the_block():
     """The busy inbox row's background: each code once, in order, counted by its answer; nothing after the block."""
-    import json
-    import threading
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from benchmarks.bench_personal import verifying
+    from tests.fakes.http_base import FakeHttpServer, FakeResponse
 
-    seen: list[str] = []
+    class Verifier(FakeHttpServer):
+        def handle(self, request):
+            return FakeResponse.json({"valid": request.json()["code"] != "c3"})
 
-    class Verifier(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server hook
-            code = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["code"]
-            seen.append(code)
-            body = json.dumps({"valid": code != "c3"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    codes = [f"c{n}" for n in range(10_000)]
+    with Verifier() as server:
+        def seen() -> list[str]:
+            with server.lock:
+                return [request.json()["code"] for request in server.requests]
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Verifier)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        codes = [f"c{n}" for n in range(10_000)]
-        with verifying(f"http://127.0.0.1:{server.server_port}", codes, per_second=400) as counts:
-            while len(seen) < 8:
+        deadline = time.monotonic() + 30
+        with verifying(server.base_url, codes, per_second=400) as counts:
+            while len(seen()) < 8 and time.monotonic() < deadline:
                 time.sleep(0.01)
-        made = len(seen)
+        made = seen()
         time.sleep(0.1)
-        assert len(seen) == made < len(codes)  # stopped with the block
-        assert seen == codes[:made]
-        assert counts == {"valid": made - 1, "other": 1}
-    finally:
-        server.shutdown()
+        assert 8 <= len(made) < len(codes) and seen() == made  # stopped with the block
+        assert made == codes[:len(made)]
+        assert counts == {"valid": len(made) - 1, "other": 1}

@@ -23,6 +23,8 @@ from tests.support.wallet import issue, present, register_person, verify
 pytestmark = pytest.mark.redis  # on every backend, and once more on the Redis Cluster (the inbox reads the journal first)
 
 WALLET, APPLICATIONS, INBOX = f"{API}/wallet/licenses", f"{API}/applications", f"{API}/inbox"
+BEHIND_THE_ANSWER = needs_redis("only Redis keeps entries behind the answer (without it the journal is written in "
+                                "the request)")
 
 
 def _answer(response) -> tuple:
@@ -146,7 +148,7 @@ def test_an_opening_it_cannot_answer_reads_the_store_once(app, client, person, m
     assert (kept._value.get(), read._value.get()) == (counted[0] + 1, counted[1] + 1)  # not an opening: not counted
 
 
-@needs_redis("only Redis keeps entries behind the answer (without it the journal is written in the request)")
+@BEHIND_THE_ANSWER
 def test_refreshes_waiting_in_the_journal_leave_the_inbox_opening_to_the_page_server(app, client, person, entered):
     """Rotations go to lists of their own: the inbox checks the journal's own list, empty while refreshes go on."""
     kept = client.get(INBOX, headers=person["headers"])
@@ -166,7 +168,7 @@ def test_refreshes_waiting_in_the_journal_leave_the_inbox_opening_to_the_page_se
         assert sum(store.journal_lengths(journal.lists())) == 3  # the opening wrote none of them
 
 
-@needs_redis("only Redis keeps entries behind the answer (without it the journal is written in the request)")
+@BEHIND_THE_ANSWER
 def test_an_opening_waits_for_the_persons_own_journalled_notices_alone(app, client, person, police, entered):
     """Another holder's verification waiting in the journal leaves her opening early; her own makes it wait
     for that entry, which it then shows."""

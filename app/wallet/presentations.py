@@ -131,13 +131,15 @@ def create_presentation(*, principal: Principal, license_id: str, purpose: str,
             raise ValidationFailed(message, errors={"disclose": [message]}) from None
         body["sd_jwt"] = sd_jwt
     db.session.add(presentation)
-    audit.record("license.presented", subject_id=holders.holder_subject_id(license), actor=actor.subject_id,
+    holder_subject = holders.holder_subject_id(license)
+    audit.record("license.presented", subject_id=holder_subject, actor=actor.subject_id,
                  details={"license_id": license.license_id, "presentation_id": presentation.presentation_id,
                           "mode": mode, "disclose": chosen, "role": actor.role, "ttl_seconds": ttl_seconds})
     db.session.flush()
     if mode == "online":  # before the commit: a store failure leaves nothing behind
         store.set(basic_key(body["code"]), "1", ttl=ttl_seconds)
-        store.set(code_key(body["code"]), seal(body["code"], license, presentation, sd_jwt), ttl=ttl_seconds)
+        store.set(code_key(body["code"]), seal(body["code"], license, presentation, sd_jwt,
+                                               holder_subject=holder_subject), ttl=ttl_seconds)
     db.session.commit()
     return body
 
@@ -165,8 +167,12 @@ def cancel_presentation(*, principal: Principal, license_id: str, presentation_i
     db.session.commit()
 
 
-def card(license: License, presentation: Presentation | None) -> dict:
-    """What a verification answers and logs about a license and one presentation of it."""
+_READ = object()  # `card`'s holder_subject when the caller has not read it
+
+
+def card(license: License, presentation: Presentation | None, *, holder_subject: str | None | object = _READ) -> dict:
+    """What a verification answers and logs about a license and one presentation of it; `holder_subject`:
+    the holder's subject id (`holders.holder_subject_id`) when the caller has read it already."""
     ltype = license.license_type
     name_field = "name" if ltype.holder_type == "person" else "entity_name"
     shown_by = (presentation.shown_by if presentation else None) or {}
@@ -182,14 +188,15 @@ def card(license: License, presentation: Presentation | None) -> dict:
             "nonce": presentation.nonce if presentation else None,
             "expires": int(as_aware(presentation.expires_at).timestamp()) if presentation else None,
             "shown_by": {"role": shown_by.get("role"), "name_masked": shown_by.get("name_masked")},
-            "readers": holders.told_of_use(holders.holder_subject_id(license), shown_by)}
+            "readers": holders.told_of_use(holders.holder_subject_id(license) if holder_subject is _READ
+                                           else holder_subject, shown_by)}
 
 
-def seal(code: str, license: License, presentation: Presentation, sd_jwt: str) -> str:
+def seal(code: str, license: License, presentation: Presentation, sd_jwt: str, *, holder_subject: str | None) -> str:
     """The online code's entry in the shared store: the card and what verifying the presentation
     found now (its signatures are checked once, here), encrypted with AES-GCM bound to the
     code's hash, so that verifying a code needs no database read and no signature check."""
-    shown = card(license, presentation)
+    shown = card(license, presentation, holder_subject=holder_subject)
     try:
         shown[CHECKED] = checked_at_presentation(sd_jwt, shown, audience=audience())
     except SdJwtError as exc:

@@ -171,7 +171,8 @@ def respond(*, principal: Principal | None, request_id: str, sd_jwt: str | None 
         checked.result = "wrong_type"
     elif checked.result == "valid" and row.require_device_binding and checked.binding != DEVICE_BINDING:
         checked.result = "device_binding_required"
-    answer = _answer(row, checked, presentation)
+    holder_subject = holders.holder_subject_id(checked.license) if checked.license is not None else None
+    answer = _answer(row, checked, presentation, holder_subject)
     if checked.result in NOT_ANSWERING:
         db.session.rollback()
         return {**answer, "request_status": "pending"}
@@ -188,7 +189,7 @@ def respond(*, principal: Principal | None, request_id: str, sd_jwt: str | None 
         db.session.add(presentation)
     db.session.commit()
     disclosed = list(answer.get("disclosed", {})) if checked.result == "valid" else []
-    readers = holders.told_of_use(holders.holder_subject_id(checked.license), presentation and presentation.shown_by)
+    readers = holders.told_of_use(holder_subject, presentation and presentation.shown_by)
     journal.push(access_log.journal_line(
         license_pk=checked.license.id, presentation_id=presentation.presentation_id if presentation else None,
         verifier_client_id=row.verifier_client_id, result=checked.result, disclosed=disclosed,
@@ -198,11 +199,12 @@ def respond(*, principal: Principal | None, request_id: str, sd_jwt: str | None 
     return {**answer, "request_status": "answered"}
 
 
-def _answer(row: VerificationRequest, checked: key_binding.Checked, presentation: Presentation | None) -> dict:
+def _answer(row: VerificationRequest, checked: key_binding.Checked, presentation: Presentation | None,
+            holder_subject: str | None) -> dict:
     """The verification answer for the request's verifier: the requested fields in full."""
     if checked.result != "valid":
         return verification.failure(checked.result)
-    shown = presentations.card(checked.license, presentation)
+    shown = presentations.card(checked.license, presentation, holder_subject=holder_subject)
     shown["purpose"] = row.purpose
     values = verification.in_field_order(row.fields, checked.verified.disclosed)
     body = verification.valid_body(shown, values, True)
