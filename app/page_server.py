@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,12 +45,11 @@ class EarlyPost:
     """A JSON POST whose common form is answered early: `answer(environ, document)` returns the 200 body
     (sent with `headers`), or None to pass the request on to the view; it returns None only before doing
     anything the view would do again, or after marking in `environ` what it did. An exception it raises
-    is answered by the app's error handlers."""
+    is answered by the app's error handlers. It runs in the app's context, not a request's (no `request`)."""
 
     endpoint: str
     answer: Callable[[dict, dict], bytes | None]
     headers: tuple[tuple[str, str], ...] = ()
-    needs_request: bool = False  # answered in a request context (`request`, `g`), not only the app's
 
 
 MAX_EARLY_BODY = 4096
@@ -98,7 +96,8 @@ class PageServer:
             if document is None:
                 return self.wsgi_app(environ, start_response)
             try:
-                with self._context(route, environ):
+                with self.app.app_context():
+                    g.request_id = environ.get(REQUEST_ID_KEY)  # as the framework's first hook sets it
                     body, headers = route.answer(environ, document), route.headers
             except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
                 return self._error(environ, start_response, exc)
@@ -114,16 +113,6 @@ class PageServer:
             return None
         with self.app.app_context():
             return self._kept_body(page, environ)
-
-    @contextmanager
-    def _context(self, post: EarlyPost, environ):
-        if not post.needs_request:
-            with self.app.app_context():
-                yield
-            return
-        with self.app.request_context(environ):
-            g.request_id = environ.get(REQUEST_ID_KEY)  # as the framework's first hook sets it
-            yield
 
     def _error(self, environ, start_response, exc: Exception):
         """The response the app's error handlers give `exc` (the view's errors are answered so too)."""

@@ -269,8 +269,8 @@ class VerificationResultSchema(Schema):
     issuer_credit_code = fields.String()
     identifier = fields.String()
     status = fields.String()
-    valid_from = fields.Date()
-    valid_until = fields.Date()
+    valid_from = fields.String(metadata={"format": "date"})  # the card keeps it in ISO form
+    valid_until = fields.String(metadata={"format": "date"})
     holder_name_masked = fields.String()
     purpose = fields.String()
     shown_by = fields.Dict()

@@ -3,14 +3,21 @@ answers it: same body and headers, the same count per address, the same refusals
 the audit trail; an SD-JWT or any other form is the view's."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
 from app import journal
+from app.wallet import verification
 from app.extensions import db
 from app.security.models import AuditEvent
+from app.wallet.models import AccessLogEntry
+from tests.support.applications import person_in
 from tests.support.framework import without_page_server
+from tests.support.proxies import act_for, grant
 from tests.support.helpers import API
+from schemas.wallet import VerificationResultSchema
 from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, present, verifier_headers
 
 pytestmark = pytest.mark.redis
@@ -83,3 +90,36 @@ def test_other_forms_are_the_views(app, client, alice, card, entered, body):
                                          for key, value in body.items()})
     assert len(entered) == 1 and response.status_code in (200, 400, 422)
     assert client.post(VERIFY, json={"code": code}).get_json()["valid"] is True  # not used by what was refused
+
+
+def test_verify_runs_outside_a_request_and_answers_in_the_schemas_form(app, client, alice, card):
+    """The early path sends `verify`'s answer as it is, from the app's context alone: each kind of answer must
+    already be what VerificationResultSchema makes of it, in JSON's own types."""
+    codes = [present(client, alice["headers"], card["license_id"], disclose=["name"])["code"] for _ in range(2)]
+    with app.app_context():
+        answers = [verification.verify(principal=None, address="10.6.6.6", code=code) for code in codes]
+        answers += [verification.verify(principal=None, address="10.6.6.6", code=codes[0]),
+                    verification.verify(principal=None, address=None, code="A" * 32),
+                    verification.verify(principal=None, address=None, code=codes[1], require_device_binding=True)]
+        journal.drain()
+        db.session.commit()
+        addresses = db.session.scalars(select(AuditEvent.ip).where(AuditEvent.event == "license.verified")).all()
+        results = db.session.scalars(select(AccessLogEntry.result).order_by(AccessLogEntry.id)).all()
+    assert results == ["valid", "valid", "used", "device_binding_required"]  # the longest reason fits its column
+    assert [answer.get("reason") for answer in answers] == [None, None, "used", "unknown", "device_binding_required"]
+    assert answers[0]["valid"] is True and answers[0]["valid_from"] == card["valid_from"]
+    for answer in answers:
+        assert VerificationResultSchema().dump(answer) == answer
+        assert json.loads(json.dumps(answer)) == answer
+    assert sorted(addresses, key=str) == ["10.6.6.6"] * 3 + [None]
+
+
+def test_a_relatives_token_verifies_early_as_on_the_view(app, client, alice, card, entered):
+    """A family proxy's token is judged by the verification endpoint's name without a request context."""
+    son = person_in(client, app, name="李建国")
+    grant(client, alice, son, scopes=["licenses:present"])
+    proxy = {"Authorization": f"Bearer {act_for(client, son, alice)['access_token']}"}
+    code = present(client, alice["headers"], card["license_id"])["code"]
+    entered.clear()
+    answer = client.post(VERIFY, json={"code": code}, headers=proxy)
+    assert answer.status_code == 200 and answer.get_json()["valid"] is True and entered == []

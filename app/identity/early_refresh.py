@@ -1,6 +1,7 @@
 """The common token refresh answered before the framework (`page_server.EarlyPost`): a JSON body of exactly
 `grant_type` = refresh_token and a refresh token in the form sessions issue gets the view's rate count (in
-the store's step of the rotation), rotation and token pair without Flask's request handling. Any other body
+the store's step of the rotation), rotation and token pair (sent as issued: already in `TokenPairSchema`'s
+form) without Flask's request handling. Any other body
 goes on to the view; so does a token the rotation refuses or finds reused, after the count (marked, so the
 view does not count it again), for the view to say why and to end a session whose token was reused."""
 from __future__ import annotations
@@ -15,11 +16,9 @@ from ..ratelimit import Window, window
 from ..rendering import compact_json
 from .grants import continue_rotated, rotate_session
 from .sessions import parse_refresh_token
-from schemas.identity import TokenPairSchema
 
 ISSUED_FORM = re.compile(r"rt_[0-9a-f]{32}\.[0-9]{1,9}\.[A-Za-z0-9_-]{32}")  # sessions._refresh_token's
 AUTH_COUNTED = "ias.auth_counted"  # WSGI environ key: this request's hit is counted (a client cannot set it)
-_PAIR = TokenPairSchema()
 
 
 def count_auth_request(environ) -> None:
@@ -49,7 +48,7 @@ def refreshed(environ, document: dict) -> bytes | None:
     if not isinstance(rotated, tuple):
         db.session.rollback()
         return None
-    return compact_json(_PAIR.dump(continue_rotated(*rotated))).encode()
+    return compact_json(continue_rotated(*rotated)).encode()
 
 
 answer_early(EarlyPost("identity.Token", refreshed, headers=NO_STORE))

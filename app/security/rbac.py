@@ -60,14 +60,18 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization` header's value; None without one, 401 for another scheme."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization 头应为 Bearer 令牌")
     return token.strip()
+
+
+def _bearer_token() -> str | None:
+    return bearer_token(request.headers.get("Authorization", ""))
 
 
 def bearer_claims() -> dict | None:
@@ -79,11 +83,21 @@ def bearer_claims() -> dict | None:
 
 def current_principal(*, optional: bool = False, read: dict | None = None) -> Principal | None:
     """The caller, decoded once per request; None when optional and no token was sent.
-    `read`: the values of the token's revocation keys the caller read already (`decode_access_token`). A family proxy's token works
-    only on the endpoints in `app.extensions["proxy_endpoints"]` (app.identity.proxies): 403 elsewhere."""
+    `read`: the values of the token's revocation keys the caller read already (`decode_access_token`)."""
     if "principal" in g:
         return g.principal
-    token = _bearer_token()
+    principal = principal_of(_bearer_token(), endpoint=(request.endpoint, request.method), optional=optional,
+                             read=read)
+    if principal is not None:
+        g.principal = principal
+    return principal
+
+
+def principal_of(token: str | None, *, endpoint: tuple[str | None, str], optional: bool = False,
+                 read: dict | None = None) -> Principal | None:
+    """The caller of `endpoint` (its name and method) whose bearer token is `token` (`current_principal`
+    outside a request context). A family proxy's token works only on the endpoints in
+    `app.extensions["proxy_endpoints"]` (app.identity.proxies): 403 elsewhere."""
     if token is None:
         if optional:
             return None
@@ -91,12 +105,10 @@ def current_principal(*, optional: bool = False, read: dict | None = None) -> Pr
     claims = decode_access_token(token, read=read)
     principal = Principal(subject_id=claims["sub"], subject_type=claims.get("sub_type", "person"),
                           roles=frozenset(claims.get("roles") or ()), claims=claims)
-    if principal.is_proxy and (request.endpoint, request.method) not in current_app.extensions.get(
-            "proxy_endpoints", ()):
+    if principal.is_proxy and endpoint not in current_app.extensions.get("proxy_endpoints", ()):
         if optional:  # where a token is optional, a proxy's counts as none (e.g. browsing the catalogue)
             return None
         raise Forbidden("亲友代办令牌只能用于办件和亮证，请使用本人账号办理此操作")
-    g.principal = principal
     return principal
 
 

@@ -206,7 +206,7 @@ class AccessLogEntry(db.Model):
     verifier_client_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     purpose: Mapped[str | None] = mapped_column(String(200), nullable=True)
     disclosed: Mapped[list] = mapped_column(JSON, default=list)
-    result: Mapped[str] = mapped_column(String(20))
+    result: Mapped[str] = mapped_column(String(32))
     shown_by: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     presentation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     event_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # journal entry id

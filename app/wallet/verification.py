@@ -20,9 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
-from flask import request
 
 from ..errors import BadRequest, ValidationFailed
 from .. import journal
@@ -67,7 +66,7 @@ def store_reads(code) -> list[str]:
     return [presentations.code_key(code), status_registry.VERSION_KEY] if is_code(code) else []
 
 
-def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str | None = None,
+def verify(*, principal: Principal | None, address: str | None, code: str | None = None, sd_jwt: str | None = None,
            reads: dict | None = None, require_device_binding: bool = False) -> dict:
     """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the
     access log. `reads`: the shared-store entries of `store_reads(code)`, read by the caller."""
@@ -75,8 +74,8 @@ def verify(*, principal: Principal | None, code: str | None = None, sd_jwt: str 
         raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
                                errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
     if code is not None:
-        return _verify_code(code, principal, reads or {}, require_device_binding)
-    return _verify_sd_jwt(sd_jwt, principal, require_device_binding)
+        return _verify_code(code, principal, address, reads or {}, require_device_binding)
+    return _verify_sd_jwt(sd_jwt, principal, address, require_device_binding)
 
 
 def is_code(code) -> bool:
@@ -86,7 +85,8 @@ def is_code(code) -> bool:
 # ---- online
 
 
-def _verify_code(code: str, principal: Principal | None, reads: dict, require_device_binding: bool) -> dict:
+def _verify_code(code: str, principal: Principal | None, address: str | None, reads: dict,
+                 require_device_binding: bool) -> dict:
     """The code's entry in the shared store carries the sealed card and presentation, so a live
     code is checked without the database; using it and journalling the answer are one step."""
     if not is_code(code):
@@ -96,72 +96,72 @@ def _verify_code(code: str, principal: Principal | None, reads: dict, require_de
     sealed, status_version = ([reads[k] for k in wanted] if all(k in reads for k in wanted)
                               else store.get_many(*wanted))
     if sealed is None:
-        return _code_gone(code, principal)
+        return _code_gone(code, principal, address)
     shown = presentations.unseal(code, sealed)
     if require_device_binding:  # online codes are always shown with the platform-held key
-        return _answer(principal, shown, "device_binding_required")
+        return _answer(principal, address, shown, "device_binding_required")
     now = _clock()
     if CHECKED in shown:
-        return _verify_checked(principal, shown, status_version, now, key)
+        return _verify_checked(principal, address, shown, status_version, now, key)
     try:
         verified = verify_presentation(shown["sd_jwt"], issuer_keys=ISSUER_KEYS,
                                        expected_aud=presentations.audience(), now=now)
     except SdJwtError as exc:
-        return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature", consume=key)
+        return _answer(principal, address, shown, "expired" if exc.reason == EXPIRED else "bad_signature", consume=key)
     if (verified.payload.get("identifier") != shown["identifier"]
             or signed_by(verified) != f"issuer:{shown['issuer_client_id']}"
             or (verified.kb or {}).get("nonce") != shown["nonce"]):
-        return _answer(principal, shown, "bad_signature", consume=key)
+        return _answer(principal, address, shown, "bad_signature", consume=key)
     status = status_registry.status_at(shown["status_list_id"], shown["status_idx"], status_version)
     if status != "valid":
-        return _answer(principal, shown, status, consume=key)
+        return _answer(principal, address, shown, status, consume=key)
     if shown["expires"] <= now:
-        return _answer(principal, shown, "expired", consume=key)
-    return _answer(principal, shown, "valid", verified=verified, consume=key)
+        return _answer(principal, address, shown, "expired", consume=key)
+    return _answer(principal, address, shown, "valid", verified=verified, consume=key)
 
 
 VALIDITY_LEEWAY = 5  # seconds, as verify_presentation allows
 
 
-def _verify_checked(principal: Principal | None, shown: dict, status_version, now: int,
+def _verify_checked(principal: Principal | None, address: str | None, shown: dict, status_version, now: int,
                     key: tuple[str, str]) -> dict:
     """A code whose presentation was verified when it was made: the status and the times remain."""
     checked = shown[CHECKED]
     status = status_registry.status_at(shown["status_list_id"], shown["status_idx"], status_version)
     if status != "valid":
-        return _answer(principal, shown, status, consume=key)
+        return _answer(principal, address, shown, status, consume=key)
     exp, nbf = checked.get("exp"), checked.get("nbf")
     if (shown["expires"] <= now or (exp is not None and now >= exp + VALIDITY_LEEWAY)
             or (nbf is not None and now + VALIDITY_LEEWAY < nbf)):
-        return _answer(principal, shown, "expired", consume=key)
-    return _answer(principal, shown, "valid", disclosed=checked["disclosed"], consume=key)
+        return _answer(principal, address, shown, "expired", consume=key)
+    return _answer(principal, address, shown, "valid", disclosed=checked["disclosed"], consume=key)
 
 
-def _code_gone(code: str, principal: Principal | None) -> dict:
+def _code_gone(code: str, principal: Principal | None, address: str | None) -> dict:
     """A code the store no longer holds: used, cancelled, expired or never ours."""
     presentation = presentations.presentation_by_code(code)
     if presentation is None:
-        return _answer(principal, None, "unknown")
+        return _answer(principal, address, None, "unknown")
     expired = as_aware(presentation.expires_at) <= _now_datetime()
     result = "cancelled" if presentation.cancelled_at else "expired" if expired else "used"
-    return _answer(principal, presentations.card(presentation.license, presentation), result)
+    return _answer(principal, address, presentations.card(presentation.license, presentation), result)
 
 
 # ---- offline
 
 
-def _verify_sd_jwt(text: str, principal: Principal | None, require_device_binding: bool) -> dict:
+def _verify_sd_jwt(text: str, principal: Principal | None, address: str | None, require_device_binding: bool) -> dict:
     text, payload = key_binding.parse(text)
     if key_binding.binding_of(payload) == DEVICE_BINDING:
-        return _verify_device(text, payload, principal)
+        return _verify_device(text, payload, principal, address)
     license = key_binding.license_named_by(payload)
     presentation = presentations.presentation_by_nonce(_kb_nonce(text))
     if presentation is not None and (license is None or presentation.license_id != license.id):
         presentation = None
-    return _check(text, principal, license, presentation, require_device_binding=require_device_binding)
+    return _check(text, principal, address, license, presentation, require_device_binding=require_device_binding)
 
 
-def _verify_device(text: str, payload: dict, principal: Principal | None) -> dict:
+def _verify_device(text: str, payload: dict, principal: Principal | None, address: str | None) -> dict:
     """A presentation the holder's phone made with its device key: for the platform's verification
     service or for the calling verifier (`aud`), fresh (`iat`), each use of its nonce once."""
     audiences = {presentations.audience()}
@@ -170,13 +170,13 @@ def _verify_device(text: str, payload: dict, principal: Principal | None) -> dic
     checked = key_binding.check(text, payload, expected_aud=frozenset(audiences), expected_nonce=None, now=_clock())
     shown = presentations.card(checked.license, None) if checked.license is not None else None
     if checked.result != "valid":
-        return _answer(principal, shown, checked.result, binding=DEVICE_BINDING)
+        return _answer(principal, address, shown, checked.result, binding=DEVICE_BINDING)
     nonce = (checked.verified.kb or {}).get("nonce")
     if not isinstance(nonce, str) or not nonce:
-        return _answer(principal, shown, "bad_signature", binding=DEVICE_BINDING)
+        return _answer(principal, address, shown, "bad_signature", binding=DEVICE_BINDING)
     if not _claim_use(principal, shown, hashlib.sha256(nonce.encode()).hexdigest(), NONCE_CLAIM_TTL):
-        return _answer(principal, shown, "used", binding=DEVICE_BINDING)
-    return _answer(principal, shown, "valid", verified=checked.verified, offline=True, binding=DEVICE_BINDING)
+        return _answer(principal, address, shown, "used", binding=DEVICE_BINDING)
+    return _answer(principal, address, shown, "valid", verified=checked.verified, offline=True, binding=DEVICE_BINDING)
 
 
 def _claim_use(principal: Principal | None, shown: dict, nonce: str, ttl: int) -> bool:
@@ -203,7 +203,7 @@ def _now_datetime() -> datetime:
     return datetime.fromtimestamp(_clock(), timezone.utc)
 
 
-def _check(text: str, principal: Principal | None, license: License | None,
+def _check(text: str, principal: Principal | None, address: str | None, license: License | None,
            presentation: Presentation | None, *, require_device_binding: bool) -> dict:
     """An offline presentation the platform wallet made (one of our Presentation records)."""
     now = _clock()
@@ -212,26 +212,26 @@ def _check(text: str, principal: Principal | None, license: License | None,
         verified = verify_presentation(text, issuer_keys=ISSUER_KEYS, expected_aud=presentations.audience(),
                                        now=now)
     except SdJwtError as exc:
-        return _answer(principal, shown, "expired" if exc.reason == EXPIRED else "bad_signature")
+        return _answer(principal, address, shown, "expired" if exc.reason == EXPIRED else "bad_signature")
     if license is None or verified.payload.get("identifier") != license.identifier:
-        return _answer(principal, None, "unknown")
+        return _answer(principal, address, None, "unknown")
     if signed_by(verified) != f"issuer:{license.issuer_client_id}":
-        return _answer(principal, shown, "bad_signature")
+        return _answer(principal, address, shown, "bad_signature")
     nonce = (verified.kb or {}).get("nonce")
     if presentation is None or nonce != presentation.nonce:
-        return _answer(principal, presentations.card(license, None), "unknown")
+        return _answer(principal, address, presentations.card(license, None), "unknown")
     if license.status in ("revoked", "suspended"):
-        return _answer(principal, shown, license.status)
+        return _answer(principal, address, shown, license.status)
     if presentation.cancelled_at is not None:  # ended early by the holder
-        return _answer(principal, shown, "cancelled")
+        return _answer(principal, address, shown, "cancelled")
     if as_aware(presentation.expires_at).timestamp() <= now:
-        return _answer(principal, shown, "expired")
+        return _answer(principal, address, shown, "expired")
     if require_device_binding:
-        return _answer(principal, shown, "device_binding_required")
+        return _answer(principal, address, shown, "device_binding_required")
     ttl = max(1, int(as_aware(presentation.expires_at).timestamp()) - now + 10)
     if not _claim_use(principal, shown, nonce, ttl):
-        return _answer(principal, shown, "used")
-    return _answer(principal, shown, "valid", verified=verified, offline=True)
+        return _answer(principal, address, shown, "used")
+    return _answer(principal, address, shown, "valid", verified=verified, offline=True)
 
 
 def _scoped(principal: Principal | None, shown: dict | None) -> bool:
@@ -243,7 +243,7 @@ def _scoped(principal: Principal | None, shown: dict | None) -> bool:
             and code in client_license_types(principal.subject_id))
 
 
-def _answer(principal: Principal | None, shown: dict | None, result: str, *,
+def _answer(principal: Principal | None, address: str | None, shown: dict | None, result: str, *,
             verified: VerifiedPresentation | None = None, offline: bool = False,
             consume: tuple[str, str] | None = None, binding: str = PLATFORM_BINDING,
             disclosed: dict | None = None) -> dict:
@@ -266,7 +266,7 @@ def _answer(principal: Principal | None, shown: dict | None, result: str, *,
     readers = shown.get("readers", [])  # (a code sealed before entries named their readers: none)
     entry = functools.partial(access_log.journal_line, license_pk=shown["license_pk"],
                               presentation_id=shown["presentation_id"], verifier_client_id=client_id,
-                              actor=principal.subject_id if principal else None, ip=request.remote_addr,
+                              actor=principal.subject_id if principal else None, ip=address,
                               readers=readers)
     line = entry(result=result, disclosed=logged)
     if consume is None:
@@ -297,8 +297,8 @@ def valid_body(shown: dict, values: dict, scoped: bool) -> dict:
         "issuer_credit_code": shown["issuer_credit_code"],
         "identifier": shown["identifier"],
         "status": "valid",
-        "valid_from": date.fromisoformat(shown["valid_from"]),
-        "valid_until": date.fromisoformat(shown["valid_until"]),
+        "valid_from": shown["valid_from"],
+        "valid_until": shown["valid_until"],
         "holder_name_masked": masked,
         "purpose": shown["purpose"],
         "shown_by": shown["shown_by"],

@@ -208,8 +208,9 @@ class Verifications(MethodView):
         一次亮证可被完整核验一次（获授权的核验方）、基本核验一次（其他人），匿名核验不会用掉核验方的那一次。
         `require_device_binding: true` 时只接受持证人手机设备密钥生成的亮证。
         """
-        return service.verify(principal=principal, code=data.get("code"), sd_jwt=data.get("sd_jwt"),
-                              require_device_binding=data["require_device_binding"], reads=reads), 200, NO_STORE
+        return service.verify(principal=principal, address=request.remote_addr, code=data.get("code"),
+                              sd_jwt=data.get("sd_jwt"), require_device_binding=data["require_device_binding"],
+                              reads=reads), 200, NO_STORE
 
 
 @blp.route("/status-lists/<string:list_id>")
