@@ -69,7 +69,8 @@ def store_reads(code) -> list[str]:
 def verify(*, principal: Principal | None, address: str | None, code: str | None = None, sd_jwt: str | None = None,
            reads: dict | None = None, require_device_binding: bool = False) -> dict:
     """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the
-    access log. `reads`: the shared-store entries of `store_reads(code)`, read by the caller."""
+    access log with the caller's `address`. `reads`: the shared-store entries of `store_reads(code)`, read
+    by the caller. Needs the app's context only (the page server answers codes without a request's)."""
     if (code is None) == (sd_jwt is None):
         raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
                                errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
