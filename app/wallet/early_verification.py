@@ -18,7 +18,6 @@ from ..page_server import NO_STORE, EarlyPost, answer_early
 from ..rendering import compact_json
 from ..security import tokens
 from ..security.rbac import Principal, bearer_token, principal_of
-from ..security.tokens import signed_claims
 from . import verification
 
 VERIFY_RATE_LIMIT = "600/minute"
@@ -39,7 +38,7 @@ def caller_and_reads(code, *, address: str, authorization: str) -> tuple[Princip
     counted too, then refused (401)."""
     try:
         token = bearer_token(authorization)
-        claims = signed_claims(token) if token is not None else None
+        claims = tokens.signed_claims(token) if token is not None else None
     except Unauthorized:
         count_verification(address, [])
         raise
