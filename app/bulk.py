@@ -1,9 +1,13 @@
-"""Many rows into one table inside the session's transaction: COPY on PostgreSQL, executemany elsewhere."""
+"""Many rows into one table inside the session's transaction (COPY on PostgreSQL, executemany elsewhere),
+and a condition on many values that costs the same for five hundred as for one (`among`)."""
 from __future__ import annotations
 
 import json
 
-from sqlalchemy import JSON, Table, insert
+from collections.abc import Collection
+
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
 from .db_routing import begin_transaction
@@ -32,6 +36,15 @@ def insert_rows(table: Table, rows: list[dict]) -> None:
                                 for column, is_json in zip(columns, as_json)])
     except psycopg.Error as exc:  # as SQLAlchemy raises them (callers tell transient errors apart)
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def among(column, values: Collection) -> ColumnElement[bool]:
+    """`column IN values`: on PostgreSQL as `= ANY(array)`, one parameter however many values, which
+    SQLAlchemy and the driver pass as is (an IN list is expanded into one placeholder per value and
+    parsed again for every batch); elsewhere as IN."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _json_text(value) -> str | None:

@@ -1,4 +1,5 @@
-"""Multi-row inserts: COPY on PostgreSQL and executemany on SQLite store the same values."""
+"""Multi-row inserts: COPY on PostgreSQL and executemany on SQLite store the same values; `among` finds the
+same rows as IN, with one parameter on PostgreSQL however many values."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.bulk import insert_rows
+from app.bulk import among, insert_rows
 from app.extensions import db
 from app.notifications.models import Notification
 from app.wallet.models import AccessLogEntry
@@ -53,3 +54,17 @@ def test_a_lost_connection_is_the_transient_error_callers_retry(app_ctx):
     finally:
         db.session.connection().invalidate()
         db.session.rollback()
+
+
+def test_among_finds_what_in_finds_with_one_parameter_on_postgresql(app_ctx):
+    at = datetime(2026, 11, 21, 8, 30, tzinfo=timezone.utc)
+    insert_rows(Notification.__table__, [{"subject_id": f"p_{n}", "kind": "k", "title": "t", "body": "", "data": {},
+                                          "created_at": at} for n in range(600)])
+    db.session.commit()
+    wanted = {f"p_{n}" for n in range(0, 1200, 2)}  # 600 values, half of them stored
+    found = set(db.session.scalars(select(Notification.subject_id).where(among(Notification.subject_id, wanted))))
+    assert found == set(db.session.scalars(select(Notification.subject_id).where(Notification.subject_id.in_(wanted))))
+    assert len(found) == 300 and not db.session.scalars(select(Notification.id).where(among(Notification.id, []))).all()
+    compiled = select(Notification.id).where(among(Notification.subject_id, wanted)).compile(db.engine)
+    if db.engine.dialect.name == "postgresql":
+        assert "= ANY" in str(compiled) and len(compiled.params) == 1

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import load_only
 
 from .. import journal
-from ..bulk import insert_rows
+from ..bulk import among, insert_rows
 from ..extensions import db
 from ..identity.models import ApiClient
 from ..notifications.service import notify_many
@@ -59,16 +59,16 @@ def journal_line(*, license_pk: int, presentation_id: str | None, verifier_clien
 def write_journal_entries(entries: list[dict]) -> None:
     """Journal handler: the verifications of a batch, each written once (by its entry id)."""
     ids = [item["id"] for item in entries]
-    done = set(db.session.scalars(select(AccessLogEntry.event_id).where(AccessLogEntry.event_id.in_(ids))))
+    done = set(db.session.scalars(select(AccessLogEntry.event_id).where(among(AccessLogEntry.event_id, ids))))
     entries = [item for item in entries if item["id"] not in done]
     licenses = {row.id: row for row in db.session.scalars(
-        select(License).options(load_only(*LICENSE_FACTS)).where(License.id.in_({item["license"] for item in entries})))}
+        select(License).options(load_only(*LICENSE_FACTS)).where(among(License.id, {item["license"] for item in entries})))}
     shown = {row.presentation_id: row for row in db.session.execute(
         select(Presentation.presentation_id, Presentation.purpose, Presentation.shown_by).where(
-            Presentation.presentation_id.in_({item["presentation"] for item in entries if item["presentation"]})))}
+            among(Presentation.presentation_id, {item["presentation"] for item in entries if item["presentation"]})))}
     clients = {row.client_id: row.name for row in db.session.execute(
         select(ApiClient.client_id, ApiClient.name).where(
-            ApiClient.client_id.in_({item["client"] for item in entries if item["client"]})))}
+            among(ApiClient.client_id, {item["client"] for item in entries if item["client"]})))}
     batch = []
     for item in entries:
         license = licenses.get(item["license"])

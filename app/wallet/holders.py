@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from ..bulk import among
 from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..identity.enterprises import enterprise_for
@@ -160,7 +161,7 @@ def holder_subject_ids(licenses: list[License]) -> dict[int, str | None]:
     persons = [license for license in licenses if license.holder_type != "legal"]
     registered = {index: subject for index, subject in db.session.execute(
         select(Person.id_number_index, Person.subject_id).where(
-            Person.id_number_index.in_({license.holder_index for license in persons})))} if persons else {}
+            among(Person.id_number_index, {license.holder_index for license in persons})))} if persons else {}
     subjects = {license.id: registered.get(license.holder_index) for license in persons}
     for license in licenses:
         if license.holder_type == "legal":
