@@ -10,6 +10,9 @@ Common JSON posts (`EarlyPost`: the token refresh, a code's verification): a sma
 is answered by the domain's own functions; any other form goes on to Flask untouched, and an error is
 answered by the app's error handlers, as the view's would be.
 
+Anonymous reads (`serve_anonymous`: a catalogue search or guide this worker has rendered at the version it
+serves) are answered from what the view kept, with its headers, 304 included.
+
 Anything else goes on to Flask, which answers as it always did (a refused token's 401 included)."""
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))  # what a tok
 JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _PAGES: dict[str, EarlyPage] = {}
 _POSTS: dict[str, EarlyPost] = {}
+_ANONYMOUS: list[Callable[[dict], tuple[str, list, bytes, str] | None]] = []
 
 
 def serve_early(page: EarlyPage) -> None:
@@ -67,6 +71,12 @@ def serve_early(page: EarlyPage) -> None:
 def answer_early(post: EarlyPost) -> None:
     """Answer `post.endpoint`'s common JSON posts with `post.answer` (the view answers the rest)."""
     _POSTS[post.endpoint] = post
+
+
+def serve_anonymous(answer: Callable[[dict], tuple[str, list, bytes, str] | None]) -> None:
+    """Answer the GETs without a token that `answer(environ)` knows, in the app's context: (status line,
+    headers, body, URL rule), or None to pass the request on."""
+    _ANONYMOUS.append(answer)
 
 
 def early_reads(environ, wanted: list[str]) -> dict | None:
@@ -86,6 +96,16 @@ class PageServer:
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD")
+        if method == "GET" and _ANONYMOUS and "HTTP_AUTHORIZATION" not in environ:
+            try:
+                with self.app.app_context():
+                    found = next(filter(None, (answer(environ) for answer in _ANONYMOUS)), None)
+            except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
+                return self._error(environ, start_response, exc)
+            if found is not None:
+                status, headers, body, environ[ENDPOINT_KEY] = found
+                start_response(status, headers)
+                return [body]
         route = self._routes().get((method, environ.get("PATH_INFO", ""))) if method in ("GET", "POST") else None
         if route is None or environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ or is_signed(environ):
             return self.wsgi_app(environ, start_response)

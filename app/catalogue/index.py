@@ -314,6 +314,17 @@ class CatalogueIndex:
                     self._derived[key] = value
         return value
 
+    def kept_response(self, key: tuple) -> tuple[bytes, str] | None:
+        """The body `cached_response` rendered for `key` at the version this worker serves, if kept, and that
+        version's tag."""
+        with self._responses_lock:
+            tag = self.tag
+            body = self._responses.get(key) if self._responses_tag == tag else None
+            if body is None:
+                return None
+            self._responses.move_to_end(key)
+            return body, tag
+
     def _keep_rendered(self, key: tuple, body: bytes) -> None:
         previous = self._responses.pop(key, None)
         self._response_bytes += len(body) - (len(previous) if previous is not None else 0)

@@ -7,8 +7,6 @@ mini-program token or a signed third-party client only sees services exposed to 
 """
 from __future__ import annotations
 
-import hashlib
-
 from flask import current_app, g, request, url_for
 from flask.views import MethodView
 from werkzeug.wrappers import Response
@@ -18,7 +16,7 @@ from ..rendering import compact_json
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import SECURITY as SIGNED, signed_client
 from ..store import StoreUnavailable
-from . import bundles, form_templates, halls, publishing, region, service
+from . import anonymous_reads, bundles, form_templates, halls, publishing, region, service
 from .index import fresh_index
 from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSchema, BundleSchema, CoverageSchema,
                                HallSchema, HallTreeSchema, RevisionListSchema, ServiceCreateSchema,
@@ -28,8 +26,6 @@ from schemas.common import ProblemSchema
 
 blp = ApiBlueprint("catalogue", __name__, description="政务服务事项目录与分厅（1+16+N）：大厅、事项检索、办事指南、主题、一件事")
 
-MAX_AGE = 60
-VARY = "Authorization, X-Client-Id"  # what decides the channel (a token, or a signed client's id)
 CATALOGUE_SCOPE = "catalogue:read"
 READERS = OPTIONAL_BEARER[:1] + SIGNED + OPTIONAL_BEARER[1:]  # a token, a signed client, or nobody
 SERVICE_DETAIL = ServiceDetailSchema()
@@ -45,17 +41,25 @@ def _read_context() -> tuple[str | None, str]:
     A signed third-party request needs the `catalogue:read` scope (403 otherwise)."""
     signed_client(CATALOGUE_SCOPE)
     channel = request_channel()
-    tag = fresh_index().tag
-    digest = hashlib.blake2b(f"{channel}|{request.full_path}".encode(), digest_size=8).hexdigest()
-    return channel, f"{tag}-{digest}"
+    return channel, anonymous_reads.etag(fresh_index().tag, channel, *_url())
+
+
+def _url() -> tuple[str, str]:
+    return request.environ.get("PATH_INFO", ""), request.environ.get("QUERY_STRING", "")
+
+
+def _private() -> bool:
+    return bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
+
+
+def _render_key(key: tuple) -> tuple:
+    """Where a rendered body is kept: by the raw URL for an anonymous caller (as the page server looks
+    it up: `anonymous_reads`), else by `key`."""
+    return key if _private() else anonymous_reads.url_key(*_url())
 
 
 def _cache_headers(etag: str) -> dict:
-    """Anonymous answers are the same for everyone: a CDN may keep them (`public`) for MAX_AGE and
-    then revalidate with the ETag; a token's or a signed client's answer depends on its channel."""
-    private = bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
-    return {"ETag": f'W/"{etag}"', "Cache-Control": f"{'private' if private else 'public'}, max-age={MAX_AGE}",
-            "Vary": VARY}
+    return dict(anonymous_reads.cache_headers(etag, private=_private()))
 
 
 def _not_modified(etag: str) -> Response | None:
@@ -224,7 +228,7 @@ class Services(MethodView):
         cached = _not_modified(etag)
         if cached is not None:
             return cached
-        key = ("services", channel, tuple(sorted(args.items())))
+        key = _render_key(("services", channel, tuple(sorted(args.items()))))
 
         def render() -> bytes:
             _limit_search()
@@ -251,7 +255,8 @@ class ServicesById(MethodView):
         cached = _not_modified(etag)
         if cached is not None:
             return cached
-        payload = fresh_index().cached_response(("service", code, channel), lambda: _detail_json(code, channel))
+        payload = fresh_index().cached_response(_render_key(("service", code, channel)),
+                                                lambda: _detail_json(code, channel))
         return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
 
 

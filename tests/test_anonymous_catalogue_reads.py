@@ -1,0 +1,113 @@
+"""An anonymous search or guide this worker has rendered is answered before the framework
+(app/catalogue/anonymous_reads.py) as the view answers it: same body and headers, 304 for the ETag, the
+same metrics and access log line; a caller with a token or a client id, a body, a URL not rendered yet or a
+new catalogue version goes to the view."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app.catalogue import publishing
+from app.catalogue.index import catalogue_index
+from app.extensions import db
+from app.observability import REQUESTS
+from tests.support.framework import without_page_server
+from tests.support.helpers import API
+
+SEARCH = f"{API}/services?q=%E8%BA%AB%E4%BB%BD%E8%AF%81&page_size=5"
+
+
+def _answer(response) -> tuple:
+    headers = sorted((name, value) for name, value in response.headers.items() if name != "X-Request-ID")
+    return response.status_code, headers, response.data
+
+
+def _served(endpoint: str, status: str) -> float:
+    return sum(sample.value for metric in REQUESTS.collect() for sample in metric.samples
+               if sample.name.endswith("_total") and sample.labels.get("endpoint") == endpoint
+               and sample.labels.get("status") == status)
+
+
+@pytest.fixture
+def guide(client) -> str:
+    return f"{API}/services/" + client.get(f"{API}/services?page_size=1").get_json()["items"][0]["code"]
+
+
+@pytest.mark.parametrize("which", ["search", "guide"])
+def test_a_rendered_read_is_answered_early_as_the_view_answers_it(app, client, guide, entered, caplog, which):
+    url, rule = (SEARCH, f"{API}/services") if which == "search" else (guide, f"{API}/services/<string:code>")
+    by_view = client.get(url)
+    assert by_view.status_code == 200 and len(entered) == 1
+    counted = _served(rule, "200")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        early = client.get(url)
+    assert len(entered) == 1  # not entered again
+    assert _answer(early) == _answer(by_view)
+    assert early.headers["Cache-Control"] == "public, max-age=60" and early.headers["ETag"].startswith('W/"')
+    assert _served(rule, "200") == counted + 1  # under the view's rule, as the framework counts it
+    assert [record.getMessage() for record in caplog.records if record.name == "app.access"] == [f"GET {url.split('?')[0]} 200"]
+
+
+def test_the_etag_answers_304_early_as_the_view_does(app, client, guide, entered, monkeypatch):
+    etag = client.get(guide).headers["ETag"]
+    entered.clear()
+    early = client.get(guide, headers={"If-None-Match": etag})
+    assert early.status_code == 304 and early.data == b"" and entered == []
+    without_page_server(app, monkeypatch)
+    by_view = client.get(guide, headers={"If-None-Match": etag})
+    assert len(entered) == 1 and _answer(early) == _answer(by_view)
+    other = client.get(guide, headers={"If-None-Match": 'W/"0.0-0000000000000000"'})
+    assert other.status_code == 200
+
+
+def test_callers_bodies_and_urls_not_rendered_go_to_the_view(app, client, guide, entered, alice):
+    client.get(guide)
+    entered.clear()
+    assert client.get(guide, headers=alice["headers"]).headers["Cache-Control"].startswith("private")
+    assert client.get(guide, headers={"X-Client-Id": "c_unknown"}).status_code in (200, 401)
+    assert client.get(guide, data=b"x", content_type="text/plain").status_code in (200, 400)
+    assert client.get(guide + "?page=1").status_code == 200  # another URL: not rendered yet
+    assert client.get(f"{API}/services?q=%00").status_code == 422  # the input guard's
+    assert len(entered) == 5
+
+
+def test_a_new_catalogue_version_is_rendered_again_with_a_new_etag(app, client, guide, entered):
+    first = client.get(guide)
+    with app.app_context():
+        publishing.next_catalogue_version()
+        db.session.commit()
+        catalogue_index(app).changed()
+    entered.clear()
+    again = client.get(guide, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and len(entered) == 1 and again.headers["ETag"] != first.headers["ETag"]
+    assert client.get(guide).headers["ETag"] == again.headers["ETag"] and len(entered) == 1
+
+
+def test_a_withdrawn_service_is_not_answered_from_what_was_kept(app, client, guide):
+    assert client.get(guide).status_code == 200
+    code = guide.rsplit("/", 1)[1]
+    _publish(app, code, "withdrawn")
+    try:
+        assert client.get(guide).status_code == 404
+    finally:  # the catalogue is shared by the session's tests
+        _publish(app, code, "published")
+    assert client.get(guide).status_code == 200
+
+
+def _publish(app, code: str, status: str) -> None:
+    from app.catalogue.models import Service
+    with app.app_context():
+        db.session.get(Service, code).status = status
+        publishing.next_catalogue_version()
+        db.session.commit()
+        catalogue_index(app).changed()
+
+
+def test_searches_answered_early_are_not_counted_as_the_view_does_not_count_kept_ones(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "SEARCH_RATE_LIMIT", "2/minute")
+    assert client.get(SEARCH).status_code == 200  # rendered: counted
+    assert [client.get(SEARCH).status_code for _ in range(5)] == [200] * 5
+    assert client.get(f"{API}/services?q=hukou").status_code == 200  # rendered: the second count
+    assert client.get(f"{API}/services?q=sfz").status_code == 429
