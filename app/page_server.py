@@ -60,7 +60,7 @@ NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))  # what a tok
 JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _PAGES: dict[str, EarlyPage] = {}
 _POSTS: dict[str, EarlyPost] = {}
-_ANONYMOUS: list[Callable[[dict], tuple[str, list, bytes, str] | None]] = []
+_ANONYMOUS: list[tuple[Callable[[str], str | None], Callable[[dict], tuple[str, list, bytes] | None]]] = []
 
 
 def serve_early(page: EarlyPage) -> None:
@@ -73,10 +73,11 @@ def answer_early(post: EarlyPost) -> None:
     _POSTS[post.endpoint] = post
 
 
-def serve_anonymous(answer: Callable[[dict], tuple[str, list, bytes, str] | None]) -> None:
-    """Answer the GETs without a token that `answer(environ)` knows, in the app's context: (status line,
-    headers, body, URL rule), or None to pass the request on."""
-    _ANONYMOUS.append(answer)
+def serve_anonymous(rule_of: Callable[[str], str | None], answer: Callable[[dict], tuple[str, list, bytes] | None]) -> None:
+    """Answer GETs without a token to the paths `rule_of(path)` names a URL rule for (the label metrics count
+    them under) with `answer(environ)`, run in the app's context: (status line, headers, body), or None to
+    pass the request on."""
+    _ANONYMOUS.append((rule_of, answer))
 
 
 def early_reads(environ, wanted: list[str]) -> dict | None:
@@ -96,16 +97,10 @@ class PageServer:
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD")
-        if method == "GET" and _ANONYMOUS and "HTTP_AUTHORIZATION" not in environ:
-            try:
-                with self.app.app_context():
-                    found = next(filter(None, (answer(environ) for answer in _ANONYMOUS)), None)
-            except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
-                return self._error(environ, start_response, exc)
-            if found is not None:
-                status, headers, body, environ[ENDPOINT_KEY] = found
-                start_response(status, headers)
-                return [body]
+        if method == "GET" and "HTTP_AUTHORIZATION" not in environ:
+            answered = self._anonymous(environ, start_response)
+            if answered is not None:
+                return answered
         route = self._routes().get((method, environ.get("PATH_INFO", ""))) if method in ("GET", "POST") else None
         if route is None or environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ or is_signed(environ):
             return self.wsgi_app(environ, start_response)
@@ -126,6 +121,25 @@ class PageServer:
         environ[ENDPOINT_KEY] = environ["PATH_INFO"]  # the rule: these rules have no arguments
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers])
         return [body]
+
+    def _anonymous(self, environ, start_response) -> list[bytes] | None:
+        """The answer of the first `serve_anonymous` reader whose rule names the path, or None."""
+        for rule_of, answer in _ANONYMOUS:
+            rule = rule_of(environ.get("PATH_INFO", ""))
+            if rule is None:
+                continue
+            try:
+                with self.app.app_context():
+                    found = answer(environ)
+            except Exception as exc:  # noqa: BLE001 - answered as the framework answers it
+                return self._error(environ, start_response, exc)
+            if found is None:
+                return None
+            status, headers, body = found
+            environ[ENDPOINT_KEY] = rule
+            start_response(status, headers)
+            return [body]
+        return None
 
     def _opening(self, page: EarlyPage, environ) -> bytes | None:
         if (environ.get("CONTENT_LENGTH", "0") not in ("", "0")

@@ -59,12 +59,11 @@ def rule_of(path: str) -> str | None:
     return DETAIL if _DETAIL_PATH.fullmatch(path) else None
 
 
-def answer(environ) -> tuple[str, list[tuple[str, str]], bytes, str] | None:
-    """(status line, headers, body, rule) for an anonymous read this worker has rendered; None otherwise.
-    Runs in the app's context."""
+def answer(environ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    """(status line, headers, body) for an anonymous read of a path `rule_of` names that this worker has
+    rendered; None otherwise. Runs in the app's context."""
     path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-    rule = rule_of(path)
-    if (rule is None or any(name in environ for name in ASKED_BY_SOMEONE) or is_signed(environ)
+    if (any(name in environ for name in ASKED_BY_SOMEONE) or is_signed(environ)
             or environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
             or "\x00" in path or "%00" in query or "\x00" in query):
         return None
@@ -75,8 +74,8 @@ def answer(environ) -> tuple[str, list[tuple[str, str]], bytes, str] | None:
     etag_value = etag(tag, None, path, query)
     headers = cache_headers(etag_value, private=False)
     if not_modified(environ.get("HTTP_IF_NONE_MATCH"), etag_value):
-        return "304 NOT MODIFIED", headers, b"", rule
-    return "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers], body, rule
+        return "304 NOT MODIFIED", headers, b""
+    return "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers], body
 
 
-serve_anonymous(answer)
+serve_anonymous(rule_of, answer)
