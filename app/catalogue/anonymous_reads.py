@@ -5,9 +5,10 @@ The views key what they render for an anonymous caller by the raw path and query
 give it the ETag `etag(tag, None, path, query)`; the page server (`page_server.serve_anonymous`) looks the
 URL up here after bringing the index up to date, and answers 200 with the kept body, or 304 when
 If-None-Match names the ETag, with the view's headers. Anything else (a token, a client id or signature,
-a body, U+0000, a URL not rendered yet, another version) goes on to the view, which renders, counts the
-search against the rate limit and keeps the answer. A kept answer cost no search, so it is not counted,
-as the view does not count one."""
+a body, a URL not rendered yet, another version) goes on to the view, which renders, counts the search
+against the rate limit and keeps the answer. Only URLs the view answered are kept, so one the input guard
+refuses (U+0000) is never found here. A kept answer cost no search, so it is not counted, as the view does
+not count one."""
 from __future__ import annotations
 
 import hashlib
@@ -64,9 +65,8 @@ def answer(environ) -> tuple[str, list[tuple[str, str]], bytes] | None:
     rendered; None otherwise. Runs in the app's context."""
     path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
     if (any(name in environ for name in ASKED_BY_SOMEONE) or is_signed(environ)
-            or environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ
-            or "\x00" in path or "%00" in query or "\x00" in query):
-        return None
+            or environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ):
+        return None  # (a body: the input guard's to check)
     kept = fresh_index().kept_response(url_key(path, query))
     if kept is None:
         return None

@@ -63,8 +63,7 @@ def _cache_headers(etag: str) -> dict:
 
 
 def _not_modified(etag: str) -> Response | None:
-    condition = request.if_none_match
-    if condition and (condition.star_tag or condition.contains_weak(etag)):
+    if anonymous_reads.not_modified(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=_cache_headers(etag))
     return None
 
