@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import mmap
+import os
 import random
 import struct
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 from urllib.parse import urlencode
 
 from .loadgen import GunicornServer, HttpClient, free_port, log, run_wrk
@@ -91,6 +92,30 @@ def pages_made_own(before: set[int], after: set[int], master: Collection[int]) -
     new = after - before
     copied = sum(1 for page in new if page in master)
     return {"copied_from_master_kb": copied * PAGE // 1024, "own_allocations_kb": (len(new) - copied) * PAGE // 1024}
+
+
+def made_own_in_child(work: Callable[[], object], prepare: Callable[[], object] = lambda: None) -> dict[str, int]:
+    """Fork; the child runs `prepare()`, then `work()`, and reports the pages `work()` made it hold alone
+    (`pages_made_own`, against this process's pages), what `work()` returns still alive."""
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(reading)
+            prepare()
+            exclusive_pages(page_flags(os.getpid()))  # the reading's own allocations, made before it counts
+            before = exclusive_pages(page_flags(os.getpid()))
+            kept = [work()]
+            after = exclusive_pages(page_flags(os.getpid()))
+            kept.clear()
+            os.write(writing, json.dumps(pages_made_own(before, after, page_flags(os.getppid()))).encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as pipe:
+        found = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(found)
 
 
 def _memory(pid: int) -> dict[str, Any]:

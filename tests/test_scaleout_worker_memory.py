@@ -86,16 +86,16 @@ def test_the_master_empties_the_per_word_caches_the_index_build_filled_before_it
 
 
 FORKED = """
-import json, mmap, os
-from benchmarks.memory import exclusive_pages, page_flags, pages_made_own
+import json, mmap
+from benchmarks.memory import made_own_in_child
 
 shared = bytearray(8 << 20)  # the master's: its own mapping, every page written
 for offset in range(0, len(shared), 4096):
     shared[offset] = 1
 untouched = mmap.mmap(-1, 6 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # the master's, never written
-reading, writing = os.pipe()
-if os.fork() == 0:
-    before = exclusive_pages(page_flags(os.getpid()))
+
+
+def work():
     for offset in range(0, len(shared), 4096):  # copy-on-write of every shared page
         shared[offset] = 2
     own = bytearray(4 << 20)  # allocated after the fork (a private mapping of its own)
@@ -103,12 +103,10 @@ if os.fork() == 0:
         untouched[offset] = 1
     for offset in range(0, len(own), 4096):
         own[offset] = 1
-    after = exclusive_pages(page_flags(os.getpid()))
-    os.write(writing, json.dumps(pages_made_own(before, after, page_flags(os.getppid()))).encode())
-    os._exit(0)
-os.close(writing)
-print(os.read(reading, 4096).decode())
-os.wait()
+    return own
+
+
+print(json.dumps(made_own_in_child(work)))
 """
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from .analyzer import QueryAnalyzer
 from .arrays import csr, rows_in_order, stable_argsort
-from .columns import CodeTable, ItemColumns
+from .columns import CodeTable, ItemColumns, TextTable
 from .fields import DOC_FIELDS, GROUP_FIELDS, MAX_CHANNELS, MULTI_DOC_FIELDS, ValueIds, as_values, doc_value, hf_rank
 from .pinyin import PinyinLexicon
 from .postings import PostingTable
@@ -33,8 +33,8 @@ class IndexData:
     # shared with the builder
     codes: CodeTable
     values: dict[str, ValueIds]
-    group_names: list[str]
-    exact: dict[str, list[int]]
+    group_names: TextTable
+    exact: PostingTable
     postings: PostingTable
     analyzer: QueryAnalyzer
     # computed when frozen
@@ -111,10 +111,11 @@ class IndexBuilder:
         self._alive_list = array("b")
         self._values = {field: ValueIds() for field in (*GROUP_FIELDS, *DOC_FIELDS, *MULTI_DOC_FIELDS)}
         self._group_of: dict[tuple, int] = {}
-        self._group_names: list[str] = []
+        self._group_names = TextTable()  # read by the phrase boost: decoded, not shared objects
         self._group_name_len: list[int] = []
         self._group_values: dict[str, list[tuple[int, ...]]] = {field: [] for field in GROUP_FIELDS}
-        self._exact: dict[str, list[int]] = {}
+        self._exact = PostingTable()  # whole names and aliases -> groups (weights unread): no list per name
+        self._pending_exact: dict[str, tuple[list[int], list[float]]] = {}
         self._pending_terms: dict[str, tuple[list[int], list[float]]] = {}
         self._postings = PostingTable()
         self._lexicon = PinyinLexicon()
@@ -188,7 +189,9 @@ class IndexBuilder:
         for text in (name, *aliases):
             compact = normalize(text).replace(" ", "")
             if compact:
-                self._exact.setdefault(compact, []).append(gid)
+                gids, weights = self._pending_exact.setdefault(compact, ([], []))
+                gids.append(gid)
+                weights.append(1.0)
         topics = [self.topic_names.get(t, t) for t in values["topic"]]
         topics = [t for t in topics if is_cjk(normalize(t).replace(" ", ""))]
         department = strip_place_names(str(item.get("department") or ""), str(item.get("hall_name") or ""))
@@ -204,8 +207,9 @@ class IndexBuilder:
     def finish(self, *, with_synonyms: bool = False) -> None:
         """Merge pending term postings into numpy postings, weighting by the current idf, and
         feed new words (and, on a full build, the synonym words) to the pinyin lexicon."""
-        self._postings.merge(self._pending_terms, max(len(self._group_names), 1), compact=with_synonyms)
-        self._pending_terms.clear()
+        for table, pending in ((self._postings, self._pending_terms), (self._exact, self._pending_exact)):
+            table.merge(pending, max(len(self._group_names), 1), compact=with_synonyms)
+            pending.clear()
         self.codes.settle(np.flatnonzero(np.array(self._alive_list, dtype=bool)))
         synonym_words = self.synonyms.words()
         for word in self._lexicon_words:

@@ -3,8 +3,9 @@
 A 300,000-service catalogue as 300,000 dicts costs hundreds of megabytes, and every search that reads one
 writes to it (reference counts), so a gunicorn worker copies the master's pages one by one. Here an item is
 a row number: each key is a buffer of value ids (or of the integers themselves), the distinct values sit in
-a small table, and item codes in one UTF-8 buffer looked up through a sorted array. Reading an item builds a
-new dict, and nothing the master made is written to.
+a small table, the thousands of distinct names and departments in one UTF-8 buffer (`TextTable`), and item
+codes in another, looked up through a sorted array. Reading an item builds a new dict and decodes its names
+anew, so nothing the master made is written to but a few hundred shared values.
 """
 from __future__ import annotations
 
@@ -14,6 +15,33 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 _ABSENT = -1
+KEPT_VALUES = 256
+
+
+class TextTable:
+    """Strings in one UTF-8 buffer, read by row: each read decodes a new string, so reading writes to no page
+    the master made (a list of 300,000 names would have each read's reference count copy its page)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.ends = array("q")
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def append(self, text: str) -> int:
+        self.buffer += text.encode("utf-8")
+        self.ends.append(len(self.buffer))
+        return len(self.ends) - 1
+
+    def __getitem__(self, row: int) -> str:
+        if row < 0:
+            raise IndexError(row)
+        ends = self.ends
+        return self.buffer[ends[row - 1] if row else 0 : ends[row]].decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[row] for row in range(len(self.ends)))
 
 
 def _value_key(value: Any) -> tuple:
@@ -25,12 +53,16 @@ def _value_key(value: Any) -> tuple:
 
 
 class _Column:
-    """One key's values: integers stored as they are until another kind of value comes, else value ids."""
+    """One key's values: integers stored as they are until another kind of value comes, else value ids: the
+    first `KEPT_VALUES` distinct values (and any later one that is not a string) are objects in `values`, a
+    few pages a worker copies once; later strings (names, departments: thousands) are rows of `texts`, their
+    ids -2 - row."""
 
     def __init__(self, length: int) -> None:
         self.ints: array | None = array("q")
         self.ids = array("i")
         self.values: list[Any] = []
+        self.texts = TextTable()
         self._index: dict[tuple, int] = {}
         self.present = array("b", bytes(length))
         self.ints.frombytes(bytes(8 * length))
@@ -54,14 +86,19 @@ class _Column:
     def get(self, row: int) -> Any:
         if self.ints is not None:
             return self.ints[row]
-        return self.values[self.ids[row]]
+        found = self.ids[row]
+        return self.values[found] if found >= 0 else self.texts[-2 - found]
 
     def _id(self, value: Any) -> int:
         key = _value_key(value)
         found = self._index.get(key)
         if found is None:
-            found = self._index[key] = len(self.values)
-            self.values.append(value)
+            if type(value) is str and len(self.values) >= KEPT_VALUES:
+                found = -2 - self.texts.append(value)
+            else:
+                found = len(self.values)
+                self.values.append(value)
+            self._index[key] = found
         return found
 
     def _to_table(self) -> None:
@@ -74,26 +111,22 @@ class CodeTable:
 
     def __init__(self, *, searchable: bool = True) -> None:
         self.searchable = searchable  # False: row -> code only (a table read once, in order)
-        self._buffer = bytearray()
-        self._ends = array("q")
+        self._texts = TextTable()
         self._sorted = np.empty(0, dtype="S1")
         self._sorted_rows = np.empty(0, dtype=np.int64)
         self._recent: dict[str, int | None] = {}  # changes since the sorted arrays were made
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._texts)
 
     def append(self, code: str) -> int:
-        row = len(self._ends)
-        self._buffer += code.encode("utf-8")
-        self._ends.append(len(self._buffer))
+        row = self._texts.append(code)
         if self.searchable:
             self._recent[code] = row
         return row
 
     def code(self, row: int) -> str:
-        start = self._ends[row - 1] if row else 0
-        return self._buffer[start : self._ends[row]].decode("utf-8")
+        return self._texts[row]
 
     def row(self, code: str) -> int | None:
         if code in self._recent:
@@ -111,11 +144,11 @@ class CodeTable:
 
     def as_array(self) -> np.ndarray:
         """Every row's code as fixed-width UTF-8 bytes (sorts like the strings)."""
-        ends = np.array(self._ends, dtype=np.int64)
+        ends = np.array(self._texts.ends, dtype=np.int64)
         starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]]) if ends.size else ends
         width = int((ends - starts).max(initial=1))
         out = np.zeros((ends.size, width), dtype=np.uint8)
-        buffer = np.frombuffer(bytes(self._buffer), dtype=np.uint8)
+        buffer = np.frombuffer(bytes(self._texts.buffer), dtype=np.uint8)
         lengths = ends - starts
         rows = np.repeat(np.arange(ends.size), lengths)
         cols = np.arange(buffer.size) - np.repeat(starts, lengths)

@@ -383,9 +383,10 @@ class QueryEngine:
         required = min(required, max(int(counted.max(initial=0)), 1))
         eligible = counted >= required
         compact = query.replace(" ", "")
-        for gid in data.exact.get(compact, ()):
-            scores[gid] += EXACT_BONUS
-            eligible[gid] = True
+        named = data.exact.get(compact)
+        if named is not None:
+            np.add.at(scores, named[0], np.float32(EXACT_BONUS))  # a group named twice (name, alias) gains twice
+            eligible[named[0]] = True
         self._phrase_boost(compact, scores, eligible)
         scores[~eligible] = 0.0
         return scores, eligible

@@ -5,7 +5,7 @@ import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from .build import IndexBuilder
-from .columns import ItemColumns
+from .columns import ItemColumns, TextTable
 from .fields import DEFAULT_FACETS
 from .query import QueryEngine, SearchResult
 from .synonyms import SynonymTable, load_synonyms
@@ -133,5 +133,5 @@ class SearchIndex:
         return self._query_engine().score_cache
 
     @property
-    def _group_names(self) -> list[str]:
+    def _group_names(self) -> TextTable:
         return self._query_engine().data.group_names
