@@ -67,3 +67,9 @@ def as_aware(value: datetime | None) -> datetime | None:
 def isoformat_z(value: datetime | None) -> str | None:
     value = as_aware(value)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def isoformat_beijing(value: datetime | None) -> str | None:
+    """A time on a hall's clock: Beijing time with its offset ("2026-12-02T09:00:00+08:00")."""
+    value = as_aware(value)
+    return value.astimezone(BEIJING).isoformat() if value else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.appointments.models import STATUS_LABELS, STATUSES
-from app.timeutil import BEIJING, as_aware
+from app.timeutil import isoformat_beijing
 
 from .common import PageArgsSchema, PageSchema, StrictSchema, messages
 from .identity import UtcDateTime
@@ -18,8 +18,7 @@ _SERVICE_CODE = validate.Length(min=1, max=60, error="事项编码长度应为 {
 _STATUS = validate.OneOf(STATUSES, error="status 应为 " + "、".join(STATUSES) + " 之一")
 
 
-def _local(value):
-    return as_aware(value).astimezone(BEIJING).isoformat() if value else None
+_local = isoformat_beijing
 
 
 class SlotArgsSchema(StrictSchema):
@@ -29,8 +28,8 @@ class SlotArgsSchema(StrictSchema):
 
 class SlotSchema(Schema):
     slot_id = fields.String(metadata={"example": "370102-20261202-0900"})
-    start = fields.Function(lambda s: _local(s["start"]), metadata={"type": "string", "format": "date-time", "example": "2026-12-02T09:00:00+08:00"})
-    end = fields.Function(lambda s: _local(s["end"]), metadata={"type": "string", "format": "date-time", "example": "2026-12-02T09:30:00+08:00"})
+    start = fields.String(metadata={"format": "date-time", "example": "2026-12-02T09:00:00+08:00"})
+    end = fields.String(metadata={"format": "date-time", "example": "2026-12-02T09:30:00+08:00"})
     capacity = fields.Integer(metadata={"example": 10})
     remaining = fields.Integer(metadata={"example": 7})
 

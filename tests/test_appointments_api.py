@@ -14,6 +14,8 @@ from app.timeutil import beijing_today
 from tests.support.hall import (JINAN, LIXIA, SHIZHONG, active_bookings, book, move_slot, non_working_day,
                                          service_of, slot_row, slots, windows, working_day)
 from tests.support.helpers import API, client_token, create_client, create_staff, register_person
+from tests.support.statements import statements
+from schemas.appointments import SlotListSchema, SlotSchema
 
 
 def test_every_city_hall_has_slots_on_each_of_the_next_ten_working_days(app, client):
@@ -41,6 +43,22 @@ def test_listing_twice_creates_the_slots_once(app, client):
     again = slots(client, LIXIA, day)
     assert [s["slot_id"] for s in first] == [s["slot_id"] for s in again]
     assert first[0]["slot_id"] == f"{LIXIA}-{day:%Y%m%d}-0900"
+
+
+def test_an_opened_day_is_listed_with_one_statement_in_the_documented_shape_without_started_slots(app, client):
+    day = working_day(3)
+    first = slots(client, LIXIA, day)  # opens the day
+    with statements(app) as seen:
+        again = client.get(f"{API}/halls/{LIXIA}/appointment-slots", query_string={"date": day.isoformat()})
+    assert len(seen) == 1 and "appointment_slots" in seen[0]  # no hall look-up, no check that the day is open
+    body = again.get_json()
+    assert again.status_code == 200 and body["items"] == first and body["date"] == day.isoformat()
+    assert list(body) == list(SlotListSchema().fields) and list(first[0]) == list(SlotSchema().fields)
+    today = beijing_today()
+    move_slot(app, first[0]["slot_id"], today, time(0, 0))  # it started today at midnight
+    assert first[0]["slot_id"] not in [item["slot_id"] for item in slots(client, LIXIA, today)]
+    assert client.get(f"{API}/halls/379999/appointment-slots", query_string={"date": day.isoformat()}
+                      ).status_code == 404
 
 
 def test_slot_listing_refusals(client, app):

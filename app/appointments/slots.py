@@ -14,14 +14,14 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..applications.deadlines import is_working_day
 from ..catalogue.models import Hall, Service
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
-from ..timeutil import BEIJING, as_aware, beijing_today, utcnow
+from ..timeutil import BEIJING, as_aware, beijing_today, isoformat_beijing, utcnow
 from .models import AppointmentSlot
 
 SLOT_ID = re.compile(r"(\d{6,12})-(\d{8})-(\d{4})")
@@ -141,24 +141,41 @@ def offered_service(hall_code: str, service_code: str) -> Service:
 
 
 def list_slots(*, hall_code: str, day: date | None, service_code: str | None = None) -> dict:
-    """The hall's slots of `day` that have not started yet, with what is left of each."""
-    hall = hall_or_404(hall_code)
+    """The hall's slots of `day` that have not started yet, with what is left of each, times as text. A day
+    already opened costs one query (its slots name their hall, so the hall exists); otherwise the hall is
+    looked up (404), the day checked (422) and opened."""
     today = beijing_today()
     day = day or today
-    if service_code:
-        offered_service(hall.code, service_code)
-    if day < today:
-        raise ValidationFailed.field("date", "不能查询已经过去的日期")
-    open_day(hall, day)
-    rows = db.session.scalars(select(AppointmentSlot).where(
-        AppointmentSlot.hall_code == hall.code, AppointmentSlot.day == day, AppointmentSlot.start_at > utcnow())
-        .order_by(AppointmentSlot.start_at)).all()
+    rows = _day_slots(hall_code, day) if day >= today and hall_code.isdigit() else []
+    if rows:
+        if service_code:
+            offered_service(hall_code, service_code)
+    else:
+        hall = hall_or_404(hall_code)
+        if service_code:
+            offered_service(hall.code, service_code)
+        if day < today:
+            raise ValidationFailed.field("date", "不能查询已经过去的日期")
+        open_day(hall, day)
+        rows = _day_slots(hall.code, day)
+    now = utcnow()
     days = bookable_days(today)
-    return {"hall_code": hall.code, "date": day, "bookable_until": days[-1] if days else None,
-            "items": [slot_view(row) for row in rows]}
+    return {"hall_code": hall_code, "date": day.isoformat(), "bookable_until": days[-1].isoformat() if days else None,
+            "items": [slot_view(row) for row in rows if as_aware(row.start_at) > now]}
 
 
-def slot_view(slot: AppointmentSlot) -> dict:
-    return {"slot_id": slot.slot_id, "start": as_aware(slot.start_at).astimezone(BEIJING),
-            "end": as_aware(slot.end_at).astimezone(BEIJING), "capacity": slot.capacity,
+SLOT_FIELDS = (AppointmentSlot.slot_id, AppointmentSlot.start_at, AppointmentSlot.end_at, AppointmentSlot.capacity,
+               AppointmentSlot.booked)
+DAY_SLOTS = select(*SLOT_FIELDS).where(AppointmentSlot.hall_code == bindparam("hall"),
+                                       AppointmentSlot.day == bindparam("day")).order_by(AppointmentSlot.start_at)
+
+
+def _day_slots(hall_code: str, day: date) -> list:
+    return db.session.execute(DAY_SLOTS, {"hall": hall_code, "day": day}).all()
+
+
+def slot_view(slot) -> dict:
+    """A slot (a row of SLOT_FIELDS or the model) as listed: its times in Beijing time with their offset."""
+    return {"slot_id": slot.slot_id, "start": isoformat_beijing(slot.start_at), "end": isoformat_beijing(slot.end_at),
+            "capacity": slot.capacity,
             "remaining": max(0, slot.capacity - slot.booked)}

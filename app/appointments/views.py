@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from werkzeug.wrappers import Response
 
 from schemas.appointments import (AppointmentArgsSchema, AppointmentCreateSchema, AppointmentPageSchema,
                                   AppointmentSchema, QueueArgsSchema, QueueEntrySchema, QueuePageSchema,
@@ -9,6 +10,7 @@ from schemas.appointments import (AppointmentArgsSchema, AppointmentCreateSchema
 from schemas.common import ProblemSchema, paged
 
 from ..extensions import BEARER, ApiBlueprint
+from ..rendering import compact_json
 from ..security.rbac import auth_required, current_principal
 from . import booking, desk, slots
 
@@ -23,7 +25,8 @@ class HallSlots(MethodView):
     @blp.alt_response(422, schema=ProblemSchema, description="日期已过去，或该大厅不办理所选事项")
     def get(self, args, hall_code):
         """大厅某日可预约的时段（今天及此后 10 个工作日开放）"""
-        return slots.list_slots(hall_code=hall_code, day=args.get("date"), service_code=args.get("service_code"))
+        listed = slots.list_slots(hall_code=hall_code, day=args.get("date"), service_code=args.get("service_code"))
+        return Response(compact_json(listed), status=200, mimetype="application/json")  # SlotListSchema's shape
 
 
 @blp.route("/appointments")
