@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "daily_floor", "wallet", "wallet_read", "applications",
+LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "home_catalogue", "daily_floor", "wallet", "wallet_read", "applications",
               "inbox", "inbox_busy",
               "verification_floor", "verification", "device_verification", "refresh_floor", "refresh", "appointment_slots",
               "appointment_booking")

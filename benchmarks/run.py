@@ -73,6 +73,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "search_seeded": ("search, seeded catalogue", "app"),
     "search_300k": ("search, generated catalogue", "large"),
     "detail": ("service detail", "app"),
+    "home_catalogue": ("home catalogue: hall tree, a hall, topics, bundles, a bundle", "app"),
     "wallet": ("wallet list, opening (the page kept for the holder)", "app"),
     "wallet_read": ("wallet list, a page read from the database", "app"),
     "applications": ("application list, opening (the page kept for the person)", "app"),
@@ -87,7 +88,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "appointment_slots": ("appointment slot listing", "app"),
     "appointment_booking": ("appointment booking", "app"),
 }
-APP_ORDER = ("healthz", "search_seeded", "detail", "wallet", "wallet_read", "applications", "inbox", "inbox_busy", "refresh", "verification", "device_verification",
+APP_ORDER = ("healthz", "search_seeded", "detail", "home_catalogue", "wallet", "wallet_read", "applications", "inbox", "inbox_busy", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens", "micro_cli")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
@@ -346,6 +347,20 @@ class AppTargets:
         self.runner.measure("detail", "GET /api/v1/services/{code}", self.server.base_url, script="paths.lua",
                             script_args=[str(paths)], server=self.server,
                             notes=[f"rotating {len(codes)} service codes"])
+
+    def t_home_catalogue(self) -> None:
+        """What the app's home screen and city picker ask without a token: the hall tree, a city's hall, the
+        topics, the bundles and one bundle resolved for a hall, each rendered once per catalogue version."""
+        status, body = self.api.request("GET", f"{API}/bundles")
+        if status != 200 or not body.get("items"):
+            raise SetupSkipped(f"GET /api/v1/bundles answers {status}: {str(body)[:150]}")
+        bundle = quote(body["items"][0]["code"])
+        paths = [f"{API}/halls", f"{API}/halls/370100", f"{API}/topics", f"{API}/bundles",
+                 f"{API}/bundles/{bundle}?hall=370102"]
+        path_file = write_lines(self.data_dir / "home_catalogue_paths.txt", paths)
+        self.runner.measure("home_catalogue", "GET /api/v1/halls, /halls/{code}, /topics, /bundles, /bundles/{code}",
+                            self.server.base_url, script="paths.lua", script_args=[str(path_file)], server=self.server,
+                            notes=["the five reads in turn, anonymous"])
 
     def t_wallet(self) -> None:
         """The holder opens their wallet (no query arguments): after the first opening, the page kept

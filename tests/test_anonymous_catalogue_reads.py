@@ -1,15 +1,17 @@
-"""An anonymous search or guide this worker has rendered is answered before the framework
-(app/catalogue/anonymous_reads.py) as the view answers it: same body and headers, 304 for the ETag, the
-same metrics and access log line; a caller with a token or a client id, a body, a URL not rendered yet or a
+"""An anonymous search, guide, hall tree, hall, topic list or bundle this worker has rendered is answered
+before the framework (app/catalogue/anonymous_reads.py) as the view answers it: same body and headers, 304
+for the ETag, the same metrics and access log line; a caller with a token or a client id, a body, a URL not rendered yet or a
 new catalogue version goes to the view."""
 from __future__ import annotations
 
 import logging
 
 import pytest
+from sqlalchemy import select
 
 from app.catalogue import publishing
 from app.catalogue.index import catalogue_index
+from app.catalogue.models import Bundle
 from app.extensions import db
 from app.observability import REQUESTS
 from tests.support.framework import without_page_server
@@ -34,9 +36,18 @@ def guide(client) -> str:
     return f"{API}/services/" + client.get(f"{API}/services?page_size=1").get_json()["items"][0]["code"]
 
 
-@pytest.mark.parametrize("which", ["search", "guide"])
+def _reads(app, guide: str) -> dict[str, tuple[str, str]]:
+    with app.app_context():
+        bundle = db.session.scalar(select(Bundle.code).order_by(Bundle.code).limit(1))
+    return {"search": (SEARCH, f"{API}/services"), "guide": (guide, f"{API}/services/<string:code>"),
+            "halls": (f"{API}/halls", f"{API}/halls"), "hall": (f"{API}/halls/370102", f"{API}/halls/<string:code>"),
+            "topics": (f"{API}/topics", f"{API}/topics"), "bundles": (f"{API}/bundles", f"{API}/bundles"),
+            "bundle": (f"{API}/bundles/{bundle}?hall=370102", f"{API}/bundles/<string:code>")}
+
+
+@pytest.mark.parametrize("which", ["search", "guide", "halls", "hall", "topics", "bundles", "bundle"])
 def test_a_rendered_read_is_answered_early_as_the_view_answers_it(app, client, guide, entered, caplog, which):
-    url, rule = (SEARCH, f"{API}/services") if which == "search" else (guide, f"{API}/services/<string:code>")
+    url, rule = _reads(app, guide)[which]
     by_view = client.get(url)
     assert by_view.status_code == 200 and len(entered) == 1
     counted = _served(rule, "200")

@@ -1,5 +1,5 @@
-"""Anonymous catalogue reads (a search, a service's guide) answered before the framework when this worker
-has already rendered the same URL at the catalogue version it serves.
+"""Anonymous catalogue reads (a search, a service's guide, the halls, topics and bundles) answered before the
+framework when this worker has already rendered the same URL at the catalogue version it serves.
 
 The views key what they render for an anonymous caller by the raw path and query string (`url_key`) and
 give it the ETag `etag(tag, None, path, query)`; the page server (`page_server.serve_anonymous`) looks the
@@ -22,8 +22,8 @@ from .index import fresh_index
 
 MAX_AGE = 60
 VARY = "Authorization, X-Client-Id"  # what decides the channel (a token, or a signed client's id)
-SEARCH, DETAIL = "/api/v1/services", "/api/v1/services/<string:code>"
-_DETAIL_PATH = re.compile(r"/api/v1/services/[^/]+")
+RULES = {path: path for path in ("/api/v1/services", "/api/v1/halls", "/api/v1/topics", "/api/v1/bundles")}
+_ONE_OF = re.compile(r"/api/v1/(services|halls|bundles)/[^/]+")  # a service's guide, a hall, a bundle
 ASKED_BY_SOMEONE = ("HTTP_AUTHORIZATION", "HTTP_X_CLIENT_ID")  # with a signature's headers (`is_signed`)
 
 
@@ -55,9 +55,11 @@ def not_modified(condition: str | None, etag_value: str) -> bool:
 
 def rule_of(path: str) -> str | None:
     """The URL rule of a catalogue read answered here (for metrics), or None for any other path."""
-    if path == SEARCH:
-        return SEARCH
-    return DETAIL if _DETAIL_PATH.fullmatch(path) else None
+    rule = RULES.get(path)
+    if rule is not None:
+        return rule
+    one = _ONE_OF.fullmatch(path)
+    return f"/api/v1/{one.group(1)}/<string:code>" if one else None
 
 
 def answer(environ) -> tuple[str, list[tuple[str, str]], bytes] | None:

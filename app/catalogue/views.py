@@ -1,9 +1,11 @@
 """HTTP views of the catalogue domain: /halls, /services, /topics, /bundles and hall admins' lists.
 
-Reads are answered from the worker's search index and carry a weak ETag (catalogue version +
-URL + channel; If-None-Match gives 304 before any work) and `Cache-Control: public, max-age=60`
-(private when the request carries a token or a client signature). A request through a
-mini-program token or a signed third-party client only sees services exposed to its channel.
+Reads (halls, services, topics, bundles) are answered from the worker's search index, rendered once
+per catalogue version (`_kept_read`: an anonymous caller's next identical request is answered before
+Flask, `anonymous_reads`), and carry a weak ETag (catalogue version + URL + channel; If-None-Match
+gives 304 before any work) and `Cache-Control: public, max-age=60` (private when the request carries
+a token or a client signature). A request through a mini-program token or a signed third-party
+client only sees services exposed to its channel.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ blp = ApiBlueprint("catalogue", __name__, description="政务服务事项目录�
 CATALOGUE_SCOPE = "catalogue:read"
 READERS = OPTIONAL_BEARER[:1] + SIGNED + OPTIONAL_BEARER[1:]  # a token, a signed client, or nobody
 SERVICE_DETAIL = ServiceDetailSchema()
+HALL_TREE, HALL, TOPIC_LIST = HallTreeSchema(), HallSchema(), TopicListSchema()
+BUNDLE_LIST, BUNDLE = BundleListSchema(), BundleSchema()
 SERVICE_QUERY_ARGS = ServiceQueryArgsSchema()  # one instance: webargs would build a schema per request from a class
 
 
@@ -41,7 +45,11 @@ def _read_context() -> tuple[str | None, str]:
     A signed third-party request needs the `catalogue:read` scope (403 otherwise)."""
     signed_client(CATALOGUE_SCOPE)
     channel = request_channel()
-    return channel, anonymous_reads.etag(fresh_index().tag, channel, *_url())
+    return channel, _etag(channel)
+
+
+def _etag(channel: str | None) -> str:
+    return anonymous_reads.etag(fresh_index().tag, channel, *_url())
 
 
 def _url() -> tuple[str, str]:
@@ -66,6 +74,16 @@ def _not_modified(etag: str) -> Response | None:
     if anonymous_reads.not_modified(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=_cache_headers(etag))
     return None
+
+
+def _kept_read(key: tuple, render, etag: str) -> Response:
+    """304 when If-None-Match names `etag`; else the JSON of `render()`, rendered once per `key` (the URL for an
+    anonymous caller) and catalogue version in this worker."""
+    cached = _not_modified(etag)
+    if cached is not None:
+        return cached
+    payload = fresh_index().cached_response(_render_key(key), lambda: _rendered_json(render()))
+    return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
 
 
 def _limit_search() -> None:
@@ -102,7 +120,7 @@ class Halls(MethodView):
         山东省厅之下为16个市级分厅，市级分厅之下为县（市、区）分厅；编码为 GB/T 2260 行政区划代码。
         """
         channel, etag = _read_context()
-        return _not_modified(etag) or ({"items": halls.hall_tree(channel=channel)}, 200, _cache_headers(etag))
+        return _kept_read(("halls", channel), lambda: HALL_TREE.dump({"items": halls.hall_tree(channel=channel)}), etag)
 
 
 @blp.route("/halls/<string:code>")
@@ -115,7 +133,7 @@ class HallsById(MethodView):
     def get(self, code):
         """大厅详情（含已发布事项数）"""
         channel, etag = _read_context()
-        return _not_modified(etag) or (halls.hall_detail(code, channel=channel), 200, _cache_headers(etag))
+        return _kept_read(("hall", code, channel), lambda: HALL.dump(halls.hall_detail(code, channel=channel)), etag)
 
 
 @blp.route("/halls/<string:code>/coverage")
@@ -224,17 +242,12 @@ class Services(MethodView):
         """
         channel, etag = _read_context()
         args, etag = region.with_caller_city(args, etag)
-        cached = _not_modified(etag)
-        if cached is not None:
-            return cached
-        key = _render_key(("services", channel, tuple(sorted(args.items()))))
 
-        def render() -> bytes:
+        def render() -> dict:
             _limit_search()
-            return _rendered_json(service.search_services(visible_channel=channel, **args))
+            return service.search_services(visible_channel=channel, **args)
 
-        payload = fresh_index().cached_response(key, render)
-        return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
+        return _kept_read(("services", channel, tuple(sorted(args.items()))), render, etag)
 
 
 @blp.route("/services/<string:code>")
@@ -251,16 +264,8 @@ class ServicesById(MethodView):
         with the worker's index (a republished catalogue changes the version and the ETag).
         """
         channel, etag = _read_context()
-        cached = _not_modified(etag)
-        if cached is not None:
-            return cached
-        payload = fresh_index().cached_response(_render_key(("service", code, channel)),
-                                                lambda: _detail_json(code, channel))
-        return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
-
-
-def _detail_json(code: str, channel: str | None) -> bytes:
-    return _rendered_json(SERVICE_DETAIL.dump(service.get_service(code, channel=channel)))
+        return _kept_read(("service", code, channel),
+                          lambda: SERVICE_DETAIL.dump(service.get_service(code, channel=channel)), etag)
 
 
 def _rendered_json(body) -> bytes:
@@ -297,22 +302,26 @@ class Topics(MethodView):
     def get(self):
         """主题（个人生命周期事件、企业全生命周期阶段）"""
         _, etag = _read_context()
-        return _not_modified(etag) or ({"items": service.list_topics()}, 200, _cache_headers(etag))
+        return _kept_read(("topics",), lambda: TOPIC_LIST.dump({"items": service.list_topics()}), etag)
 
 
 @blp.route("/bundles")
 class Bundles(MethodView):
     @blp.response(200, BundleListSchema)
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     def get(self):
         """一件事列表"""
-        return {"items": bundles.list_bundles()}
+        return _kept_read(("bundles",), lambda: BUNDLE_LIST.dump({"items": bundles.list_bundles()}), _etag(None))
 
 
 @blp.route("/bundles/<string:code>")
 class BundlesById(MethodView):
     @blp.arguments(BundleArgsSchema, location="query")
     @blp.response(200, BundleSchema)
+    @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     @blp.alt_response(404, schema=ProblemSchema, description="一件事或大厅不存在")
     def get(self, args, code):
         """一件事详情（成员解析到基本目录事项；带 hall 时解析到该大厅实际办理的事项）"""
-        return bundles.get_bundle(code, hall_code=args.get("hall"))
+        hall = args.get("hall")
+        return _kept_read(("bundle", code, hall), lambda: BUNDLE.dump(bundles.get_bundle(code, hall_code=hall)),
+                          _etag(None))
