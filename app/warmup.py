@@ -42,10 +42,11 @@ def warm_up(app: Flask, catalogue: bool = True) -> None:
     logger.info("catalogue index warmed in %.1f s", time.perf_counter() - started)
 
 
-# Searches of each kind (words, a colloquial question, pinyin, initials, a hall, none) and a guide: what a
-# worker's first requests would otherwise set up for itself (segmenter and pinyin state, schema and routing
-# caches), set up once here and shared.
+# Searches of each kind (words, a colloquial question, pinyin, initials, a hall, none), a guide and the home
+# screen's reads: what a worker's first requests would otherwise set up for itself (segmenter and pinyin
+# state, schema and routing caches, the bodies kept for anonymous callers), set up once here and shared.
 WARM_SEARCHES = ("身份证", "户口本丢了怎么办", "hukou", "sfz", "")
+HOME_READS = ("/api/v1/halls", "/api/v1/topics", "/api/v1/bundles")
 
 
 def warm_requests(app: Flask) -> list[int]:
@@ -67,6 +68,8 @@ def warm_requests(app: Flask) -> list[int]:
     if items:
         get(f"/api/v1/services/{items[0]['code']}")
         get("/api/v1/services", {"hall": items[0]["hall_code"]})
+    for path in HOME_READS:
+        get(path)
     return statuses
 
 

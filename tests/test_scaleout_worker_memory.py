@@ -51,7 +51,7 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
                                                                                                 caplog):
     from app.catalogue.index import catalogue_index
     from app.observability import REQUESTS
-    from app.warmup import WARM_SEARCHES, warm_requests
+    from app.warmup import HOME_READS, WARM_SEARCHES, warm_requests
 
     def searches_counted() -> float:
         return sum(sample.value for metric in REQUESTS.collect() for sample in metric.samples
@@ -60,7 +60,7 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     before = searches_counted()
     with caplog.at_level("INFO", logger="app.access"):
         statuses = warm_requests(app)
-    assert statuses == [200] * (len(WARM_SEARCHES) + 2)  # the searches, then a guide and a hall's list
+    assert statuses == [200] * (len(WARM_SEARCHES) + 2 + len(HOME_READS))  # searches, a guide, a hall's list, home
     assert searches_counted() == before  # not the traffic anyone served
     assert not [record for record in caplog.records if record.name == "app.access"]
     assert client.get("/api/v1/services?q=sfz").status_code == 200
@@ -68,6 +68,8 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     rendered = {parse_qs(key[2]).get("q", [None])[0] for key in catalogue_index(app)._responses
                 if key[:2] == ("anonymous", "/api/v1/services")}  # kept by URL for anonymous callers
     assert {query for query in WARM_SEARCHES if query} <= rendered
+    kept_paths = {key[1] for key in catalogue_index(app)._responses if key[0] == "anonymous"}
+    assert set(HOME_READS) <= kept_paths  # the home screen's bodies, inherited by every worker
 
 
 def test_the_master_empties_the_per_word_caches_the_index_build_filled_before_it_forks(app, monkeypatch):
