@@ -92,7 +92,9 @@ def test_book_list_and_cancel(app, client):
     assert any(note["title"].startswith("预约成功") and body["ticket"] in note["body"] for note in inbox)
 
     twice = book(client, alice["headers"], slot["slot_id"], service)
-    assert twice.status_code == 409
+    assert twice.status_code == 409 and twice.get_json()["detail"] == "您已预约该时段"
+    still = {s["slot_id"]: s for s in slots(client, LIXIA, working_day(2))}[slot["slot_id"]]
+    assert still["remaining"] == slot["remaining"] - 1  # the refused second booking took no place
     assert client.delete(f"{API}/appointments/{body['appointment_id']}", headers=alice["headers"]).status_code == 204
     back = {s["slot_id"]: s for s in slots(client, LIXIA, working_day(2))}[slot["slot_id"]]
     assert back["remaining"] == slot["remaining"]

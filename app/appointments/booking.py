@@ -40,11 +40,15 @@ def _person(principal: Principal) -> str:
     return actor_of(principal).own_person().subject_id
 
 
-def no_shows(subject_id: str, today=None) -> int:
-    """The person's no-shows of the last NO_SHOW_WINDOW_DAYS days."""
-    since = (today or beijing_today()) - timedelta(days=NO_SHOW_WINDOW_DAYS)
-    return db.session.scalar(select(func.count()).select_from(Appointment).where(
-        Appointment.subject_id == subject_id, Appointment.status == NO_SHOW, Appointment.day >= since)) or 0
+def _no_shows_and_twice(subject_id: str, slot_pk: int) -> tuple[int, bool]:
+    """In one statement: the person's no-shows of the last NO_SHOW_WINDOW_DAYS days, and whether they hold an
+    active booking of the slot already (each read through its own index)."""
+    since = beijing_today() - timedelta(days=NO_SHOW_WINDOW_DAYS)
+    no_shows = select(func.count()).select_from(Appointment).where(
+        Appointment.subject_id == subject_id, Appointment.status == NO_SHOW, Appointment.day >= since)
+    twice = select(Appointment.id).where(Appointment.active_slot_id == slot_pk, Appointment.subject_id == subject_id)
+    count, held = db.session.execute(select(no_shows.scalar_subquery(), twice.exists())).one()
+    return count or 0, bool(held)
 
 
 def _slot_for_booking(slot_id: str) -> AppointmentSlot:
@@ -72,19 +76,18 @@ def book(*, principal: Principal, slot_id: str, service_code: str) -> Appointmen
     service = slots.offered_service(slot.hall_code, service_code)
     limiter.hit(current_app.config.get("APPOINTMENT_RATE_LIMIT") or RATE_LIMIT, "appointments", subject_id,
                 detail="预约过于频繁，请稍后再试")
-    if no_shows(subject_id) >= NO_SHOW_LIMIT:
+    no_shows, twice = _no_shows_and_twice(subject_id, slot.id)
+    if no_shows >= NO_SHOW_LIMIT:
         raise Forbidden(f"您近 {NO_SHOW_WINDOW_DAYS} 天内已爽约 {NO_SHOW_LIMIT} 次，暂不能网上预约，请到大厅现场取号")
-    if db.session.scalar(select(Appointment.id).where(Appointment.active_slot_id == slot.id,
-                                                      Appointment.subject_id == subject_id)) is not None:
+    if twice:
         raise Conflict(TWICE)
-    taken = db.session.execute(
+    issued = db.session.execute(  # the place and the ticket number in one statement
         update(AppointmentSlot).where(AppointmentSlot.id == slot.id, AppointmentSlot.booked < AppointmentSlot.capacity)
         .values(booked=AppointmentSlot.booked + 1, issued=AppointmentSlot.issued + 1)
-        .execution_options(synchronize_session=False))
-    if taken.rowcount != 1:
+        .returning(AppointmentSlot.issued).execution_options(synchronize_session=False)).scalar_one_or_none()
+    if issued is None:
         db.session.rollback()
         raise Conflict(FULL)
-    issued = db.session.scalar(select(AppointmentSlot.issued).where(AppointmentSlot.id == slot.id))
     start = as_aware(slot.start_at).astimezone(BEIJING)
     appointment = Appointment(appointment_id="apt_" + secrets.token_hex(10), slot_pk=slot.id, active_slot_id=slot.id,
                               subject_id=subject_id, hall_code=slot.hall_code, day=slot.day,
