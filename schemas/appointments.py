@@ -18,9 +18,6 @@ _SERVICE_CODE = validate.Length(min=1, max=60, error="事项编码长度应为 {
 _STATUS = validate.OneOf(STATUSES, error="status 应为 " + "、".join(STATUSES) + " 之一")
 
 
-_local = isoformat_beijing
-
-
 class SlotArgsSchema(StrictSchema):
     date = fields.Date(error_messages=messages("日期 date"), metadata={"description": "默认今天", "example": "2026-12-02"})
     service_code = fields.String(validate=_SERVICE_CODE, metadata={"description": "要办理的事项（须为本大厅事项）"})
@@ -55,8 +52,8 @@ class AppointmentSchema(Schema):
     hall_code = fields.String()
     service_code = fields.String()
     service_name = fields.String()
-    start = fields.Function(lambda a: _local(a.slot.start_at), metadata={"type": "string", "format": "date-time"})
-    end = fields.Function(lambda a: _local(a.slot.end_at), metadata={"type": "string", "format": "date-time"})
+    start = fields.Function(lambda a: isoformat_beijing(a.slot.start_at), metadata={"type": "string", "format": "date-time"})
+    end = fields.Function(lambda a: isoformat_beijing(a.slot.end_at), metadata={"type": "string", "format": "date-time"})
     created_at = UtcDateTime()
     reminded_at = UtcDateTime(allow_none=True)
 
@@ -78,8 +75,8 @@ class QueueEntrySchema(Schema):
     appointment_id = fields.Function(lambda e: e.appointment.appointment_id, metadata={"type": "string"})
     ticket = fields.Function(lambda e: e.appointment.ticket, metadata={"type": "string", "nullable": True})
     status = fields.Function(lambda e: e.appointment.status, metadata={"type": "string"})
-    start = fields.Function(lambda e: _local(e.appointment.slot.start_at), metadata={"type": "string", "format": "date-time"})
-    end = fields.Function(lambda e: _local(e.appointment.slot.end_at), metadata={"type": "string", "format": "date-time"})
+    start = fields.Function(lambda e: isoformat_beijing(e.appointment.slot.start_at), metadata={"type": "string", "format": "date-time"})
+    end = fields.Function(lambda e: isoformat_beijing(e.appointment.slot.end_at), metadata={"type": "string", "format": "date-time"})
     service_code = fields.Function(lambda e: e.appointment.service_code, metadata={"type": "string", "nullable": True})
     service_name = fields.Function(lambda e: e.appointment.service_name, metadata={"type": "string", "nullable": True})
     name_masked = fields.String(allow_none=True, metadata={"example": "张*"})

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..applications.deadlines import is_working_day
@@ -147,17 +147,14 @@ def list_slots(*, hall_code: str, day: date | None, service_code: str | None = N
     today = beijing_today()
     day = day or today
     rows = _day_slots(hall_code, day) if day >= today and hall_code.isdigit() else []
-    if rows:
-        if service_code:
-            offered_service(hall_code, service_code)
-    else:
-        hall = hall_or_404(hall_code)
-        if service_code:
-            offered_service(hall.code, service_code)
+    hall = None if rows else hall_or_404(hall_code)
+    if service_code:
+        offered_service(hall_code, service_code)
+    if hall is not None:
         if day < today:
             raise ValidationFailed.field("date", "不能查询已经过去的日期")
         open_day(hall, day)
-        rows = _day_slots(hall.code, day)
+        rows = _day_slots(hall_code, day)
     now = utcnow()
     days = bookable_days(today)
     return {"hall_code": hall_code, "date": day.isoformat(), "bookable_until": days[-1].isoformat() if days else None,
@@ -174,8 +171,8 @@ def _day_slots(hall_code: str, day: date) -> list:
     return db.session.execute(DAY_SLOTS, {"hall": hall_code, "day": day}).all()
 
 
-def slot_view(slot) -> dict:
-    """A slot (a row of SLOT_FIELDS or the model) as listed: its times in Beijing time with their offset."""
+def slot_view(slot: Row) -> dict:
+    """A row of SLOT_FIELDS as listed: its times in Beijing time with their offset."""
     return {"slot_id": slot.slot_id, "start": isoformat_beijing(slot.start_at), "end": isoformat_beijing(slot.end_at),
             "capacity": slot.capacity,
             "remaining": max(0, slot.capacity - slot.booked)}

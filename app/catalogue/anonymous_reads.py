@@ -22,7 +22,7 @@ from .index import fresh_index
 
 MAX_AGE = 60
 VARY = "Authorization, X-Client-Id"  # what decides the channel (a token, or a signed client's id)
-RULES = {path: path for path in ("/api/v1/services", "/api/v1/halls", "/api/v1/topics", "/api/v1/bundles")}
+LISTS = frozenset({"/api/v1/services", "/api/v1/halls", "/api/v1/topics", "/api/v1/bundles"})  # path = rule
 _ONE_OF = re.compile(r"/api/v1/(services|halls|bundles)/[^/]+")  # a service's guide, a hall, a bundle
 ASKED_BY_SOMEONE = ("HTTP_AUTHORIZATION", "HTTP_X_CLIENT_ID")  # with a signature's headers (`is_signed`)
 
@@ -55,9 +55,8 @@ def not_modified(condition: str | None, etag_value: str) -> bool:
 
 def rule_of(path: str) -> str | None:
     """The URL rule of a catalogue read answered here (for metrics), or None for any other path."""
-    rule = RULES.get(path)
-    if rule is not None:
-        return rule
+    if path in LISTS:
+        return path
     one = _ONE_OF.fullmatch(path)
     return f"/api/v1/{one.group(1)}/<string:code>" if one else None
 

@@ -38,10 +38,7 @@ class TextTable:
         if row < 0:
             raise IndexError(row)
         ends = self.ends
-        return self.buffer[ends[row - 1] if row else 0 : ends[row]].decode("utf-8")
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[row] for row in range(len(self.ends)))
+        return self.buffer[ends[row - 1] if row else 0 : ends[row]].decode("utf-8")  # past the end: IndexError
 
 
 def _value_key(value: Any) -> tuple:
