@@ -73,6 +73,19 @@ def test_the_etag_answers_304_early_as_the_view_does(app, client, guide, entered
     assert other.status_code == 200
 
 
+def test_a_query_string_on_a_read_without_arguments_is_kept_once_not_per_url(app, client, guide):
+    index = catalogue_index(app)
+    for url in (f"{API}/bundles", f"{API}/topics", guide):
+        plain = client.get(url)
+        junk = [client.get(f"{url}?junk={n}") for n in range(5)]
+        assert all(r.status_code == 200 and r.data == plain.data for r in junk)
+        path = url.split("?")[0]
+        assert [key for key in index._responses if key[:2] == ("anonymous", path) and key[2]] == []
+    search = [client.get(f"{API}/services?q=sfz&page={n}") for n in (1, 2)]  # a read with arguments: by URL
+    assert all(r.status_code == 200 for r in search)
+    assert {("anonymous", f"{API}/services", f"q=sfz&page={n}") for n in (1, 2)} <= set(index._responses)
+
+
 def test_callers_bodies_and_urls_not_rendered_go_to_the_view(app, client, guide, entered, alice):
     client.get(guide)
     entered.clear()

@@ -60,10 +60,14 @@ def _private() -> bool:
     return bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
 
 
-def _render_key(key: tuple) -> tuple:
-    """Where a rendered body is kept: by the raw URL for an anonymous caller (as the page server looks
-    it up: `anonymous_reads`), else by `key`."""
-    return key if _private() else anonymous_reads.url_key(*_url())
+def _render_key(key: tuple, query_args: bool) -> tuple:
+    """Where a rendered body is kept: by the raw URL for an anonymous caller (as the page server looks it up:
+    `anonymous_reads`), else by `key`. A query string on a read that takes no arguments changes nothing, so
+    it is kept by `key`: random ones cannot fill the byte budget with copies of one body."""
+    path, query = _url()
+    if _private() or (query and not query_args):
+        return key
+    return anonymous_reads.url_key(path, query)
 
 
 def _cache_headers(etag: str) -> dict:
@@ -76,13 +80,14 @@ def _not_modified(etag: str) -> Response | None:
     return None
 
 
-def _kept_read(key: tuple, render, etag: str) -> Response:
+def _kept_read(key: tuple, render, etag: str, *, query_args: bool = False) -> Response:
     """304 when If-None-Match names `etag`; else the JSON of `render()`, rendered once per `key` (the URL for an
-    anonymous caller) and catalogue version in this worker."""
+    anonymous caller, `_render_key`) and catalogue version in this worker. `query_args`: the view reads the
+    query string."""
     cached = _not_modified(etag)
     if cached is not None:
         return cached
-    payload = fresh_index().cached_response(_render_key(key), lambda: _rendered_json(render()))
+    payload = fresh_index().cached_response(_render_key(key, query_args), lambda: _rendered_json(render()))
     return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
 
 
@@ -247,7 +252,7 @@ class Services(MethodView):
             _limit_search()
             return service.search_services(visible_channel=channel, **args)
 
-        return _kept_read(("services", channel, tuple(sorted(args.items()))), render, etag)
+        return _kept_read(("services", channel, tuple(sorted(args.items()))), render, etag, query_args=True)
 
 
 @blp.route("/services/<string:code>")
@@ -324,4 +329,4 @@ class BundlesById(MethodView):
         """一件事详情（成员解析到基本目录事项；带 hall 时解析到该大厅实际办理的事项）"""
         hall = args.get("hall")
         return _kept_read(("bundle", code, hall), lambda: BUNDLE.dump(bundles.get_bundle(code, hall_code=hall)),
-                          _etag(None))
+                          _etag(None), query_args=True)
