@@ -10,12 +10,15 @@ from app.applications.deadlines import add_working_days
 from app.appointments.models import Appointment
 from app.catalogue.models import Hall
 from app.extensions import db
+from app.identity.models import Person
+from app.jobs import runs_inline
+from app.notifications.models import OutboxMessage
 from app.timeutil import beijing_today
-from tests.support.hall import (JINAN, LIXIA, SHIZHONG, active_bookings, book, move_slot, non_working_day,
-                                         service_of, slot_row, slots, windows, working_day)
+from tests.support.hall import (JINAN, LIXIA, SHIZHONG, active_bookings, bind_channel, book, move_slot,
+                                non_working_day, service_of, slot_row, slots, windows, working_day)
 from tests.support.helpers import API, client_token, create_client, create_staff, register_person
 from tests.support.statements import statements
-from schemas.appointments import SlotListSchema, SlotSchema
+from schemas.appointments import AppointmentSchema, SlotListSchema, SlotSchema
 
 
 def test_every_city_hall_has_slots_on_each_of_the_next_ten_working_days(app, client):
@@ -102,6 +105,54 @@ def test_book_list_and_cancel(app, client):
     assert client.get(f"{API}/appointments/{body['appointment_id']}", headers=alice["headers"]).get_json()["status"] == "cancelled"
     again = book(client, alice["headers"], slot["slot_id"], service)  # a cancelled booking frees the person too
     assert again.status_code == 201 and again.get_json()["ticket"] == "1030-002"
+
+
+def test_a_booking_is_five_statements_answered_as_its_detail_with_its_notices(app, client):
+    alice = register_person(client, app, name="张三")
+    bind_channel(app, alice["subject_id"], "wechat")
+    bind_channel(app, alice["subject_id"], "alipay")
+    service = service_of(app, LIXIA)
+    slot = slots(client, LIXIA, working_day(2), service_code=service)[5]
+    assert client.get(f"{API}/inbox", headers=alice["headers"]).get_json()["total"] == 0  # the page is kept
+    assert client.get(f"{API}/appointments", headers=alice["headers"]).status_code == 200  # the token's key read
+    with statements(app) as seen:
+        response = book(client, alice["headers"], slot["slot_id"], service)
+    assert response.status_code == 201
+    tables = [next((word for word in ("persons", "UPDATE appointment_slots", "INSERT INTO appointments",
+                                      "INSERT INTO notifications", "INSERT INTO outbox_messages") if word in sql), sql)
+              for sql in seen]
+    assert tables[:5] == ["persons", "UPDATE appointment_slots", "INSERT INTO appointments",
+                          "INSERT INTO notifications", "INSERT INTO outbox_messages"]  # the first reads all the rest
+    with app.app_context():
+        inline = runs_inline()  # without Redis the notices are delivered inside the request, after its commit
+    assert all("outbox_messages" in sql for sql in seen[5:]) and bool(seen[5:]) == inline
+    body = response.get_json()
+    detail = client.get(f"{API}/appointments/{body['appointment_id']}", headers=alice["headers"])
+    assert body == detail.get_json() and list(body) == list(AppointmentSchema().fields)
+    assert body["ticket"] == "1130-001" and body["status_label"] == "已预约" and body["reminded_at"] is None
+    inbox = client.get(f"{API}/inbox", headers=alice["headers"]).get_json()
+    assert inbox["total"] == 1 and inbox["items"][0]["title"].startswith("预约成功")
+    assert body["ticket"] in inbox["items"][0]["body"] and "历下区" in inbox["items"][0]["body"]
+    with app.app_context():
+        notices = db.session.scalars(select(OutboxMessage).where(OutboxMessage.subject_id == alice["subject_id"])
+                                     .order_by(OutboxMessage.channel)).all()
+        status = "skipped" if inline else "pending"  # (no channel is configured in the tests)
+        assert [(n.channel, n.template, n.status) for n in notices] == [
+            ("alipay", "appointment_booked", status), ("wechat", "appointment_booked", status)]
+        assert notices[0].payload["slot_id"] == slot["slot_id"] and notices[0].open_id.startswith("o-alipay-")
+        assert notices[0].created_at is not None
+
+
+def test_a_disabled_account_books_nothing(app, client):
+    alice = register_person(client, app, name="张三")
+    slot = slots(client, LIXIA, working_day(2))[0]
+    with app.app_context():
+        db.session.scalar(select(Person).where(Person.subject_id == alice["subject_id"])).active = False
+        db.session.commit()
+    assert book(client, alice["headers"], slot["slot_id"], service_of(app, LIXIA)).status_code == 401
+    unknown = f"{LIXIA}-{working_day(2):%Y%m%d}-0915"  # well formed, not a slot
+    assert book(client, alice["headers"], unknown, "x").status_code == 401  # the account before the input
+    assert slot_row(app, slot["slot_id"]).booked == 0 and active_bookings(app, slot["slot_id"]) == 0
 
 
 def test_someone_elses_appointment_is_not_found(app, client):

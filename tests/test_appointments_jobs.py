@@ -11,24 +11,16 @@ from sqlalchemy import func, select
 from app.appointments import daily
 from app.appointments.models import AppointmentSlot
 from app.extensions import db
-from app.identity.models import ChannelBinding
 from app.notifications.models import Notification, OutboxMessage
 from app.timeutil import beijing_today
-from tests.support.hall import (LIXIA, SHIZHONG, book, move_slot, service_of, slot_row, slots,
-                                         working_day)
+from tests.support.hall import (LIXIA, SHIZHONG, bind_channel, book, move_slot, service_of, slot_row, slots,
+                                working_day)
 from tests.support.helpers import API, register_person
 
 
 def _inbox_titles(app, subject_id) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(select(Notification.title).where(Notification.subject_id == subject_id)))
-
-
-def _bind_wechat(app, subject_id) -> None:
-    with app.app_context():
-        db.session.add(ChannelBinding(subject_id=subject_id, channel="wechat", app_id="wx0123456789abcdef",
-                                      open_id="o-" + subject_id))
-        db.session.commit()
 
 
 def test_open_slots_command_opens_every_hall_idempotently(app):
@@ -46,7 +38,7 @@ def test_open_slots_command_opens_every_hall_idempotently(app):
 
 def test_reminders_the_day_before_once(app, client):
     alice = register_person(client, app, name="张三")
-    _bind_wechat(app, alice["subject_id"])
+    bind_channel(app, alice["subject_id"])
     service = service_of(app, LIXIA)
     day = working_day(2)
     slot = slots(client, LIXIA, day)[2]

@@ -8,25 +8,26 @@ per slot is a unique constraint. Cancelling returns the place the same way.
 """
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..catalogue.models import Hall
+from ..catalogue.models import Hall, Service
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..extensions import db, limiter
 from ..halls_access import page_of
-from ..identity.actors import actor_of
-from ..notifications.models import OutboxMessage
+from ..identity.models import Person
+from ..identity.persons import personal
 from ..notifications.service import notify, schedule_delivery
 from ..security.rbac import Principal
-from ..timeutil import BEIJING, as_aware, beijing_today, utcnow
+from ..timeutil import BEIJING, as_aware, beijing_today, isoformat_beijing, isoformat_z, utcnow
 from . import slots
-from .models import BOOKED, CANCELLED, NO_SHOW, Appointment, AppointmentSlot
+from .models import BOOKED, CANCELLED, NO_SHOW, STATUS_LABELS, Appointment, AppointmentSlot
 
 APPOINTMENT_ID = re.compile(r"apt_[0-9a-f]{20}")
 RATE_LIMIT = "30/hour"          # APPOINTMENT_RATE_LIMIT: bookings per person
@@ -35,78 +36,107 @@ FULL = "该时段已约满，请选择其他时段"
 TWICE = "您已预约该时段"
 
 
-def _person(principal: Principal) -> str:
-    """The booking person: a personal token of an active account (403 for company and client tokens)."""
-    return actor_of(principal).own_person().subject_id
+_SUBJECT = bindparam("subject")
+FACTS = (
+    select(Person.active, AppointmentSlot.id, AppointmentSlot.slot_id, AppointmentSlot.hall_code, AppointmentSlot.day,
+           AppointmentSlot.start_at, AppointmentSlot.end_at, Service.name.label("service_name"),
+           Hall.full_name.label("hall_name"),
+           select(func.count()).select_from(Appointment).where(
+               Appointment.subject_id == _SUBJECT, Appointment.status == NO_SHOW,
+               Appointment.day >= bindparam("since")).scalar_subquery().label("no_shows"),
+           exists().where(Appointment.active_slot_id == AppointmentSlot.id,
+                          Appointment.subject_id == _SUBJECT).label("twice"))
+    .select_from(Person)
+    .outerjoin(AppointmentSlot, AppointmentSlot.slot_id == bindparam("slot"))
+    .outerjoin(Service, and_(Service.code == bindparam("service"), Service.hall_code == AppointmentSlot.hall_code,
+                             Service.status == "published"))
+    .outerjoin(Hall, Hall.code == AppointmentSlot.hall_code)
+    .where(Person.subject_id == _SUBJECT))
 
 
-def _no_shows_and_twice(subject_id: str, slot_pk: int) -> tuple[int, bool]:
-    """In one statement: the person's no-shows of the last NO_SHOW_WINDOW_DAYS days, and whether they hold an
-    active booking of the slot already (each read through its own index)."""
-    since = beijing_today() - timedelta(days=NO_SHOW_WINDOW_DAYS)
-    no_shows = select(func.count()).select_from(Appointment).where(
-        Appointment.subject_id == subject_id, Appointment.status == NO_SHOW, Appointment.day >= since)
-    twice = select(Appointment.id).where(Appointment.active_slot_id == slot_pk, Appointment.subject_id == subject_id)
-    count, held = db.session.execute(select(no_shows.scalar_subquery(), twice.exists())).one()
-    return count or 0, bool(held)
+def _facts(subject_id: str, slot_id: str, service_code: str):
+    """In one statement: whether the person is active, the slot (its columns NULL when it does not exist), the
+    service's name when the slot's hall offers it published, the hall's name, the person's no-shows of the
+    last NO_SHOW_WINDOW_DAYS days and whether they hold an active booking of the slot already. None when the
+    person does not exist."""
+    return db.session.execute(FACTS, {"subject": subject_id, "slot": slot_id, "service": service_code,
+                                      "since": beijing_today() - timedelta(days=NO_SHOW_WINDOW_DAYS)}).first()
 
 
-def _slot_for_booking(slot_id: str) -> AppointmentSlot:
+def _booking_facts(principal: Principal, slot_id: str, service_code: str):
+    """The facts (`_facts`) of an active person's booking of a slot that exists and has not started: 403 for
+    company and client tokens, 401 for an account gone or disabled, 422 for the slot. A bookable day nobody
+    listed yet (or that a concurrent request is opening) is opened first."""
+    read = functools.partial(_facts, principal.subject_id, slot_id, service_code)
+    facts = personal(principal, read)
     named = slots.day_of(slot_id)
     if named is None:
         raise ValidationFailed.field("slot_id", "预约时段编号格式不正确")
     hall_code, day = named
-    slot = db.session.scalar(select(AppointmentSlot).where(AppointmentSlot.slot_id == slot_id))
-    if slot is None and day >= beijing_today():
+    if facts.id is None and day >= beijing_today():
         hall = db.session.get(Hall, hall_code)
-        if hall is not None:  # a bookable day nobody listed yet (or a concurrent request is opening it)
+        if hall is not None:
             slots.open_day(hall, day)
-            slot = db.session.scalar(select(AppointmentSlot).where(AppointmentSlot.slot_id == slot_id))
-    if slot is None:
+            facts = personal(principal, read)
+    if facts.id is None:
         raise ValidationFailed.field("slot_id", "预约时段不存在")
-    if as_aware(slot.start_at) <= utcnow():
+    if as_aware(facts.start_at) <= utcnow():
         raise ValidationFailed.field("slot_id", "该时段已经开始或已过去，不能预约")
-    return slot
+    return facts
 
 
-def book(*, principal: Principal, slot_id: str, service_code: str) -> Appointment:
-    """Take a place in the slot for a service the slot's hall offers (201); see the module docstring."""
-    subject_id = _person(principal)
-    slot = _slot_for_booking(slot_id)
-    service = slots.offered_service(slot.hall_code, service_code)
+def book(*, principal: Principal, slot_id: str, service_code: str) -> dict:
+    """Take a place in the slot for a service the slot's hall offers (201); see the module docstring. Returns
+    the booking as `AppointmentSchema` shows it."""
+    facts = _booking_facts(principal, slot_id, service_code)
+    subject_id = principal.subject_id
+    if facts.service_name is None:
+        raise ValidationFailed.field("service_code", slots.NOT_OFFERED)
     limiter.hit(current_app.config.get("APPOINTMENT_RATE_LIMIT") or RATE_LIMIT, "appointments", subject_id,
                 detail="预约过于频繁，请稍后再试")
-    no_shows, twice = _no_shows_and_twice(subject_id, slot.id)
-    if no_shows >= NO_SHOW_LIMIT:
+    if (facts.no_shows or 0) >= NO_SHOW_LIMIT:
         raise Forbidden(f"您近 {NO_SHOW_WINDOW_DAYS} 天内已爽约 {NO_SHOW_LIMIT} 次，暂不能网上预约，请到大厅现场取号")
-    if twice:
+    if facts.twice:
         raise Conflict(TWICE)
-    issued = db.session.execute(  # the place and the ticket number in one statement
-        update(AppointmentSlot).where(AppointmentSlot.id == slot.id, AppointmentSlot.booked < AppointmentSlot.capacity)
-        .values(booked=AppointmentSlot.booked + 1, issued=AppointmentSlot.issued + 1)
-        .returning(AppointmentSlot.issued).execution_options(synchronize_session=False)).scalar_one_or_none()
+    issued = db.session.execute(TAKE_PLACE, {"slot": facts.id}).scalar_one_or_none()
     if issued is None:
         db.session.rollback()
         raise Conflict(FULL)
-    start = as_aware(slot.start_at).astimezone(BEIJING)
-    appointment = Appointment(appointment_id="apt_" + secrets.token_hex(10), slot_pk=slot.id, active_slot_id=slot.id,
-                              subject_id=subject_id, hall_code=slot.hall_code, day=slot.day,
-                              service_code=service.code, service_name=service.name,
-                              ticket=f"{start:%H%M}-{issued:03d}", status=BOOKED, created_at=utcnow())
-    db.session.add(appointment)
+    start = as_aware(facts.start_at).astimezone(BEIJING)
+    booked = {"appointment_id": "apt_" + secrets.token_hex(10), "status": BOOKED, "slot_pk": facts.id,
+              "active_slot_id": facts.id, "subject_id": subject_id, "hall_code": facts.hall_code, "day": facts.day,
+              "service_code": service_code, "service_name": facts.service_name,
+              "ticket": f"{start:%H%M}-{issued:03d}", "created_at": utcnow()}
     try:
-        db.session.flush()
+        db.session.execute(insert(Appointment.__table__), booked)
     except IntegrityError:
         db.session.rollback()
         raise Conflict(TWICE) from None
-    notify(subject_id, kind="appointment", title=f"预约成功：{service.name}",
-           body=f"您已预约 {service.hall.full_name} {start:%Y-%m-%d %H:%M} 办理「{service.name}」，取号凭证 {appointment.ticket}。",
-           data={"appointment_id": appointment.appointment_id, "slot_id": slot.slot_id}, template="appointment_booked")
-    notices = any(isinstance(row, OutboxMessage) for row in db.session.new)  # only bound channels get one
+    notices = notify(subject_id, kind="appointment", title=f"预约成功：{facts.service_name}",
+                     body=f"您已预约 {facts.hall_name} {start:%Y-%m-%d %H:%M} 办理「{facts.service_name}」，"
+                          f"取号凭证 {booked['ticket']}。",
+                     data={"appointment_id": booked["appointment_id"], "slot_id": facts.slot_id},
+                     template="appointment_booked")
     db.session.commit()
     if notices:
         schedule_delivery()
-    return appointment
+    return booking_view(booked, facts)
+
+
+TAKE_PLACE = (  # the place and the ticket number in one statement
+    update(AppointmentSlot).where(AppointmentSlot.id == bindparam("slot"),
+                                  AppointmentSlot.booked < AppointmentSlot.capacity)
+    .values(booked=AppointmentSlot.booked + 1, issued=AppointmentSlot.issued + 1)
+    .returning(AppointmentSlot.issued).execution_options(synchronize_session=False))
+
+
+def booking_view(booked: dict, slot) -> dict:
+    """A booking just made, in `AppointmentSchema`'s fields and order."""
+    return {"appointment_id": booked["appointment_id"], "status": BOOKED, "status_label": STATUS_LABELS[BOOKED],
+            "slot_id": slot.slot_id, "ticket": booked["ticket"], "hall_code": booked["hall_code"],
+            "service_code": booked["service_code"], "service_name": booked["service_name"],
+            "start": isoformat_beijing(slot.start_at), "end": isoformat_beijing(slot.end_at),
+            "created_at": isoformat_z(booked["created_at"]), "reminded_at": None}
 
 
 def _own(principal: Principal, appointment_id: str) -> Appointment:

@@ -132,11 +132,14 @@ def hall_or_404(code: str) -> Hall:
     return hall
 
 
+NOT_OFFERED = "该大厅不办理此事项（或事项不存在、已停办）"
+
+
 def offered_service(hall_code: str, service_code: str) -> Service:
     """The published service of this hall, or 422 naming `service_code`."""
     service = db.session.get(Service, service_code) if service_code else None
     if service is None or service.status != "published" or service.hall_code != hall_code:
-        raise ValidationFailed.field("service_code", "该大厅不办理此事项（或事项不存在、已停办）")
+        raise ValidationFailed.field("service_code", NOT_OFFERED)
     return service
 
 

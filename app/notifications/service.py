@@ -4,12 +4,13 @@ from __future__ import annotations
 import functools
 import logging
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 
 from .. import personal_pages
 from ..bulk import insert_rows
 from ..errors import ApiError, NotFound
 from ..extensions import db
+from ..identity.models import ChannelBinding
 from ..jobs import enqueue
 from ..journal import catch_up
 from ..pages import counted_page
@@ -24,16 +25,27 @@ MAX_ID = 2**31 - 1  # notification ids are 32-bit integers
 
 
 def notify(subject_id: str, *, kind: str, title: str, body: str = "", data: dict | None = None,
-           template: str | None = None) -> Notification:
-    """Add an inbox entry and, when `template` is given, a notice per bound mini-program channel."""
-    note = Notification(subject_id=subject_id, kind=kind, title=title, body=body, data=data or {})
-    db.session.add(note)
-    if template:
-        for channel, open_id in _channel_recipients(subject_id):
-            db.session.add(OutboxMessage(subject_id=subject_id, channel=channel, open_id=open_id,
-                                         template=template,
-                                         payload={"title": title, "body": body, **(data or {})}))
-    return note
+           template: str | None = None) -> bool:
+    """Add an inbox entry and, when `template` is given, a notice per bound mini-program channel, as
+    statements in the open transaction; True when a notice was added (`schedule_delivery` after the commit)."""
+    now = utcnow()
+    db.session.execute(insert(Notification.__table__), {"subject_id": subject_id, "kind": kind, "title": title,
+                                                         "body": body, "data": data or {}, "created_at": now})
+    personal_pages.changed("inbox", (subject_id,))
+    if not template:
+        return False
+    return db.session.execute(OUTBOX_FOR_BOUND_CHANNELS, {
+        "subject": subject_id, "template": template, "payload": {"title": title, "body": body, **(data or {})},
+        "now": now}).rowcount > 0
+
+
+_OUTBOX = OutboxMessage.__table__
+OUTBOX_FOR_BOUND_CHANNELS = insert(_OUTBOX).from_select(  # a pending notice per bound channel that takes them
+    ["subject_id", "channel", "open_id", "template", "payload", "status", "attempts", "created_at"],
+    select(ChannelBinding.subject_id, ChannelBinding.channel, ChannelBinding.open_id,
+           bindparam("template", type_=_OUTBOX.c.template.type), bindparam("payload", type_=_OUTBOX.c.payload.type),
+           literal("pending"), literal(0), bindparam("now", type_=_OUTBOX.c.created_at.type))
+    .where(ChannelBinding.subject_id == bindparam("subject"), ChannelBinding.channel.in_(CHANNELS_WITH_NOTICES)))
 
 
 def notify_many(notes: list[dict]) -> None:
@@ -42,15 +54,6 @@ def notify_many(notes: list[dict]) -> None:
         now = utcnow()
         insert_rows(Notification.__table__, [{"body": "", "data": {}, "created_at": now, **note} for note in notes])
         personal_pages.changed("inbox", {note["subject_id"] for note in notes})
-
-
-def _channel_recipients(subject_id: str) -> list[tuple[str, str]]:
-    from ..identity.models import ChannelBinding
-    rows = db.session.execute(
-        select(ChannelBinding.channel, ChannelBinding.open_id)
-        .where(ChannelBinding.subject_id == subject_id,
-               ChannelBinding.channel.in_(CHANNELS_WITH_NOTICES))).all()
-    return [(row.channel, row.open_id) for row in rows]
 
 
 def schedule_delivery() -> None:

@@ -13,6 +13,7 @@ from app.applications.deadlines import add_working_days, is_working_day
 from app.appointments.models import Appointment, AppointmentSlot
 from app.catalogue.models import Hall, Service
 from app.extensions import db
+from app.identity.models import ChannelBinding
 from app.timeutil import BEIJING, beijing_today
 from tests.support.helpers import API
 
@@ -54,6 +55,14 @@ def slots(client, hall_code: str, day: date, **params) -> list[dict]:
 
 def book(client, headers, slot_id: str, service_code: str):
     return client.post(f"{API}/appointments", json={"slot_id": slot_id, "service_code": service_code}, headers=headers)
+
+
+def bind_channel(app, subject_id: str, channel: str = "wechat") -> None:
+    """The person logged in through a mini-program channel, so that notices reach them there too."""
+    with app.app_context():
+        db.session.add(ChannelBinding(subject_id=subject_id, channel=channel, app_id="wx0123456789abcdef",
+                                      open_id=f"o-{channel}-{subject_id}"))
+        db.session.commit()
 
 
 def slot_row(app, slot_id: str) -> AppointmentSlot:
