@@ -10,8 +10,8 @@ Common JSON posts (`EarlyPost`: the token refresh, a code's verification): a sma
 is answered by the domain's own functions; any other form goes on to Flask untouched, and an error is
 answered by the app's error handlers, as the view's would be.
 
-Anonymous reads (`serve_anonymous`: a catalogue search or guide this worker has rendered at the version it
-serves) are answered from what the view kept, with its headers, 304 included.
+Kept reads (`serve_kept`: a catalogue search or guide this worker has rendered for the caller's channel at
+the version it serves) are answered from what the view kept, with its headers, 304 included.
 
 Anything else goes on to Flask, which answers as it always did (a refused token's 401 included)."""
 from __future__ import annotations
@@ -60,7 +60,7 @@ NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))  # what a tok
 JSON_TYPES = frozenset({"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"})
 _PAGES: dict[str, EarlyPage] = {}
 _POSTS: dict[str, EarlyPost] = {}
-_ANONYMOUS: list[tuple[Callable[[str], str | None], Callable[[dict], tuple[str, list, bytes] | None]]] = []
+_KEPT: list[tuple[Callable[[str], str | None], Callable[[dict], tuple[str, list, bytes] | None]]] = []
 
 
 def serve_early(page: EarlyPage) -> None:
@@ -73,11 +73,11 @@ def answer_early(post: EarlyPost) -> None:
     _POSTS[post.endpoint] = post
 
 
-def serve_anonymous(rule_of: Callable[[str], str | None], answer: Callable[[dict], tuple[str, list, bytes] | None]) -> None:
-    """Answer GETs without a token to the paths `rule_of(path)` names a URL rule for (the label metrics count
+def serve_kept(rule_of: Callable[[str], str | None], answer: Callable[[dict], tuple[str, list, bytes] | None]) -> None:
+    """Answer GETs to the paths `rule_of(path)` names a URL rule for (the label metrics count
     them under) with `answer(environ)`, run in the app's context: (status line, headers, body), or None to
     pass the request on."""
-    _ANONYMOUS.append((rule_of, answer))
+    _KEPT.append((rule_of, answer))
 
 
 def early_reads(environ, wanted: list[str]) -> dict | None:
@@ -97,8 +97,8 @@ class PageServer:
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD")
-        if method == "GET" and "HTTP_AUTHORIZATION" not in environ:
-            answered = self._anonymous(environ, start_response)
+        if method == "GET":
+            answered = self._kept(environ, start_response)
             if answered is not None:
                 return answered
         route = self._routes().get((method, environ.get("PATH_INFO", ""))) if method in ("GET", "POST") else None
@@ -122,9 +122,9 @@ class PageServer:
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers])
         return [body]
 
-    def _anonymous(self, environ, start_response) -> list[bytes] | None:
-        """The answer of the first `serve_anonymous` reader whose rule names the path, or None."""
-        for rule_of, answer in _ANONYMOUS:
+    def _kept(self, environ, start_response) -> list[bytes] | None:
+        """The answer of the first `serve_kept` reader whose rule names the path, or None."""
+        for rule_of, answer in _KEPT:
             rule = rule_of(environ.get("PATH_INFO", ""))
             if rule is None:
                 continue

@@ -74,6 +74,7 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "search_300k": ("search, generated catalogue", "large"),
     "detail": ("service detail", "app"),
     "home_catalogue": ("home catalogue: hall tree, a hall, topics, bundles, a bundle", "app"),
+    "catalogue_signed_in": ("searches and service details, signed in", "app"),
     "wallet": ("wallet list, opening (the page kept for the holder)", "app"),
     "wallet_read": ("wallet list, a page read from the database", "app"),
     "applications": ("application list, opening (the page kept for the person)", "app"),
@@ -88,8 +89,11 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
     "appointment_slots": ("appointment slot listing", "app"),
     "appointment_booking": ("appointment booking", "app"),
 }
-APP_ORDER = ("healthz", "search_seeded", "detail", "home_catalogue", "wallet", "wallet_read", "applications", "inbox", "inbox_busy", "refresh", "verification", "device_verification",
+APP_ORDER = ("healthz", "search_seeded", "detail", "home_catalogue", "catalogue_signed_in", "wallet", "wallet_read", "applications", "inbox", "inbox_busy", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
+SEARCH_QUERIES = ("身份证", "户口迁移", "社保查询", "公积金提取", "医保报销", "驾驶证换证", "营业执照", "结婚登记",
+                  "出生证明", "护照", "不动产登记", "退休", "生孩子", "想开个公司", "居住证", "yibao", "shebao", "gjj",
+                  "sfz", "hukou")  # benchmarks/lua/search.lua's
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens", "micro_cli")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
 
@@ -361,6 +365,24 @@ class AppTargets:
         self.runner.measure("home_catalogue", "GET /api/v1/halls, /halls/{code}, /topics, /bundles, /bundles/{code}",
                             self.server.base_url, script="paths.lua", script_args=[str(path_file)], server=self.server,
                             notes=["the five reads in turn, anonymous"])
+
+    def t_catalogue_signed_in(self) -> None:
+        """The app's searches and service details as a signed-in person asks them: with their access token,
+        which decides the channel they see (search.lua's 20 queries and 20 listed codes, in turn)."""
+        token = self.holder_token()
+        codes = service_codes(self.api, limit=20)
+        searches = [f"{API}/services?q={quote(q)}&page_size=20" for q in SEARCH_QUERIES]
+        paths = [path for pair in zip(searches, (f"{API}/services/{quote(c)}" for c in codes)) for path in pair]
+        for path in paths:
+            status, body = self.api.request("GET", path, headers=bearer(token))
+            if status != 200:
+                raise SetupSkipped(f"GET {path} with a token answers {status}: {str(body)[:150]}")
+        path_file = write_lines(self.data_dir / "catalogue_signed_in_paths.txt", paths)
+        self.runner.measure("catalogue_signed_in", "GET /api/v1/services?q=..., /services/{code} (person token)",
+                            self.server.base_url, script="paths.lua", script_args=[str(path_file)],
+                            headers=[f"Authorization: Bearer {token}"], server=self.server,
+                            notes=[f"{len(searches)} searches and {len(codes)} service details in turn, each asked "
+                                   "before the run (rendered at the catalogue version served)"])
 
     def t_wallet(self) -> None:
         """The holder opens their wallet (no query arguments): after the first opening, the page kept

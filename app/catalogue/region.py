@@ -31,12 +31,15 @@ def caller_city(principal: Principal | None) -> str | None:
     return None
 
 
-def with_caller_city(args: dict, etag: str) -> tuple[dict, str]:
-    """`args` of a /services search with the caller's city when it names neither `hall` nor `city` and the
-    caller's city is known; the ETag then names that city, so one URL never answers 304 across cities."""
+def search_city(principal: Principal | None, args) -> str | None:
+    """The city a /services search with these arguments (a dict, or a query string's parsed lists) is answered
+    for: the caller's (`caller_city`) when they name neither `hall` nor `city`, else None."""
     if args.get("hall") or args.get("city"):
-        return args, etag
-    city = caller_city(current_principal(optional=True))
-    if city is None:
-        return args, etag
-    return {**args, "city": city}, f"{etag}-{city}"
+        return None
+    return caller_city(principal)
+
+
+def with_caller_city(args: dict) -> tuple[dict, str | None]:
+    """`args` of a /services search with the caller's city added when `search_city` gives one, and that city."""
+    city = search_city(current_principal(optional=True), args)
+    return ({**args, "city": city} if city else args), city

@@ -1,8 +1,8 @@
 """HTTP views of the catalogue domain: /halls, /services, /topics, /bundles and hall admins' lists.
 
 Reads (halls, services, topics, bundles) are answered from the worker's search index, rendered once
-per catalogue version (`_kept_read`: an anonymous caller's next identical request is answered before
-Flask, `anonymous_reads`), and carry a weak ETag (catalogue version + URL + channel; If-None-Match
+per catalogue version (`_kept_read`: the next identical request of a caller who sees the same channel is
+answered before Flask, `kept_reads`), and carry a weak ETag (catalogue version + URL + channel; If-None-Match
 gives 304 before any work) and `Cache-Control: public, max-age=60` (private when the request carries
 a token or a client signature). A request through a mini-program token or a signed third-party
 client only sees services exposed to its channel.
@@ -18,7 +18,7 @@ from ..rendering import compact_json
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import SECURITY as SIGNED, signed_client
 from ..store import StoreUnavailable
-from . import anonymous_reads, bundles, form_templates, halls, publishing, region, service
+from . import bundles, form_templates, halls, kept_reads, publishing, region, service
 from .index import fresh_index
 from schemas.catalogue import (SERVICE_EXAMPLE, BundleArgsSchema, BundleListSchema, BundleSchema, CoverageSchema,
                                HallSchema, HallTreeSchema, RevisionListSchema, ServiceCreateSchema,
@@ -49,7 +49,7 @@ def _read_context() -> tuple[str | None, str]:
 
 
 def _etag(channel: str | None) -> str:
-    return anonymous_reads.etag(fresh_index().tag, channel, *_url())
+    return kept_reads.etag(fresh_index().tag, channel, *_url())
 
 
 def _url() -> tuple[str, str]:
@@ -60,34 +60,37 @@ def _private() -> bool:
     return bool(request.headers.get("Authorization")) or g.get("signed_client") is not None
 
 
-def _render_key(key: tuple, query_args: bool) -> tuple:
-    """Where a rendered body is kept: by the raw URL for an anonymous caller (as the page server looks it up:
-    `anonymous_reads`), else by `key`. A query string on a read that takes no arguments changes nothing, so
-    it is kept by `key`: random ones cannot fill the byte budget with copies of one body."""
+def _render_key(key: tuple, query_args: bool, channel: str | None, city: str | None) -> tuple:
+    """Where a rendered body is kept: by the raw URL, the caller's channel and the city a search is answered for
+    (as the page server looks it up: `kept_reads`), but by `key` for a signed client. A query string on a read
+    that takes no arguments changes nothing, so it is kept by `key`: random ones cannot fill the byte budget
+    with copies of one body."""
     path, query = _url()
-    if _private() or (query and not query_args):
+    if g.get("signed_client") is not None or (query and not query_args):
         return key
-    return anonymous_reads.url_key(path, query)
+    return kept_reads.url_key(path, query, channel, city)
 
 
 def _cache_headers(etag: str) -> dict:
-    return dict(anonymous_reads.cache_headers(etag, private=_private()))
+    return dict(kept_reads.cache_headers(etag, private=_private()))
 
 
 def _not_modified(etag: str) -> Response | None:
-    if anonymous_reads.not_modified(request.headers.get("If-None-Match"), etag):
+    if kept_reads.not_modified(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=_cache_headers(etag))
     return None
 
 
-def _kept_read(key: tuple, render, etag: str, *, query_args: bool = False) -> Response:
-    """304 when If-None-Match names `etag`; else the JSON of `render()`, rendered once per `key` (the URL for an
-    anonymous caller, `_render_key`) and catalogue version in this worker. `query_args`: the view reads the
-    query string."""
+def _kept_read(key: tuple, render, etag: str, *, channel: str | None, query_args: bool = False,
+               city: str | None = None) -> Response:
+    """304 when If-None-Match names `etag`; else the JSON of `render()`, rendered once per `key` (or URL,
+    `_render_key`) and catalogue version in this worker. `channel`: the one `etag` names; `query_args`: the view
+    reads the query string; `city`: the caller's city a search is answered for."""
     cached = _not_modified(etag)
     if cached is not None:
         return cached
-    payload = fresh_index().cached_response(_render_key(key, query_args), lambda: _rendered_json(render()))
+    payload = fresh_index().cached_response(_render_key(key, query_args, channel, city),
+                                            lambda: _rendered_json(render()))
     return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
 
 
@@ -125,7 +128,8 @@ class Halls(MethodView):
         山东省厅之下为16个市级分厅，市级分厅之下为县（市、区）分厅；编码为 GB/T 2260 行政区划代码。
         """
         channel, etag = _read_context()
-        return _kept_read(("halls", channel), lambda: HALL_TREE.dump({"items": halls.hall_tree(channel=channel)}), etag)
+        return _kept_read(("halls", channel), lambda: HALL_TREE.dump({"items": halls.hall_tree(channel=channel)}), etag,
+                          channel=channel)
 
 
 @blp.route("/halls/<string:code>")
@@ -138,7 +142,8 @@ class HallsById(MethodView):
     def get(self, code):
         """大厅详情（含已发布事项数）"""
         channel, etag = _read_context()
-        return _kept_read(("hall", code, channel), lambda: HALL.dump(halls.hall_detail(code, channel=channel)), etag)
+        return _kept_read(("hall", code, channel), lambda: HALL.dump(halls.hall_detail(code, channel=channel)), etag,
+                          channel=channel)
 
 
 @blp.route("/halls/<string:code>/coverage")
@@ -246,13 +251,14 @@ class Services(MethodView):
         有 q 时按相关度排序，否则按高频与热度排序。facets 给出结果在大厅、服务对象、主题、事项类型上的分布。
         """
         channel, etag = _read_context()
-        args, etag = region.with_caller_city(args, etag)
+        args, city = region.with_caller_city(args)
 
         def render() -> dict:
             _limit_search()
             return service.search_services(visible_channel=channel, **args)
 
-        return _kept_read(("services", channel, tuple(sorted(args.items()))), render, etag, query_args=True)
+        return _kept_read(("services", channel, tuple(sorted(args.items()))), render, kept_reads.for_city(etag, city),
+                          channel=channel, query_args=True, city=city)
 
 
 @blp.route("/services/<string:code>")
@@ -270,7 +276,7 @@ class ServicesById(MethodView):
         """
         channel, etag = _read_context()
         return _kept_read(("service", code, channel),
-                          lambda: SERVICE_DETAIL.dump(service.get_service(code, channel=channel)), etag)
+                          lambda: SERVICE_DETAIL.dump(service.get_service(code, channel=channel)), etag, channel=channel)
 
 
 def _rendered_json(body) -> bytes:
@@ -306,8 +312,8 @@ class Topics(MethodView):
     @blp.doc(security=READERS)
     def get(self):
         """主题（个人生命周期事件、企业全生命周期阶段）"""
-        _, etag = _read_context()
-        return _kept_read(("topics",), lambda: TOPIC_LIST.dump({"items": service.list_topics()}), etag)
+        channel, etag = _read_context()
+        return _kept_read(("topics",), lambda: TOPIC_LIST.dump({"items": service.list_topics()}), etag, channel=channel)
 
 
 @blp.route("/bundles")
@@ -316,7 +322,8 @@ class Bundles(MethodView):
     @blp.alt_response(304, description="未修改（If-None-Match 命中）")
     def get(self):
         """一件事列表"""
-        return _kept_read(("bundles",), lambda: BUNDLE_LIST.dump({"items": bundles.list_bundles()}), _etag(None))
+        return _kept_read(("bundles",), lambda: BUNDLE_LIST.dump({"items": bundles.list_bundles()}), _etag(None),
+                          channel=None)
 
 
 @blp.route("/bundles/<string:code>")
@@ -329,4 +336,4 @@ class BundlesById(MethodView):
         """一件事详情（成员解析到基本目录事项；带 hall 时解析到该大厅实际办理的事项）"""
         hall = args.get("hall")
         return _kept_read(("bundle", code, hall), lambda: BUNDLE.dump(bundles.get_bundle(code, hall_code=hall)),
-                          _etag(None), query_args=True)
+                          _etag(None), channel=None, query_args=True)

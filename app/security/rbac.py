@@ -8,7 +8,7 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from ..extensions import store
-from ..page_server import early_reads
+from ..page_server import EARLY_READS, early_reads
 from .tokens import decode_access_token, revocation_keys, signed_claims
 
 ROLES = ("citizen", "enterprise_agent", "hall_admin", "hall_staff", "issuer", "verifier",
@@ -86,8 +86,10 @@ def current_principal(*, optional: bool = False, read: dict | None = None) -> Pr
     `read`: the values of the token's revocation keys the caller read already (`decode_access_token`)."""
     if "principal" in g:
         return g.principal
-    principal = principal_of(_bearer_token(), endpoint=(request.endpoint, request.method), optional=optional,
-                             read=read)
+    token = _bearer_token()
+    if read is None and token is not None and EARLY_READS in request.environ:  # the page server read them
+        read = early_reads(request.environ, revocation_keys(signed_claims(token)))
+    principal = principal_of(token, endpoint=(request.endpoint, request.method), optional=optional, read=read)
     if principal is not None:
         g.principal = principal
     return principal
