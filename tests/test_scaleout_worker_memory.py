@@ -65,10 +65,10 @@ def test_the_master_serves_a_few_catalogue_reads_before_forking_past_the_access_
     assert not [record for record in caplog.records if record.name == "app.access"]
     assert client.get("/api/v1/services?q=sfz").status_code == 200
     assert searches_counted() == before + 1  # what a caller asks is counted
-    rendered = {parse_qs(key[2]).get("q", [None])[0] for key in catalogue_index(app)._responses
-                if key[:2] == ("anonymous", "/api/v1/services")}  # kept by URL for anonymous callers
+    rendered = {parse_qs(key[3]).get("q", [None])[0] for key in catalogue_index(app)._responses
+                if key[:3] == ("url", None, "/api/v1/services")}  # kept by URL for anonymous callers
     assert {query for query in WARM_SEARCHES if query} <= rendered
-    kept_paths = {key[1] for key in catalogue_index(app)._responses if key[0] == "anonymous"}
+    kept_paths = {key[2] for key in catalogue_index(app)._responses if key[:2] == ("url", None)}
     assert set(HOME_READS) <= kept_paths  # the home screen's bodies, inherited by every worker
 
 
