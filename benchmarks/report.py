@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "home_catalogue", "daily_floor", "wallet", "wallet_read", "applications",
+LOAD_ORDER = ("floor", "healthz", "search_seeded", "search_300k", "detail", "home_catalogue", "catalogue_signed_in",
+              "daily_floor", "wallet", "wallet_read", "applications",
               "inbox", "inbox_busy",
               "verification_floor", "verification", "device_verification", "refresh_floor", "refresh", "appointment_slots",
               "appointment_booking")
@@ -45,14 +46,17 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def load_order(load: dict[str, Any]) -> list[str]:
+    """The rows measured, in LOAD_ORDER, then any other in the order they ran (none is left out)."""
+    return [name for name in LOAD_ORDER if name in load] + [name for name in load if name not in LOAD_ORDER]
+
+
 def load_table(results: dict[str, Any]) -> list[str]:
     lines = ["| target | request | req/s | p50 | p99 | vs floor | notes |",
              "|---|---|---:|---:|---:|---:|---|"]
     load = results.get("load", {})
-    for name in LOAD_ORDER:
-        row = load.get(name)
-        if row is None:
-            continue
+    for name in load_order(load):
+        row = load[name]
         label = f"{row.get('label', name)}<br>`{name}`"
         if row.get("skipped"):
             lines.append(f"| {_cell(label)} | | | | | | skipped: {_cell(row['skipped'])} |")
@@ -73,7 +77,7 @@ def load_table(results: dict[str, Any]) -> list[str]:
 def cpu_table(results: dict[str, Any]) -> list[str]:
     """Cores each kind of process used during each measured run, and the app workers' CPU per request."""
     load = results.get("load", {})
-    rows = [(name, load[name]) for name in LOAD_ORDER if name in load and load[name].get("cpu_cores")]
+    rows = [(name, load[name]) for name in load_order(load) if load[name].get("cpu_cores")]
     if not rows:
         return []
     lines = ["| target | " + " | ".join(label for _, label in CPU_KINDS) + " | steal | server CPU per request |",
@@ -381,8 +385,9 @@ def render(results: dict[str, Any]) -> str:
 
 def summary(results: dict[str, Any]) -> str:
     lines = ["", "target          req/s      p50       p99    vs floor"]
-    for name in LOAD_ORDER:
-        row = results.get("load", {}).get(name)
+    load = results.get("load", {})
+    for name in load_order(load):
+        row = load[name]
         if not row:
             continue
         if row.get("skipped") or row.get("error"):

@@ -63,3 +63,17 @@ def test_background_verifications_post_the_codes_in_order_and_stop_with_the_bloc
         assert 8 <= len(made) < len(codes) and seen() == made  # stopped with the block
         assert made == codes[:len(made)]
         assert counts == {"valid": len(made) - 1, "other": 1}
+
+
+def test_the_report_lists_every_measured_row_the_known_ones_in_their_order():
+    from benchmarks import report
+    load = {"new_row": {"label": "a row the report has no place for", "rps": 10.0, "p50_ms": 1.0, "p99_ms": 2.0,
+                        "ratio": 0.5, "cpu_cores": {"app workers": 1.0}, "request": "GET /x"},
+            "detail": {"label": "service detail", "rps": 20.0, "p50_ms": 1.0, "p99_ms": 2.0, "ratio": 0.9,
+                       "cpu_cores": {"app workers": 1.0}, "request": "GET /y"},
+            "floor": {"label": "floor", "rps": 22.0, "p50_ms": 1.0, "p99_ms": 2.0, "ratio": 1.0,
+                      "cpu_cores": {"app workers": 1.0}, "request": "GET /z"}}
+    assert report.load_order(load) == ["floor", "detail", "new_row"]
+    table = "\n".join(report.load_table({"load": load}))
+    assert "`new_row`" in table and table.index("`floor`") < table.index("`detail`") < table.index("`new_row`")
+    assert "new_row" in report.summary({"load": load})
