@@ -114,8 +114,13 @@ def _caller(environ, path: str, query: str):
         principal = principal_of(token, endpoint=(_endpoint(rule_of(path)), "GET"), optional=True, read=reads)
     except ApiError:
         return REFUSED
-    city = region.search_city(principal, parse_qs(query)) if path == SEARCH else None
+    city = region.search_city(principal, _first_values(query)) if path == SEARCH else None
     return (principal.claims.get("channel") if principal is not None else None), city
+
+
+def _first_values(query: str) -> dict[str, str]:
+    """Each argument's first value, blank ones included, as the view's argument parser reads a query string."""
+    return {name: values[0] for name, values in parse_qs(query, keep_blank_values=True).items()}
 
 
 def _endpoint(rule: str) -> str | None:

@@ -32,8 +32,8 @@ def caller_city(principal: Principal | None) -> str | None:
 
 
 def search_city(principal: Principal | None, args) -> str | None:
-    """The city a /services search with these arguments (a dict, or a query string's parsed lists) is answered
-    for: the caller's (`caller_city`) when they name neither `hall` nor `city`, else None."""
+    """The city a /services search with these arguments is answered for: the caller's (`caller_city`) when they
+    name neither `hall` nor `city`, else None."""
     if args.get("hall") or args.get("city"):
         return None
     return caller_city(principal)
