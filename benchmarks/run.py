@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -31,7 +32,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 from . import bench_device, bench_hall_services, bench_personal, memory, report
-from .loadgen import (ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
+from .loadgen import (LUA_DIR, ROOT, CpuMeter, GunicornServer, HttpClient, JobWorker, LoadgenError, background_cpu,
                       free_port, job_worker_pids, log, profile_summary, profile_worker, run_wrk, wrk_version)
 from .setup_data import (API, Deployment, Services, SetupSkipped, bearer, client_token, create_holder,
                          create_presentations, issue_licenses, json_line, login, mint_refresh_tokens,
@@ -91,9 +92,6 @@ LOAD_TARGETS: dict[str, tuple[str, str]] = {
 }
 APP_ORDER = ("healthz", "search_seeded", "detail", "home_catalogue", "catalogue_signed_in", "wallet", "wallet_read", "applications", "inbox", "inbox_busy", "refresh", "verification", "device_verification",
              "appointment_slots", "appointment_booking")
-SEARCH_QUERIES = ("身份证", "户口迁移", "社保查询", "公积金提取", "医保报销", "驾驶证换证", "营业执照", "结婚登记",
-                  "出生证明", "护照", "不动产登记", "退休", "生孩子", "想开个公司", "居住证", "yibao", "shebao", "gjj",
-                  "sfz", "hukou")  # benchmarks/lua/search.lua's
 MICRO_TARGETS = ("micro_sdjwt", "micro_search", "micro_tokens", "micro_cli")
 ALIASES = {"search_2k": "search_seeded", "search_large": "search_300k"}
 
@@ -371,7 +369,7 @@ class AppTargets:
         which decides the channel they see (search.lua's 20 queries and 20 listed codes, in turn)."""
         token = self.holder_token()
         codes = service_codes(self.api, limit=20)
-        searches = [f"{API}/services?q={quote(q)}&page_size=20" for q in SEARCH_QUERIES]
+        searches = [f"{API}/services?q={quote(q)}&page_size=20" for q in search_lua_queries()]
         paths = [path for pair in zip(searches, (f"{API}/services/{quote(c)}" for c in codes)) for path in pair]
         for path in paths:
             status, body = self.api.request("GET", path, headers=bearer(token))
@@ -614,6 +612,12 @@ def journal_backlog(dep: Deployment, timeout_s: float = 300.0) -> str:
         return f"journal writer behind: {pending} entries pending when the load stopped, {left} still after {timeout_s:.0f}s"
     return (f"journal writer kept up: {pending} entries pending when the load stopped, all written to PostgreSQL "
             f"{time.monotonic() - t0:.1f}s later")
+
+
+def search_lua_queries() -> list[str]:
+    """The queries `benchmarks/lua/search.lua` rotates (its `queries` table), so the rows that search ask the same."""
+    script = (LUA_DIR / "search.lua").read_text(encoding="utf-8")
+    return re.findall(r'"([^"]+)"', re.search(r"local queries = \{(.*?)\}", script, re.S).group(1))
 
 
 def search_target(runner: LoadRunner, name: str, server: GunicornServer, api: HttpClient, dep: Deployment) -> None:

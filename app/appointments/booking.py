@@ -12,6 +12,7 @@ import functools
 import re
 import secrets
 from datetime import timedelta
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, exists, func, insert, select, update
@@ -25,9 +26,9 @@ from ..identity.models import Person
 from ..identity.persons import personal
 from ..notifications.service import notify, schedule_delivery
 from ..security.rbac import Principal
-from ..timeutil import BEIJING, as_aware, beijing_today, isoformat_beijing, isoformat_z, utcnow
+from ..timeutil import BEIJING, as_aware, beijing_today, utcnow
 from . import slots
-from .models import BOOKED, CANCELLED, NO_SHOW, STATUS_LABELS, Appointment, AppointmentSlot
+from .models import BOOKED, CANCELLED, NO_SHOW, Appointment, AppointmentSlot
 
 APPOINTMENT_ID = re.compile(r"apt_[0-9a-f]{20}")
 RATE_LIMIT = "30/hour"          # APPOINTMENT_RATE_LIMIT: bookings per person
@@ -85,16 +86,16 @@ def _booking_facts(principal: Principal, slot_id: str, service_code: str):
     return facts
 
 
-def book(*, principal: Principal, slot_id: str, service_code: str) -> dict:
+def book(*, principal: Principal, slot_id: str, service_code: str) -> SimpleNamespace:
     """Take a place in the slot for a service the slot's hall offers (201); see the module docstring. Returns
-    the booking as `AppointmentSchema` shows it."""
+    the booking as written, with its slot, for `AppointmentSchema` (nothing is read back after the commit)."""
     facts = _booking_facts(principal, slot_id, service_code)
     subject_id = principal.subject_id
     if facts.service_name is None:
         raise ValidationFailed.field("service_code", slots.NOT_OFFERED)
     limiter.hit(current_app.config.get("APPOINTMENT_RATE_LIMIT") or RATE_LIMIT, "appointments", subject_id,
                 detail="预约过于频繁，请稍后再试")
-    if (facts.no_shows or 0) >= NO_SHOW_LIMIT:
+    if facts.no_shows >= NO_SHOW_LIMIT:
         raise Forbidden(f"您近 {NO_SHOW_WINDOW_DAYS} 天内已爽约 {NO_SHOW_LIMIT} 次，暂不能网上预约，请到大厅现场取号")
     if facts.twice:
         raise Conflict(TWICE)
@@ -120,7 +121,7 @@ def book(*, principal: Principal, slot_id: str, service_code: str) -> dict:
     db.session.commit()
     if notices:
         schedule_delivery()
-    return booking_view(booked, facts)
+    return SimpleNamespace(**booked, slot=facts, reminded_at=None)
 
 
 TAKE_PLACE = (  # the place and the ticket number in one statement
@@ -128,15 +129,6 @@ TAKE_PLACE = (  # the place and the ticket number in one statement
                                   AppointmentSlot.booked < AppointmentSlot.capacity)
     .values(booked=AppointmentSlot.booked + 1, issued=AppointmentSlot.issued + 1)
     .returning(AppointmentSlot.issued).execution_options(synchronize_session=False))
-
-
-def booking_view(booked: dict, slot) -> dict:
-    """A booking just made, in `AppointmentSchema`'s fields and order."""
-    return {"appointment_id": booked["appointment_id"], "status": BOOKED, "status_label": STATUS_LABELS[BOOKED],
-            "slot_id": slot.slot_id, "ticket": booked["ticket"], "hall_code": booked["hall_code"],
-            "service_code": booked["service_code"], "service_name": booked["service_name"],
-            "start": isoformat_beijing(slot.start_at), "end": isoformat_beijing(slot.end_at),
-            "created_at": isoformat_z(booked["created_at"]), "reminded_at": None}
 
 
 def _own(principal: Principal, appointment_id: str) -> Appointment:

@@ -52,8 +52,8 @@ class Appointments(MethodView):
     @blp.alt_response(429, schema=ProblemSchema, description="预约过于频繁")
     def post(self, data):
         """预约一个时段办理本大厅的事项"""
-        booked = booking.book(principal=current_principal(), slot_id=data["slot_id"], service_code=data["service_code"])
-        return Response(compact_json(booked), status=201, mimetype="application/json")  # AppointmentSchema's shape
+        return booking.book(principal=current_principal(), slot_id=data["slot_id"],
+                            service_code=data["service_code"]), 201
 
 
 @blp.route("/appointments/<string:appointment_id>")
