@@ -16,7 +16,7 @@ from .loadgen import log, run_wrk
 from .setup_data import API, SetupSkipped, bearer, client_token, json_line, write_lines
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .run import AppTargets
+    from .app_targets import AppTargets
 
 
 def _device_credential(targets: "AppTargets"):

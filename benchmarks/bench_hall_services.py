@@ -15,7 +15,7 @@ from .loadgen import LoadgenError, log
 from .setup_data import API, SetupSkipped, bearer, json_line, write_lines
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .run import AppTargets
+    from .app_targets import AppTargets
 
 
 def _open_window(targets: "AppTargets") -> dict:

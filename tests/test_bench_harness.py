@@ -80,6 +80,6 @@ def test_the_report_lists_every_measured_row_the_known_ones_in_their_order():
 
 
 def test_the_signed_in_catalogue_row_asks_the_searches_search_lua_rotates():
-    from benchmarks.run import search_lua_queries
+    from benchmarks.app_targets import search_lua_queries
     queries = search_lua_queries()
     assert len(queries) == 20 and queries[0] == "身份证" and "想开个公司" in queries and queries[-1] == "hukou"
