@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .loadgen import (CpuMeter, GunicornServer, background_cpu, job_worker_pids, log, profile_summary, profile_worker,
-                      run_wrk)
+from .cpu import CpuMeter, background_cpu, job_worker_pids, profile_summary, profile_worker
+from .loadgen import GunicornServer, log, run_wrk
 from .setup_data import Services
 
 BUSY_THRESHOLD = 0.10  # background CPU share above which a row is flagged

@@ -21,7 +21,7 @@ def test_load_targets_without_wrk_say_what_to_install_and_start_nothing(tmp_path
 def test_the_profiler_finds_the_job_worker_by_its_command_line(tmp_path):
     """`--profile` samples the job worker too: a process it started as `<python> …/flask --app wsgi worker` is
     found, one with other arguments is not, nor one outside its own processes."""
-    from benchmarks.loadgen import job_worker_pids
+    from benchmarks.cpu import job_worker_pids
     fake = tmp_path / "flask"
     fake.write_text("import time\ntime.sleep(60)\n")
     worker = subprocess.Popen([sys.executable, str(fake), "--app", "wsgi", "worker"])
