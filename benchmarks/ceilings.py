@@ -27,8 +27,8 @@ def verification_floor(runner: LoadRunner, floor: GunicornServer, redis_url: str
     from .floor_verification import prepare
     s = runner.settings
     codes = prepare(redis_url, int(4000 * (s.warmup + s.duration)) + 1000)
-    _one_time_ceiling(runner, floor, data_dir, "verification_floor", "POST /verifications {code} (bare Flask: Redis "
-                      "read, AES-GCM, status and times, Lua consume + journal)", "/verifications",
+    _one_time_ceiling(runner, floor, data_dir, "verification_floor", "POST /verifications {code} (floor app before "
+                      "Flask: Redis read, AES-GCM, status and times, Lua consume + journal)", "/verifications",
                       [json_line({"code": code}) for code in codes], 4000, '"valid"%s*:%s*true',
                       ["no token, rate limit, metrics, access log, schemas or database writer: the least any "
                        "implementation of the online verification does per request in this stack"])
@@ -39,8 +39,8 @@ def daily_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str], 
     from .floor_daily import prepare
     token = prepare(env["FLOOR_REDIS_URL"], env["FLOOR_DATABASE_URL"])
     paths = write_lines(data_dir / "floor_wallet_paths.txt", ["/wallet/licenses"])
-    runner.measure("daily_floor", "GET /wallet/licenses (bare Flask: ES256 token, Redis revocation read, "
-                   "one PostgreSQL statement, JSON)", floor.base_url, script="paths.lua", script_args=[str(paths)],
+    runner.measure("daily_floor", "GET /wallet/licenses (floor app before Flask: ES256 token, Redis "
+                   "revocation read, one PostgreSQL statement, JSON)", floor.base_url, script="paths.lua", script_args=[str(paths)],
                    headers=[f"Authorization: Bearer {token}"], server=floor,
                    notes=["holder with 3 licenses among 60,000; no rate limit, metrics, access log, schemas or ORM: "
                           "the least any implementation of a personal list does per request in this stack"])
@@ -52,9 +52,9 @@ def refresh_floor(runner: LoadRunner, floor: GunicornServer, env: dict[str, str]
     s = runner.settings
     tokens = prepare(env["FLOOR_REDIS_URL"], env["FLOOR_DATABASE_URL"], int(3000 * (s.warmup + s.duration)) + 1000)
     measured = len(tokens) - int(3000 * s.warmup)
-    _one_time_ceiling(runner, floor, data_dir, "refresh_floor", "POST /auth/token grant_type=refresh_token (bare "
-                      "Flask: one Redis Lua call that counts the address, rotates the held session and journals it; "
-                      "ES256 signature, JSON)",
+    _one_time_ceiling(runner, floor, data_dir, "refresh_floor", "POST /auth/token grant_type=refresh_token (floor "
+                      "app before Flask: one Redis Lua call that counts the address, rotates the held session and "
+                      "journals it; ES256 signature, JSON)",
                       "/auth/token", [json_line({"grant_type": "refresh_token", "refresh_token": t}) for t in tokens],
                       3000, '"access_token"',
                       [f"each request rotates a different single-use refresh token ({measured} in the measured pool); "

@@ -1,9 +1,9 @@
-"""The least work any personal list does (the wallet, applications, inbox), for the ceiling row next
-to the floor: bare Flask; the caller's ES256 access token (its signature checked the first time a
-worker sees it, as the app does, then its expiry); one Redis round trip for its revocation keys; one
-PostgreSQL statement (psycopg, prepared, no transaction) for the page of the caller's rows joined to
-their person and type, with the total; JSON. No rate limit, metrics, access log, schema or ORM:
-what the real endpoints add is the distance between this row and theirs.
+"""The least work any personal list does (the wallet, applications, inbox), for the ceiling row next to the floor:
+the floor app before Flask's request handling; the caller's ES256 access token (its signature checked the first
+time a worker sees it, as the app does, then its expiry); one Redis round trip for its revocation keys; one
+PostgreSQL statement (psycopg, prepared, no transaction) for the page of the caller's rows joined to their
+person and type, with the total; JSON. No rate limit, metrics, access log, schema or ORM: what the real
+endpoints add is the distance between this row and theirs.
 
 `prepare(redis_url, database_url)` (the harness) makes the tables, 20,000 holders of three licenses
 each and the signing key, and returns one holder's token; `wallet_page(authorization)` is the floor

@@ -1,9 +1,9 @@
-"""The least work of a token refresh as the app does it, for the ceiling row next to the app's refresh: bare
-Flask; one Redis round trip (a Lua call that counts the caller's address in a rate-limit window, checks the
-held session's generation, secret and end, swaps in the next generation's hash and appends the rotation to
-a journal list); a new ES256 access token and refresh token; JSON. No metrics, access log, schema, audit
-or ORM, and nothing drains the journal: what the app adds (and its write-behind) is the distance between
-this row and `refresh`.
+"""The least work of a token refresh as the app does it, for the ceiling row next to the app's refresh: the floor
+app before Flask's request handling; one Redis round trip (a Lua call that counts the caller's address in a
+rate-limit window, checks the held session's generation, secret and end, swaps in the next generation's hash and
+appends the rotation to a journal list); a new ES256 access token and refresh token; JSON. No metrics, access
+log, schema, audit or ORM, and nothing drains the journal: what the app adds (and its write-behind) is the
+distance between this row and `refresh`.
 
 `prepare(redis_url, database_url, count)` (the harness) holds `count` sessions and the signing key in Redis
 and returns one refresh token per session; `refresh(body, address)` is the floor app's POST /auth/token.

@@ -1,9 +1,9 @@
-"""The least work any online verification does, for the ceiling row next to the floor: bare Flask,
-one Redis round trip for the code's sealed entry and the status list's version, AES-GCM opened, the
-status and validity times checked, and one Lua step that consumes the code and journals the answer.
-The signatures were checked when the presentation was made (as the app does: `issuer_trust`), so the
-sealed entry carries what they proved. No token, rate limit, metrics, access log, schema or database
-writer: what the real endpoint adds is the distance between the two rows.
+"""The least work any online verification does, for the ceiling row next to the floor: the floor app before Flask's
+request handling, one Redis round trip for the code's sealed entry and the status list's version, AES-GCM
+opened, the status and validity times checked, and one Lua step that consumes the code and journals the answer.
+The signatures were checked when the presentation was made (as the app does: `issuer_trust`), so the sealed
+entry carries what they proved. No token, rate limit, metrics, access log, schema or database writer: what the
+real endpoint adds is the distance between the two rows.
 
 `prepare(redis_url, count)` (the harness) stores the keys and `count` sealed codes in Redis;
 `verify_code(body)` is the floor app's POST /verifications. `jws` and `verified_jws` (ES256 with

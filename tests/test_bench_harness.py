@@ -1,9 +1,13 @@
-"""`python -m benchmarks.run` without wrk says how to get it before starting any service (make bench installs it)."""
+"""The benchmark harness: `python -m benchmarks.run` without wrk says how to get it before starting any service
+(make bench installs it); the profiler, the busy-inbox background, the report and the floor app's ceiling routes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,3 +87,51 @@ def test_the_signed_in_catalogue_row_asks_the_searches_search_lua_rotates():
     from benchmarks.app_targets import search_lua_queries
     queries = search_lua_queries()
     assert len(queries) == 20 and queries[0] == "身份证" and "想开个公司" in queries and queries[-1] == "hukou"
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
+                    reason="the ceiling routes keep their codes and sessions in Redis; runs with TEST_REDIS_URL")
+def test_the_floor_app_answers_its_ceiling_routes_before_flask_and_the_floor_route_through_it(monkeypatch):
+    """The ceiling rows pay no more framework than the app's early answers: a refresh and a verification are
+    answered from the environ (Flask dispatches nothing), each one-time body once; /healthz is Flask's."""
+    import redis
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+    from werkzeug.test import Client
+
+    from benchmarks import floor_app, floor_refresh, floor_verification
+
+    url = os.environ["TEST_REDIS_URL"]
+    monkeypatch.setenv("FLOOR_REDIS_URL", url)
+    monkeypatch.setattr(floor_refresh, "_floor", None)
+    monkeypatch.setattr(floor_verification, "_floor", None)
+    dispatched = []
+    flask_dispatch = floor_app.app.dispatch_request
+    monkeypatch.setattr(floor_app.app, "dispatch_request", lambda: dispatched.append(1) or flask_dispatch())
+    store = redis.Redis.from_url(url)
+    try:
+        token = floor_refresh.prepare(url, "", 1)[0]
+        code = floor_verification.prepare(url, 1)[0]
+        client = Client(floor_app.app)
+
+        refreshed = client.post("/auth/token", json={"grant_type": "refresh_token", "refresh_token": token})
+        assert refreshed.status_code == 200 and refreshed.headers["Content-Type"] == "application/json"
+        pair = refreshed.get_json()
+        key = load_der_private_key(store.get(floor_refresh.PREFIX + "key"), password=None).public_key()
+        assert floor_verification.verified_jws(pair["access_token"], key)["sub"] == "s000000"
+        assert pair["refresh_token"] != token
+        again = client.post("/auth/token", json={"grant_type": "refresh_token", "refresh_token": token})
+        assert (again.status_code, again.get_json()) == (401, {"detail": "refused"})
+
+        verified = client.post("/verifications", json={"code": code})
+        assert verified.status_code == 200 and verified.get_json()["valid"] is True
+        assert verified.get_json()["disclosed"]["name"] == "张三"
+        assert client.post("/verifications", json={"code": code}).get_json() == {"valid": False, "reason": "used"}
+        assert client.post("/verifications", data="not json").status_code == 400
+        assert dispatched == []
+
+        assert client.get("/healthz").get_json() == {"status": "ok"} and dispatched == [1]
+    finally:
+        keys = list(store.scan_iter(match="floor:*", count=1000))
+        if keys:
+            store.delete(*keys)
+        store.close()
