@@ -6,6 +6,7 @@ import logging
 
 import redis
 
+from .redis_connection import HeldConnection
 from .store import (HELD_FIELDS, HELD_PREFIX, MARK_SECONDS, JournalPush, SessionRotation, SharedStore, StoreUnavailable,
                     mark_written, parse_journal_entry)
 
@@ -147,9 +148,18 @@ class RedisStore(SharedStore):
             url, **CLIENT_OPTIONS, health_check_interval=30)
         for name, source in self.SCRIPTS.items():
             setattr(self, name, self.client.register_script(source))
+        self._held = HeldConnection(self.client)
 
     def _k(self, key: str) -> str:
         return self.prefix + key
+
+    def _script(self, script, keys, args):
+        """One of `SCRIPTS`, run on this thread's held connection (`redis_connection`)."""
+        return self._call(self._held.script, script, keys, args)
+
+    def _read(self, *names):
+        """The values of these (prefixed) keys in one MGET on the held connection."""
+        return self._call(self._held.command, "MGET", *names)
 
     def _call(self, fn, *args, **kwargs):
         try:
@@ -187,15 +197,14 @@ class RedisStore(SharedStore):
         return None if value is None or value < 0 else int(value)
 
     def get_many(self, *keys):
-        return self._call(self.client.mget, [self._k(key) for key in keys])
+        return self._read(*map(self._k, keys))
 
     def count_and_get(self, counter, window, keys):
-        count, ttl, values = self._call(self._count_and_get, keys=[self._k(counter), *map(self._k, keys)],
-                                        args=[window])
+        count, ttl, values = self._script(self._count_and_get, [self._k(counter), *map(self._k, keys)], [window])
         return int(count), int(ttl), list(values)
 
     def delete_if_equal(self, key, value):
-        return bool(self._call(self._delete_if_equal, keys=[self._k(key)], args=[value]))
+        return bool(self._script(self._delete_if_equal, [self._k(key)], [value]))
 
     def touch(self, key, ttl):
         return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
@@ -204,7 +213,7 @@ class RedisStore(SharedStore):
         base = self._k(journal)
         keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
         keys += map(self._k, marks)
-        sequence, consumed, wake = self._call(self._journal_push, keys=keys, args=[
+        sequence, consumed, wake = self._script(self._journal_push, keys, [
             entry, entry_if_absent or "", awake_ttl, int(consume is not None), MARK_SECONDS])
         return JournalPush(int(sequence), bool(consumed), bool(wake))
 
@@ -216,7 +225,7 @@ class RedisStore(SharedStore):
         if counter is not None:
             keys.append(self._k(counter[0]))
             args += [counter[1], counter[2]]
-        status, number, *fields = self._call(self._session_rotate, keys=keys, args=args)
+        status, number, *fields = self._script(self._session_rotate, keys, args)
         held = {name: value for name, value in zip(HELD_FIELDS, fields) if value is not None}
         return SessionRotation(status, held, wake=status == "rotated" and bool(number),
                                reset_in=int(number) if status == "limited" else 0)
@@ -228,11 +237,11 @@ class RedisStore(SharedStore):
         for fields in entries.values():
             pairs = [str(item) for pair in fields.items() for item in pair]
             args += [len(pairs), *pairs]
-        self._call(self._session_hold, keys=[self._k(key) for key in entries], args=args)
+        self._script(self._session_hold, [self._k(key) for key in entries], args)
 
     def session_release(self, keys, ttl):
         if keys:
-            self._call(self._session_release, keys=[self._k(key) for key in keys], args=[ttl])
+            self._script(self._session_release, [self._k(key) for key in keys], [ttl])
 
     def journal_lists(self, journal):
         return [journal, journal + ROTATIONS]
@@ -253,13 +262,12 @@ class RedisStore(SharedStore):
 
     def get_many_after_journal(self, journals, keys, *, mark=None):
         if mark is not None:  # one MGET: the mark's entries are written when it is no newer than the written mark
-            written, pending, *values = self._call(self.client.mget, [self._k(journals[0]) + ":written",
-                                                                       self._k(mark), *map(self._k, keys)])
+            written, pending, *values = self._read(self._k(journals[0]) + ":written", self._k(mark),
+                                                   *map(self._k, keys))
             return mark_written(pending, written), values
         if len(journals) == 1:  # one MGET: the journal is empty when its newest entry is the newest written
             base = self._k(journals[0])
-            newest, written, *values = self._call(self.client.mget, [base + ":seq", base + ":written",
-                                                                      *map(self._k, keys)])
+            newest, written, *values = self._read(base + ":seq", base + ":written", *map(self._k, keys))
             if written is not None or newest is None:  # else emptied before the mark existed: ask the length
                 return newest == written, values
         pipe = self.client.pipeline(transaction=False)  # one connection: Redis runs them in this order
@@ -271,7 +279,7 @@ class RedisStore(SharedStore):
 
     def journal_drop(self, journal, count, *, marks=()):
         base = self._k(journal)
-        self._call(self._journal_drop, keys=[base, base + ":written", *map(self._k, marks)], args=[count])
+        self._script(self._journal_drop, [base, base + ":written", *map(self._k, marks)], [count])
 
     def journal_sequence(self, journal):
         return int(self._call(self.client.get, self._k(journal) + ":seq") or 0)

@@ -181,6 +181,9 @@ class ClusterStore(RedisStore):
     def get_many(self, *keys):
         return self._call(self.client.mget_nonatomic, [self._k(key) for key in keys])
 
+    def _script(self, script, keys, args):  # the cluster client routes each script to its slot's master
+        return self._call(script, keys=keys, args=args)
+
     def journal_lists(self, journal):
         return list(_spread_names(journal))
 
