@@ -4,8 +4,8 @@ cheaper than this on the same server, so the app's figures are reported as a fra
 
 POST /verifications, GET /wallet/licenses and POST /auth/token are the ceiling rows for online
 verification (`floor_verification.py`), a personal list (`floor_daily.py`) and a token refresh
-(`floor_refresh.py`): the least work any implementation does, on the same server, Redis, PostgreSQL
-driver and crypto libraries. They are answered before Flask's request handling, from the WSGI environ,
+(`floor_refresh.py`): the least work any implementation does, on the same server, Redis client (a
+connection held per worker, as the app's store holds one), PostgreSQL driver and crypto libraries. They are answered before Flask's request handling, from the WSGI environ,
 as the app answers its own common requests (`app/page_server.py`), so the app's early answers are held
 to a ceiling that pays no more framework than they do."""
 from __future__ import annotations

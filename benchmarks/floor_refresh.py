@@ -20,6 +20,7 @@ import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_der_private_key
 
+from app.redis_connection import HeldConnection
 from benchmarks.floor_verification import jws
 
 PREFIX = "floor:refresh:"
@@ -71,6 +72,7 @@ class _Floor:
     def __init__(self) -> None:
         self.redis = redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"], decode_responses=True)
         self.rotate = self.redis.register_script(ROTATE)
+        self.held = HeldConnection(self.redis)
         self.key = load_der_private_key(redis.Redis.from_url(os.environ["FLOOR_REDIS_URL"]).get(PREFIX + "key"),
                                         password=None)
 
@@ -91,9 +93,9 @@ def refresh(body, address: str) -> tuple[dict, int]:
     following, now = _token(session_id, int(generation) + 1), time.time()
     entry = json.dumps({"session": session_id, "generation": int(generation) + 1, "hash": _hash(following),
                         "used": now, "until": now + SESSION_SECONDS})
-    outcome = _floor.rotate(keys=[PREFIX + "rate:" + address, PREFIX + "session:" + session_id, PREFIX + "journal"],
-                            args=[WINDOW, LIMIT, generation, _hash(presented), _hash(following), repr(now),
-                                  repr(now + SESSION_SECONDS), entry])
+    keys = [PREFIX + "rate:" + address, PREFIX + "session:" + session_id, PREFIX + "journal"]
+    outcome = _floor.held.script(_floor.rotate, keys, [WINDOW, LIMIT, generation, _hash(presented), _hash(following),
+                                                       repr(now), repr(now + SESSION_SECONDS), entry])
     if outcome[0] != "rotated":
         return {"detail": outcome[0]}, 429 if outcome[0] == "limited" else 401
     issued = int(now)

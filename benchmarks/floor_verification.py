@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.redis_connection import HeldConnection
+
 PREFIX = "floor:"
 CONSUME_AND_JOURNAL = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
@@ -93,6 +95,7 @@ class _Floor:
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.cipher = AESGCM(_unb64(json.loads(self.redis.get(PREFIX + "keys"))["aes"]))
         self.consume = self.redis.register_script(CONSUME_AND_JOURNAL)
+        self.held = HeldConnection(self.redis)
         self.status_version: str | None = None
         self.not_valid: dict[int, str] = {}
 
@@ -115,7 +118,7 @@ def verify_code(body) -> tuple[dict, int]:
     if _floor is None:
         _floor = _Floor(os.environ["FLOOR_REDIS_URL"])
     key = _code_key(code)
-    sealed, version = _floor.redis.mget(key, PREFIX + "status-version")
+    sealed, version = _floor.held.command("MGET", key, PREFIX + "status-version")
     if sealed is None:
         return {"valid": False, "reason": "used"}, 200
     raw = _unb64(sealed)
@@ -125,7 +128,7 @@ def verify_code(body) -> tuple[dict, int]:
     result = status if status != "valid" else (
         "expired" if shown["expires"] <= now or now >= checked["exp"] or now < checked["nbf"] else "valid")
     line = json.dumps({"code": key, "result": result, "at": now})
-    if not _floor.consume(keys=[key, PREFIX + "journal"], args=[line]):
+    if not _floor.held.script(_floor.consume, [key, PREFIX + "journal"], [line]):
         return {"valid": False, "reason": "used"}, 200
     if result != "valid":
         return {"valid": False, "reason": result}, 200

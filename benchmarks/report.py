@@ -304,7 +304,8 @@ def render(results: dict[str, Any]) -> str:
         "- The floor is `benchmarks/floor_app.py`: Flask with one route returning `jsonify(status=\"ok\")`. "
         "No API route can be cheaper on this server, so *vs floor* is the fraction of the framework's ceiling "
         "that a route keeps.",
-        "- Three ceiling rows are served by the same floor app, on the same server, redis-py, psycopg and "
+        "- Three ceiling rows are served by the same floor app, on the same server, redis-py (on a connection "
+        "held per worker, as the app's store holds one: `app/redis_connection.py`), psycopg and "
         "`cryptography` libraries, with no rate limit, metrics, access log, schema or ORM, and answered from the "
         "WSGI environ before Flask's request handling (as the app answers its common requests, "
         "`app/page_server.py`): the least work any implementation of the request does in this stack. The real "
