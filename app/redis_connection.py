@@ -13,7 +13,7 @@ from redis.exceptions import NoScriptError
 
 
 class HeldConnection:
-    """Commands on this process's and thread's connection of `client`'s pool (kept out of the pool)."""
+    """Commands on this process's and thread's own connection, made with the settings of `client`'s pool."""
 
     def __init__(self, client: redis.Redis):
         self.pool = client.connection_pool
@@ -22,7 +22,9 @@ class HeldConnection:
     def connection(self):
         held = getattr(self.local, "held", None)
         if held is None or held[0] != os.getpid():  # a connection made before a fork is the parent's
-            held = self.local.held = (os.getpid(), self.pool.get_connection())
+            # made beside the pool, not taken from it: the pool's limit is for its own callers, and a
+            # thread's connection closes when the thread ends and its local goes
+            held = self.local.held = (os.getpid(), self.pool.connection_class(**self.pool.connection_kwargs))
         return held[1]
 
     def command(self, *args):

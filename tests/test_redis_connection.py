@@ -1,8 +1,9 @@
 """The connection the shared store holds per process and thread for its hot commands (app/redis_connection.py):
-its own per thread, a new one after a fork, made again once when the server dropped it, scripts by digest
+its own per thread and beside the pool (closed when the thread ends), a new one after a fork, made again once when the server dropped it, scripts by digest
 and by source when the server forgot them, and a store that cannot reach Redis is unavailable."""
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
@@ -42,6 +43,22 @@ def test_a_thread_keeps_its_connection_and_another_thread_gets_its_own(client):
     thread.join()
     assert theirs and theirs[0] != mine
     assert _client_id(held) == mine
+
+
+def test_threads_connections_take_nothing_from_the_pool_and_close_when_their_threads_end(client):
+    small = redis.Redis.from_url(os.environ["TEST_REDIS_URL"], decode_responses=True, max_connections=2)
+    held = HeldConnection(small)
+    before = len(client.client_list())
+    ids = []
+    threads = [threading.Thread(target=lambda: ids.append(_client_id(held))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert len(set(ids)) == 6  # six threads, six connections, past the pool's limit of two
+    assert small.get("held:a") is None  # the pool's own callers still get theirs
+    gc.collect()
+    assert len(client.client_list()) <= before + 1  # the threads' connections closed (the pool keeps one)
+    small.close()
 
 
 def test_a_forked_child_makes_its_own_connection_and_leaves_the_parents_working(client):
