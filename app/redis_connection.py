@@ -31,8 +31,7 @@ class HeldConnection:
         connection = self.connection()
         try:
             return self._round_trip(connection, args)
-        except redis.ConnectionError:  # e.g. the server restarted since: once more on a new connection
-            connection.disconnect()
+        except redis.ConnectionError:  # e.g. the server restarted since: once more (it reconnects, disconnected)
             return self._round_trip(connection, args)
 
     def script(self, script: Script, keys, args):

@@ -178,8 +178,8 @@ class ClusterStore(RedisStore):
     def _k(self, key: str) -> str:
         return self.prefix + slot_tagged(key)
 
-    def get_many(self, *keys):
-        return self._call(self.client.mget_nonatomic, [self._k(key) for key in keys])
+    def _read(self, *names):  # keys in several slots: one MGET per slot
+        return self._call(self.client.mget_nonatomic, list(names))
 
     def _script(self, script, keys, args):  # the cluster client routes each script to its slot's master
         return self._call(script, keys=keys, args=args)
