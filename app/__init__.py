@@ -15,6 +15,7 @@ from .db_routing import engine_options, init_app as init_db_routing
 from .errors import register_error_handlers
 from .extensions import ProblemApi, app_api, db
 from .guards import init_input_guards
+from .json_output import OrjsonProvider
 from .observability import configure_logging, init_request_hooks
 from .openapi import init_openapi
 from .page_server import PageServer
@@ -57,6 +58,7 @@ class ApiFlask(Flask):
     registers its views when first needed (a request, the route map, the OpenAPI document), so that a
     command that needs none of them (`flask --help`, `flask seed`) does not import them."""
 
+    json_provider_class = OrjsonProvider
     _pending_setup: list | None = None
     _setup_done = True
     _setup_lock = threading.RLock()

@@ -28,6 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .extensions import db, store
 from .jobs import enqueue, runs_inline
+from .json_output import json_text
 from .store import StoreUnavailable
 
 logger = logging.getLogger("app.journal")
@@ -54,8 +55,7 @@ def entry(kind: str, *, readers: Collection[str] = (), **data) -> str:
         raise ValueError(f"no journal handler for {kind!r}")
     if readers:
         data["readers"] = list(readers)
-    return json.dumps({"id": uuid.uuid4().hex, "kind": kind, "at": time.time(), **data},
-                      ensure_ascii=False, separators=(",", ":"))
+    return json_text({"id": uuid.uuid4().hex, "kind": kind, "at": time.time(), **data}, default=None)
 
 
 def pending_mark(subject_id: str) -> str:

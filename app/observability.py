@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import re
@@ -13,6 +12,8 @@ import uuid
 from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST, multiprocess
+
+from .json_output import json_text
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 REQUEST_ID_KEY = "ias.request_id"
@@ -64,7 +65,7 @@ def json_line(created: float, level: str, logger: str, message: str, fields: dic
             entry[key] = mask_pii(value) if isinstance(value, str) else value
     if exc:
         entry["exc"] = mask_pii(exc)
-    return json.dumps(entry, ensure_ascii=False)
+    return json_text(entry, default=None)
 
 
 class RequestIdFilter(logging.Filter):

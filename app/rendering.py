@@ -1,9 +1,13 @@
-"""Bodies rendered once and kept (catalogue reads, a holder's first wallet page): compact JSON with
-the app's JSON provider, as jsonify renders every other response in production."""
+"""Bodies rendered once and kept (catalogue reads, a holder's first wallet page): compact JSON as the app's
+JSON provider renders every other response (`json_output`)."""
 from __future__ import annotations
 
-from flask import current_app
+from .json_output import json_bytes, json_text
 
 
 def compact_json(body) -> str:
-    return current_app.json.dumps(body, separators=(",", ":"))
+    return json_text(body)
+
+
+def compact_json_bytes(body) -> bytes:
+    return json_bytes(body)

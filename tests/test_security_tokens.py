@@ -206,3 +206,22 @@ def test_a_key_stops_being_published_when_its_publication_ends_though_a_worker_r
         assert keys.published_key(kid) is not None
         clock.advance(1.1)
         assert keys.published_key(kid) is None  # the end is checked on every call
+
+
+def test_an_issued_access_token_is_an_es256_jwt_that_pyjwt_verifies_with_the_published_key(app):
+    """Access tokens are signed by `jose.es256_sign_with_header` under a header kept per key: PyJWT, an
+    independent implementation, reads the header and verifies signature and claims with the JWKS key."""
+    with app.app_context():
+        first, claims = issue_access_token("p_0123456789abcdef0123", roles=["citizen", "citizen"],
+                                           extra={"sid": "s1", "channel": "app"})
+        second, _ = issue_access_token("p_fedcba9876543210fedc", roles=["hall_staff"])
+        kid, _private = keys.active_key(ACCESS_PURPOSE)
+        public = keys.public_key(kid)
+    assert jwt.get_unverified_header(first) == {"alg": "ES256", "kid": kid, "typ": "at+jwt"}
+    assert first.split(".")[0] == second.split(".")[0]  # one header per key
+    verified = jwt.decode(first, public, algorithms=["ES256"], options={"verify_aud": False})
+    assert verified == claims and verified["roles"] == ["citizen"] and verified["sid"] == "s1"
+    assert verified["exp"] - verified["iat"] == app.config["ACCESS_TOKEN_TTL"]
+    assert jwt.decode(second, public, algorithms=["ES256"])["sub"] == "p_fedcba9876543210fedc"
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(first[:-6] + ("AAAAAA" if not first.endswith("AAAAAA") else "BBBBBB"), public, algorithms=["ES256"])

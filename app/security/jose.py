@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from ..json_output import json_bytes as _compact
+
 ES256 = "ES256"
 P256_CRV = "P-256"
 _COORD_BYTES = 32
@@ -53,7 +55,7 @@ def b64url_decode(text: str) -> bytes:
 
 def json_bytes(obj: Any) -> bytes:
     """Compact UTF-8 JSON, as used for JOSE headers, payloads and disclosures."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _compact(obj, default=None)
 
 
 def json_loads(text: str) -> Any:
@@ -104,9 +106,19 @@ def es256_sign_jws(header: dict[str, Any], payload: dict[str, Any], key: ec.Elli
     if header.get("alg", ES256) != ES256:
         raise JoseError("only ES256 is supported")
     full_header = {"alg": ES256, **{k: v for k, v in header.items() if k != "alg"}}
-    signing_input = f"{b64url_encode(json_bytes(full_header))}.{b64url_encode(json_bytes(payload))}"
-    signature = es256_sign(signing_input.encode("ascii"), key)
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return es256_sign_with_header(b64url_encode(json_bytes(full_header)), payload, key)
+
+
+def es256_sign_with_header(header_segment: str, payload: dict[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
+    """Compact JWS with ES256 under an encoded header (`es256_header`, for a signer whose header repeats)."""
+    signing_input = f"{header_segment}.{b64url_encode(json_bytes(payload))}"
+    return f"{signing_input}.{b64url_encode(es256_sign(signing_input.encode('ascii'), key))}"
+
+
+@lru_cache(maxsize=64)
+def es256_header(**fields: str) -> str:
+    """The encoded ES256 header with these text fields after `alg` (kept per set of fields)."""
+    return b64url_encode(json_bytes({"alg": ES256, **fields}))
 
 
 def decode_jws(token: str) -> DecodedJws:

@@ -15,6 +15,7 @@ from flask import current_app
 from ..errors import Unauthorized
 from ..extensions import store
 from . import keys
+from .jose import es256_header, es256_sign_with_header
 
 ACCESS_PURPOSE = keys.ACCESS_PURPOSE
 LEEWAY_SECONDS = 5
@@ -34,8 +35,7 @@ def issue_access_token(subject_id: str, *, roles: list[str], extra: dict | None 
               "jti": secrets.token_urlsafe(16), "roles": sorted(set(roles))}
     claims.update(extra or {})
     kid, private = keys.active_key(ACCESS_PURPOSE)
-    token = jwt.encode(claims, private, algorithm="ES256", headers={"kid": kid, "typ": "at+jwt"})
-    return token, claims
+    return es256_sign_with_header(es256_header(kid=kid, typ="at+jwt"), claims, private), claims
 
 
 def decode_access_token(token: str, *, read: dict[str, str | None] | None = None) -> dict:
