@@ -1,5 +1,5 @@
-"""Input no view can handle, refused before any view runs: app-wide (U+0000, JSON nested too
-deeply) or on a blueprint whose ids and query values are never free text (control characters).
+"""Input no view can handle, refused before any view runs: app-wide (U+0000, a lone surrogate in JSON, JSON
+nested too deeply) or on a blueprint whose ids and query values are never free text (control characters).
 Free text in bodies is checked field by field (`schemas.common.printable`)."""
 from __future__ import annotations
 
@@ -10,21 +10,39 @@ from schemas.common import CONTROL_CHARACTERS, CONTROL_MESSAGE
 from .errors import BadRequest, NotFound, ValidationFailed
 
 NUL_MESSAGE = "不能包含空字符（U+0000）"
+SURROGATE_MESSAGE = "不能包含未配对的 UTF-16 代理字符（\\ud800–\\udfff）"
 
 
 def _nul_fields(value) -> list[str]:
-    """Where a parsed JSON document has U+0000 in a key or string, as `a.b[0].c` paths
-    (iteratively, so that deep nesting cannot exhaust the stack)."""
+    return _fields_where(value, lambda text: "\x00" in text)
+
+
+def _surrogate_fields(value) -> list[str]:
+    """Where a parsed JSON document has a lone surrogate (JSON can spell one, UTF-8 cannot hold it)."""
+    return _fields_where(value, lambda text: not text.isascii() and not _encodable(text))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fields_where(value, bad) -> list[str]:
+    """Where a parsed JSON document has a key or string that is `bad`, as `a.b[0].c` paths (iteratively, so
+    that deep nesting cannot exhaust the stack)."""
     found, stack = [], [("", value)]
     while stack and len(found) < 20:
         where, item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if bad(item):
                 found.append(where or "body")
         elif isinstance(item, dict):
             for key, child in item.items():
                 name = f"{where}.{key}" if where else str(key)
-                if "\x00" in str(key):
+                if bad(str(key)):
                     found.append(name)
                 else:
                     stack.append((name, child))
@@ -37,6 +55,7 @@ def init_input_guards(app: Flask) -> None:
     """Input no view can handle, refused before any view runs (each was a 500 before):
     - U+0000, which no field of this API takes and PostgreSQL cannot store in text: 404 in the
       path (no resource is named so), 422 naming the fields in the query, JSON body or form;
+    - a lone UTF-16 surrogate spelt in a JSON body (`"\\ud800"`), which UTF-8 cannot hold: 422 naming the fields;
     - JSON nested too deeply for the parser (RecursionError): 400."""
 
     @app.before_request
@@ -53,6 +72,10 @@ def init_input_guards(app: Flask) -> None:
         if fields:
             raise ValidationFailed("请求中包含不允许的空字符（U+0000）",
                                    errors={name.replace("\x00", "\\u0000"): [NUL_MESSAGE] for name in fields})
+        surrogates = _body_surrogate_fields() if request.is_json else []
+        if surrogates:
+            raise ValidationFailed("请求中包含无法编码的字符",
+                                   errors={_printable(name): [SURROGATE_MESSAGE] for name in surrogates})
 
 
 def _body_nul_fields() -> list[str]:
@@ -66,6 +89,17 @@ def _body_nul_fields() -> list[str]:
     if request.mimetype == "application/x-www-form-urlencoded":
         return sorted({key for key, value in request.form.items(multi=True) if "\x00" in key + value})
     return []
+
+
+def _body_surrogate_fields() -> list[str]:
+    raw = request.get_data(cache=True)
+    if b"\\ud" not in raw and b"\\uD" not in raw:  # JSON spells a surrogate as an escape only
+        return []
+    return _surrogate_fields(request.get_json(silent=True))
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _has_control_characters(value) -> bool:

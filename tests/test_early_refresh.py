@@ -78,6 +78,20 @@ def test_other_forms_go_on_to_the_view(app, client, entered, body, field):
     assert _refresh(client, person["refresh_token"]).status_code == 200  # nothing was rotated
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"grant_type":"refresh_token","refresh_token":NaN}',  # the standard library reads NaN; the early parser does not
+    b'{"grant_type":"refresh_token","refresh_token":"\\ud800"}',  # a lone surrogate, likewise
+    b'{"grant_type":"refresh_token","refresh_token":123456789012345678901234567890}',
+])
+def test_a_body_only_the_views_parser_reads_is_the_views_to_answer(app, client, entered, raw):
+    person = register_person(client, app)
+    entered.clear()
+    refused = client.post(TOKEN, data=raw, content_type="application/json")
+    assert len(entered) == 1 and refused.status_code in (400, 422)
+    assert refused.mimetype == "application/problem+json" and "refresh_token" in str(refused.get_json())
+    assert _refresh(client, person["refresh_token"]).status_code == 200  # nothing was rotated
+
+
 def test_a_form_encoded_or_unknown_token_is_the_views_to_answer(app, client, entered):
     person = register_person(client, app)
     entered.clear()

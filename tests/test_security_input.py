@@ -360,3 +360,18 @@ def test_hostile_headers_are_4xx(client, app, world):
         except ValueError:  # the test client refuses to send a header with a newline: so would any server
             continue
         assert response.headers["X-Request-ID"] != request_id and len(response.headers["X-Request-ID"]) <= 64
+
+
+def test_a_lone_surrogate_in_a_json_body_is_refused_by_name_and_a_pair_is_not(client):
+    """JSON can spell half of a UTF-16 pair ("\\ud800"), which UTF-8 cannot hold: the refresh grant's legacy
+    path hashed it and answered 500. The guard names the field; a whole pair (an emoji) is ordinary text."""
+    lone = client.post(f"{API}/auth/token", data=b'{"grant_type":"refresh_token","refresh_token":"x\\ud800"}',
+                       content_type="application/json")
+    assert lone.status_code == 422 and is_problem(lone)
+    assert list(lone.get_json()["errors"]) == ["refresh_token"]
+    nested = client.post(f"{API}/auth/token", data=b'{"grant_type":"password","username":"a","x":{"y":["\\uDFFF"]}}',
+                         content_type="application/json")
+    assert nested.status_code == 422 and list(nested.get_json()["errors"]) == ["x.y[0]"]
+    pair = client.post(f"{API}/auth/token", data=b'{"grant_type":"refresh_token","refresh_token":"\\ud83d\\ude00"}',
+                       content_type="application/json")
+    assert pair.status_code == 401 and is_problem(pair)  # an unknown token, answered as any other
