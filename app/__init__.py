@@ -163,10 +163,11 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _release_sessions_safely(app: Flask) -> None:
-    """End the request's session before Flask-SQLAlchemy does (teardowns run in reverse order), so
-    that a connection the database dropped mid-request (a restart, a failover) cannot make the
-    rollback at teardown raise out of the WSGI app: the server would replace the problem+json the
-    error handler produced with its own HTML 500."""
+    """End the request's session in place of Flask-SQLAlchemy's own teardown, so that a connection the
+    database dropped mid-request (a restart, a failover) cannot make the rollback at teardown raise out of
+    the WSGI app: the server would replace the problem+json the error handler produced with its own HTML
+    500. (Its teardown, left in, would only remove the removed session again, on every request.)"""
+    app.teardown_appcontext_funcs[:] = [f for f in app.teardown_appcontext_funcs if f != db._teardown_session]
 
     @app.teardown_appcontext
     def _remove_session(_exc):

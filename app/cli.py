@@ -116,7 +116,12 @@ def worker():
     url = current_app.config.get("REDIS_URL")
     if not url:
         raise click.ClickException("没有配置 REDIS_URL：任务将在请求进程内直接执行，无需 worker")
+    from sqlalchemy.orm import configure_mappers
+
+    from .journal import load_handlers
     from .redis_topology import queue_connection
+    load_handlers()
+    configure_mappers()  # once here, not in every work horse
     use_app(current_app._get_current_object())
     Worker([QUEUE_NAME], connection=queue_connection()).work(with_scheduler=True)
 

@@ -21,7 +21,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Collection
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -55,7 +54,14 @@ def entry(kind: str, *, readers: Collection[str] = (), **data) -> str:
         raise ValueError(f"no journal handler for {kind!r}")
     if readers:
         data["readers"] = list(readers)
-    return json_text({"id": uuid.uuid4().hex, "kind": kind, "at": time.time(), **data}, default=None)
+    return json_text({"id": secrets.token_hex(16), "kind": kind, "at": time.time(), **data}, default=None)
+
+
+def load_handlers() -> None:
+    """Import every handler's module (the job worker does before it forks, so that each work horse that
+    drains the journal starts with them loaded, their models mapped)."""
+    for path in HANDLERS.values():
+        importlib.import_module(path.partition(":")[0])
 
 
 def pending_mark(subject_id: str) -> str:

@@ -5,9 +5,9 @@ import functools
 import logging
 import os
 import re
+import secrets
 import sys
 import time
-import uuid
 
 from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -116,7 +116,7 @@ def init_request_hooks(app: Flask) -> None:
     @app.before_request
     def _start():
         environ = request.environ
-        g.request_id = environ.get(REQUEST_ID_KEY) or uuid.uuid4().hex
+        g.request_id = environ.get(REQUEST_ID_KEY) or secrets.token_hex(16)
         rule = request.url_rule
         environ[ENDPOINT_KEY] = rule.rule if rule is not None else "unmatched"
 
@@ -137,7 +137,7 @@ class ResponseFinisher:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else secrets.token_hex(16)
         environ[REQUEST_ID_KEY] = request_id
 
         def finish(status, headers, exc_info=None):

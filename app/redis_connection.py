@@ -1,6 +1,6 @@
 """One Redis connection held by each process and thread for the shared store's hot commands (MGET and the
-Lua scripts): a round trip on redis-py's own connection without the pool, retry and observability layers
-around every call (about 40-60 µs of CPU each). Made after a fork, never shared between threads; a dropped
+Lua scripts): a round trip on redis-py's own connection, the command packed by hiredis, without the pool,
+retry and observability layers around every call (about 40-60 µs of CPU each). Made after a fork, never shared between threads; a dropped
 connection is made again once, as the client's retry would."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import threading
 
 import redis
+from hiredis import pack_command
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
@@ -43,8 +44,9 @@ class HeldConnection:
 
     @staticmethod
     def _round_trip(connection, args):
+        packed = pack_command(args)  # str, bytes, int and float, as the store sends
         try:
-            connection.send_command(*args)
+            connection.send_packed_command([packed])
             return connection.read_response()
         except redis.ResponseError:  # the reply was read whole: the connection is fine
             raise

@@ -223,3 +223,42 @@ def test_a_worker_copy_of_a_status_list_lives_no_longer_than_the_published_ttl(a
     later = status_registry.time.monotonic() + status_registry.CACHE_SECONDS + 1
     monkeypatch.setattr(status_registry.time, "monotonic", lambda: later)
     assert verify(client, code=third)["reason"] == "suspended"  # ...but not past the token's ttl
+
+
+WORKER_PROBE = """
+import sys, rq
+from sqlalchemy import inspect
+from app import create_app
+seen = {}
+class Worker:
+    def __init__(self, queues, connection):
+        seen["queues"] = queues
+    def work(self, **options):
+        from app.identity.models import AuthSession
+        seen["handlers"] = sorted(m for m in ("app.identity.held_sessions", "app.wallet.access_log") if m in sys.modules)
+        seen["mapped"] = inspect(AuthSession).configured
+rq.Worker = Worker
+app = create_app({"REDIS_URL": "redis://127.0.0.1:9/0", "APP_ENV": "testing"})
+assert "app.identity.held_sessions" not in sys.modules and "app.wallet.access_log" not in sys.modules
+with app.app_context():  # as `flask` gives its commands one
+    result = app.test_cli_runner().invoke(args=["worker"])
+print(result.exit_code, seen, "" if result.exit_code == 0 else repr(result.exception) + result.output)
+"""
+
+
+def test_the_job_worker_loads_the_journal_handlers_before_it_forks_work_horses(tmp_path):
+    """RQ forks a work horse per job; what the worker has loaded, each horse inherits. A drain that had to
+    import its handler and map the models in every horse spent most of a short job doing that."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DATABASE_", "REDIS_"))}
+    env.update(INSTANCE_PATH=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/probe.db")
+    out = subprocess.run([sys.executable, "-c", WORKER_PROBE], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith(
+        "0 {'queues': ['ishandong'], 'handlers': ['app.identity.held_sessions', 'app.wallet.access_log'], "
+        "'mapped': True}"), out.stdout[-500:]
