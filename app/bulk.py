@@ -2,8 +2,6 @@
 and a condition on many values that costs the same for five hundred as for one (`among`)."""
 from __future__ import annotations
 
-import json
-
 from collections.abc import Collection
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, insert
@@ -12,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .db_routing import begin_transaction
 from .extensions import db
+from .json_output import json_text
 
 
 def insert_rows(table: Table, rows: list[dict]) -> None:
@@ -48,4 +47,4 @@ def among(column, values: Collection) -> ColumnElement[bool]:
 
 
 def _json_text(value) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else json_text(value, default=None)
