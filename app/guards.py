@@ -64,15 +64,15 @@ def init_input_guards(app: Flask) -> None:
         if "\x00" in environ.get("PATH_INFO", ""):  # the same character in WSGI's latin-1 spelling of the path
             raise NotFound("请求的地址或资源不存在")
         query = environ.get("QUERY_STRING", "")
-        fields = []
+        fields, surrogates = [], []
         if "%00" in query or "\x00" in query:
             fields = sorted({key for key, value in request.args.items(multi=True) if "\x00" in key + value})
         if environ.get("CONTENT_LENGTH", "") not in ("", "0") or environ.get("HTTP_TRANSFER_ENCODING"):
             fields += _body_nul_fields()
+            surrogates = _body_surrogate_fields() if request.is_json else []
         if fields:
             raise ValidationFailed("请求中包含不允许的空字符（U+0000）",
                                    errors={name.replace("\x00", "\\u0000"): [NUL_MESSAGE] for name in fields})
-        surrogates = _body_surrogate_fields() if request.is_json else []
         if surrogates:
             raise ValidationFailed("请求中包含无法编码的字符",
                                    errors={_printable(name): [SURROGATE_MESSAGE] for name in surrogates})

@@ -14,7 +14,8 @@ _worker_app = None
 _app_pid: int | None = None
 
 
-def _resolve(path: str):
+def resolve(path: str):
+    """The function a `module:function` path names (its module imported)."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -37,7 +38,7 @@ def run_job(path: str, *args, **kwargs):
             from .extensions import db
             db.engine.dispose(close=False)
             _app_pid = os.getpid()
-        return _resolve(path)(*args, **kwargs)
+        return resolve(path)(*args, **kwargs)
 
 
 def runs_inline() -> bool:
@@ -49,7 +50,7 @@ def enqueue(path: str, *args, retries: int = 3, delay: int | None = None, **kwar
     """Queue `module:function` with retries (after `delay` seconds); inline when there is no Redis."""
     if runs_inline():
         if delay is None:
-            _resolve(path)(*args, **kwargs)
+            resolve(path)(*args, **kwargs)
         return None
     from rq import Queue, Retry
 

@@ -16,7 +16,6 @@ to the dead-letter list with the error logged, instead of holding up the ones af
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import secrets
@@ -26,7 +25,7 @@ from collections.abc import Collection
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .extensions import db, store
-from .jobs import enqueue, runs_inline
+from .jobs import enqueue, resolve, runs_inline
 from .json_output import json_text
 from .store import StoreUnavailable
 
@@ -61,7 +60,7 @@ def load_handlers() -> None:
     """Import every handler's module (the job worker does before it forks, so that each work horse that
     drains the journal starts with them loaded, their models mapped)."""
     for path in HANDLERS.values():
-        importlib.import_module(path.partition(":")[0])
+        resolve(path)
 
 
 def pending_mark(subject_id: str) -> str:
@@ -243,5 +242,4 @@ def _apply(entries: list[dict]) -> None:
     for item in entries:
         by_kind.setdefault(item["kind"], []).append(item)
     for kind, items in by_kind.items():
-        module, _, name = HANDLERS[kind].partition(":")
-        getattr(importlib.import_module(module), name)(items)
+        resolve(HANDLERS[kind])(items)

@@ -1,4 +1,4 @@
-"""JSON out (responses, kept bodies, log lines, journal entries, JWS payloads) through orjson, with the standard
+"""JSON out (responses, kept bodies, log lines, journal entries, JWS payloads, bulk JSON columns) through orjson, with the standard
 library's output for what orjson refuses, and Flask's conversions (HTTP dates, Decimal, dataclasses) kept."""
 from __future__ import annotations
 
@@ -38,19 +38,17 @@ class OrjsonProvider(DefaultJSONProvider):
     ensure_ascii = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        indent = kwargs.get("indent")
-        if self._plain(kwargs) and (kwargs.get("separators") == _COMPACT and indent is None
-                                    or indent == 2 and "separators" not in kwargs):
-            return json_bytes(obj, default=self.default, indent=indent == 2).decode("utf-8")
+        if self._plain() and kwargs in ({"separators": _COMPACT}, {"indent": 2}):  # what `response` passes
+            return json_bytes(obj, default=self.default, indent="indent" in kwargs).decode("utf-8")
         return super().dumps(obj, **kwargs)
 
     def response(self, *args: Any, **kwargs: Any):
-        if not self._plain({}):
+        if not self._plain():
             return super().response(*args, **kwargs)
         obj = self._prepare_response_obj(args, kwargs)
         pretty = (self.compact is None and self._app.debug) or self.compact is False
         return self._app.response_class(json_bytes(obj, default=self.default, indent=pretty) + b"\n",
                                         mimetype=self.mimetype)
 
-    def _plain(self, kwargs: dict) -> bool:
-        return not self.sort_keys and not self.ensure_ascii and kwargs.keys() <= {"separators", "indent"}
+    def _plain(self) -> bool:
+        return not self.sort_keys and not self.ensure_ascii

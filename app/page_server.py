@@ -209,9 +209,10 @@ def _json_document(environ) -> dict | None:
     environ["wsgi.input"] = io.BytesIO(raw)
     if b"\\u0000" in raw or b"\x00" in raw:  # the input guard's to refuse
         return None
+    # what orjson refuses (NaN, a lone surrogate) goes to the view's parser; the common forms hold only text
+    # and booleans, so a number it reads as a float (past 64 bits) is no common form either
     try:
-        document = orjson.loads(raw)  # what it refuses (NaN, a lone surrogate) the view's parser answers; the
-        # common forms hold only text and booleans, so a number it reads as a float is no common form either
+        document = orjson.loads(raw)
     except ValueError:
         return None
     return document if isinstance(document, dict) else None

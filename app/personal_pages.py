@@ -38,7 +38,7 @@ from sqlalchemy import event, inspect
 from .db_routing import RoutingSession, read_primary
 from .extensions import db, store
 from .identity.models import Person
-from .rendering import compact_json
+from .json_output import json_text
 from .security.ciphers import pii_cipher
 from .security.pii import PiiDecryptError
 from .store import StoreUnavailable
@@ -174,7 +174,7 @@ def opened(kind: str, subject_id: str, reads: dict, *, read_page, schema, fresh:
     page = read_page()
     if not keeping:
         return page
-    body = compact_json(schema.dump(page))
+    body = json_text(schema.dump(page))
     opening.keep(body)
     return Response(body, status=200, mimetype="application/json")
 

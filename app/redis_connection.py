@@ -1,7 +1,7 @@
 """One Redis connection held by each process and thread for the shared store's hot commands (MGET and the
 Lua scripts): a round trip on redis-py's own connection, the command packed by hiredis, without the pool,
-retry and observability layers around every call (about 40-60 µs of CPU each). Made after a fork, never shared between threads; a dropped
-connection is made again once, as the client's retry would."""
+retry and observability layers around every call (about 40-60 µs of CPU each). Made after a fork, never
+shared between threads; a dropped connection is made again once, as the client's retry would."""
 from __future__ import annotations
 
 import os

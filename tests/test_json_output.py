@@ -42,8 +42,11 @@ def _our_app(debug: bool = False) -> Flask:
 
 
 def test_compact_output_is_what_flasks_provider_writes_byte_for_byte():
-    expected = _flask_app().json.dumps(SAMPLE, separators=(",", ":"))
-    assert _our_app().json.dumps(SAMPLE, separators=(",", ":")) == expected
+    plain, app = _flask_app(), _our_app()
+    theirs, ours = plain.json, app.json
+    expected = theirs.dumps(SAMPLE, separators=(",", ":"))
+    assert ours.dumps(SAMPLE, separators=(",", ":")) == expected
+    assert ours.dumps(SAMPLE, indent=2) == theirs.dumps(SAMPLE, indent=2)
     assert json_bytes(SAMPLE) == expected.encode("utf-8")
     assert '"when":"Sat, 05 Dec 2026 08:30:00 GMT"' in expected and '"amount":"12.50"' in expected
     assert '"名称":"居民身份证"' in expected and '"5":"int key"' in expected

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from app.extensions import db, store
-from app.rendering import compact_json
+from app.json_output import json_text
 from app.store import StoreUnavailable
 from app import journal, personal_pages
 from app.notifications.service import notify
@@ -92,7 +92,7 @@ def test_a_page_read_before_a_commit_is_never_served_after_it(app, client, alice
         assert slow_reader.body is not None and slow_reader.claim()  # it read the rows of the valid card...
     client.post(f"{API}/licenses/{card['license_id']}/status", json={"status": "revoked"}, headers=police)
     with app.test_request_context():
-        slow_reader.keep(compact_json(before))  # ...and keeps them after the revocation was committed
+        slow_reader.keep(json_text(before))  # ...and keeps them after the revocation was committed
     assert _statuses(client, alice) == {card["license_id"]: "revoked"}
 
 

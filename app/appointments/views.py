@@ -10,7 +10,7 @@ from schemas.appointments import (AppointmentArgsSchema, AppointmentCreateSchema
 from schemas.common import ProblemSchema, paged
 
 from ..extensions import BEARER, ApiBlueprint
-from ..rendering import compact_json
+from ..json_output import json_text
 from ..security.rbac import auth_required, current_principal
 from . import booking, desk, slots
 
@@ -26,7 +26,7 @@ class HallSlots(MethodView):
     def get(self, args, hall_code):
         """大厅某日可预约的时段（今天及此后 10 个工作日开放）"""
         listed = slots.list_slots(hall_code=hall_code, day=args.get("date"), service_code=args.get("service_code"))
-        return Response(compact_json(listed), status=200, mimetype="application/json")  # SlotListSchema's shape
+        return Response(json_text(listed), status=200, mimetype="application/json")  # SlotListSchema's shape
 
 
 @blp.route("/appointments")

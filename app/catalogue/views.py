@@ -14,7 +14,7 @@ from flask.views import MethodView
 from werkzeug.wrappers import Response
 
 from ..extensions import BEARER, OPTIONAL_BEARER, ApiBlueprint, limiter
-from ..rendering import compact_json_bytes
+from ..json_output import json_bytes
 from ..security.rbac import auth_required, current_principal, request_channel
 from ..security.signed_requests import SECURITY as SIGNED, signed_client
 from ..store import StoreUnavailable
@@ -280,7 +280,7 @@ class ServicesById(MethodView):
 
 
 def _rendered_json(body) -> bytes:
-    return compact_json_bytes(body)
+    return json_bytes(body)
 
 
 @blp.route("/services/<string:code>/form-templates/<string:kind>")

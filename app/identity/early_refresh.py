@@ -13,7 +13,7 @@ from flask import current_app
 from ..extensions import db, limiter
 from ..page_server import NO_STORE, EarlyPost, answer_early
 from ..ratelimit import Window, window
-from ..rendering import compact_json_bytes
+from ..json_output import json_bytes
 from .grants import continue_rotated, rotate_session
 from .sessions import parse_refresh_token
 
@@ -48,7 +48,7 @@ def refreshed(environ, document: dict) -> bytes | None:
     if not isinstance(rotated, tuple):
         db.session.rollback()
         return None
-    return compact_json_bytes(continue_rotated(*rotated))
+    return json_bytes(continue_rotated(*rotated))
 
 
 answer_early(EarlyPost("identity.Token", refreshed, headers=NO_STORE))

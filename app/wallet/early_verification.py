@@ -15,7 +15,7 @@ from flask import current_app, g, request
 from ..errors import Unauthorized
 from ..extensions import limiter
 from ..page_server import NO_STORE, EarlyPost, answer_early
-from ..rendering import compact_json_bytes
+from ..json_output import json_bytes
 from ..security import tokens
 from ..security.rbac import Principal, bearer_token, principal_of
 from . import verification
@@ -69,8 +69,8 @@ def verified(environ, document: dict) -> bytes | None:
         return None
     principal, reads = caller_and_reads(code, address=_address(environ),
                                         authorization=environ.get("HTTP_AUTHORIZATION", ""))
-    return compact_json_bytes(verification.verify(principal=principal, address=environ.get("REMOTE_ADDR"), code=code,
-                                                  reads=reads, require_device_binding=binding))
+    return json_bytes(verification.verify(principal=principal, address=environ.get("REMOTE_ADDR"), code=code,
+                                          reads=reads, require_device_binding=binding))
 
 
 def _address(environ) -> str:

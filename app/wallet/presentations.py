@@ -13,7 +13,6 @@ import json
 import re
 import secrets
 from datetime import datetime, timezone
-from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import select
@@ -58,7 +57,6 @@ def basic_key_of_hash(hashed: str) -> str:
     return f"wallet:code:{hashed}:basic"
 
 
-@lru_cache(maxsize=64)  # one verification names its code's keys several times
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("ascii")).hexdigest()
 
