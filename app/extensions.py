@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from flask import current_app
+from flask.globals import _cv_app
 from apispec import BasePlugin
 from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-from werkzeug.local import LocalProxy
 
 from .db_routing import RoutingSession
 from .query_args import QUERY_LOCATIONS, MemoQueryParser
@@ -128,13 +127,26 @@ def app_api(app) -> ProblemApi:
     return app.extensions["api"]
 
 
-def _current_store():
-    return current_app.extensions["shared_store"]
+class AppExtension:
+    """The current app's extension `name`, looked up again on each attribute access, as a werkzeug
+    `LocalProxy` over `current_app` would, at a third of its cost: a request's hot path reaches the shared
+    store several times. Outside an app context: RuntimeError, as with `current_app`."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def __getattr__(self, attribute: str):
+        try:
+            app = _cv_app.get().app
+        except LookupError:
+            raise RuntimeError(f"Working outside of application context (extension {self._name!r}).") from None
+        return getattr(app.extensions[self._name], attribute)
+
+    def __repr__(self) -> str:
+        return f"<AppExtension {self._name}>"
 
 
-def _current_limiter():
-    return current_app.extensions["rate_limiter"]
-
-
-store = LocalProxy(_current_store)
-limiter = LocalProxy(_current_limiter)
+store = AppExtension("shared_store")
+limiter = AppExtension("rate_limiter")

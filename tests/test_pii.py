@@ -106,6 +106,16 @@ def test_only_canonical_unpadded_base64url_is_read(algorithm):
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_text_outside_the_base64url_alphabet_is_refused(algorithm):
+    cipher = make_cipher(algorithm)
+    head, _, body = cipher.encrypt("张三丰").rpartition(".")
+    for bad in ("", body[:-2] + "+" + body[-1], body[:-2] + "/" + body[-1], body + "=", body[:4] + " " + body[4:],
+                body + "\n", body[:-1] + "é", "." + body[1:], body[:-1] + "\x00"):
+        with pytest.raises(PiiDecryptError):
+            cipher.decrypt(f"{head}.{bad}")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_truncated_or_extended_token_fails(algorithm):
     cipher = make_cipher(algorithm)
     token = cipher.encrypt("张三")

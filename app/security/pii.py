@@ -23,9 +23,8 @@ SM4_KEY_INFO = b"shandong-super-app/pii/sm4-gcm/v1"
 
 ALGORITHM_IDS = {"AES-256-GCM": "a256gcm", "SM4-GCM": "sm4gcm"}
 
-BASE64URL_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 _B64URL_VALUE = {ch: n for n, ch in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
-_TO_STANDARD_B64 = str.maketrans("-_", "+/")
+_TO_STANDARD_B64 = bytes.maketrans(b"-_", b"+/")
 BASE64_KEY_TEXT = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 
 
@@ -58,14 +57,18 @@ def _b64url_encode(data: bytes) -> str:
 
 
 def _b64url_decode(text: str) -> bytes:
-    """Canonical unpadded base64url only: the alphabet, a possible length, no stray low bits."""
-    if not BASE64URL_TEXT.fullmatch(text) or len(text) % 4 == 1:
+    """Canonical unpadded base64url only: the alphabet, a possible length, no stray low bits. (The standard
+    alphabet's `+`, `/` and `=` are refused before translating; strict decoding refuses anything else.)"""
+    if not text or not text.isascii() or len(text) % 4 == 1:
         raise PiiDecryptError("个人信息密文格式无效")
-    spare_bits = {2: 0x0F, 3: 0x03}.get(len(text) % 4, 0)
-    if _B64URL_VALUE[text[-1]] & spare_bits:
+    raw = text.encode("ascii")
+    spare_bits = {2: 0x0F, 3: 0x03}.get(len(raw) % 4, 0)
+    if b"+" in raw or b"/" in raw or b"=" in raw or _B64URL_VALUE.get(text[-1:], 0) & spare_bits:
         raise PiiDecryptError("个人信息密文格式无效")
-    return binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_TO_STANDARD_B64).encode("ascii"),
-                               strict_mode=True)
+    try:
+        return binascii.a2b_base64(raw.translate(_TO_STANDARD_B64) + b"=" * (-len(raw) % 4), strict_mode=True)
+    except binascii.Error as exc:
+        raise PiiDecryptError("个人信息密文格式无效") from exc
 
 
 def _require_key(key: bytes, name: str) -> bytes:
