@@ -4,9 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from datetime import timezone
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from app.extensions import db
@@ -45,6 +47,28 @@ def test_rows_chain_by_sha256_over_canonical_json(app):
         assert audit.verify().ok
     result = _verify_cli(app)
     assert result.exit_code == 0 and "共 3 条" in result.output
+
+
+_CHARACTERS = st.characters(blacklist_categories=("Cs",))  # a lone surrogate cannot be UTF-8 (nor written)
+_JSON_LEAVES = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+                | st.text(alphabet=_CHARACTERS, max_size=12))
+_DETAILS = st.dictionaries(st.text(alphabet=_CHARACTERS, max_size=6), st.recursive(
+    _JSON_LEAVES | st.floats(allow_nan=False), lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(alphabet=_CHARACTERS, max_size=4), inner, max_size=3), max_leaves=8), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(details=_DETAILS, event=st.text(alphabet=_CHARACTERS, max_size=8), seq=st.integers(min_value=1, max_value=2**40))
+def test_canonical_bytes_are_the_standard_librarys_sorted_compact_json(details, event, seq):
+    """The chain's hashes cover `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`:
+    rows hashed before orjson wrote the canonical form (and any it cannot write alike) verify unchanged."""
+    at = datetime(2026, 12, 5, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    for kept in (details, audit._clean(details)):
+        body = {"seq": seq, "at": "2026-12-05T12:00:00.123456Z", "event": event, "subject_id": "p_1",
+                "actor": None, "ip": "127.0.0.1", "details": kept or {}, "prev_hash": "0" * 64}
+        expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        assert audit.canonical_bytes(seq=seq, at=at, event=event, subject_id="p_1", actor=None, ip="127.0.0.1",
+                                     details=kept, prev_hash="0" * 64) == expected
 
 
 def test_empty_log_verifies(app):
