@@ -242,3 +242,24 @@ def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
     assert len(entries) == 16 and sum(text.startswith("won") for text in entries) == 1
     assert shared.get(CODE) is None
     assert sorted(seq for seq, _ in shared.journal_head(J, 100)) == list(range(1, 17))
+
+
+def test_the_store_proxy_reaches_the_current_apps_store_and_none_outside_an_app(app):
+    """`extensions.store` is looked up in the app whose context is current, on each access (as a LocalProxy
+    over current_app would be); outside any app context it raises RuntimeError, as current_app does."""
+    from flask import Flask
+
+    from app.extensions import store
+    with pytest.raises(RuntimeError):
+        store.get("anything")
+    other = Flask("other")
+    other.extensions["shared_store"] = MemoryStore()
+    with app.app_context():
+        store.set("proxy:key", "app's", 60)
+        assert store.get("proxy:key") == "app's"
+        with other.app_context():
+            assert store.get("proxy:key") is None
+            store.set("proxy:key", "other's", 60)
+        assert store.get("proxy:key") == "app's"
+    with other.app_context():
+        assert store.get("proxy:key") == "other's"
