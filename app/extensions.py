@@ -137,12 +137,16 @@ class AppExtension:
     def __init__(self, name: str):
         object.__setattr__(self, "_name", name)
 
-    def __getattr__(self, attribute: str):
+    def _get_current_object(self):
+        """The extension itself (LocalProxy's name for it), e.g. to patch one of its methods in a test."""
         try:
             app = _cv_app.get().app
         except LookupError:
             raise RuntimeError(f"Working outside of application context (extension {self._name!r}).") from None
-        return getattr(app.extensions[self._name], attribute)
+        return app.extensions[self._name]
+
+    def __getattr__(self, attribute: str):
+        return getattr(self._get_current_object(), attribute)
 
     def __repr__(self) -> str:
         return f"<AppExtension {self._name}>"
