@@ -16,18 +16,16 @@ to the dead-letter list with the error logged, instead of holding up the ones af
 """
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
 from collections.abc import Collection
 
-import orjson
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .extensions import db, store
 from .jobs import enqueue, resolve, runs_inline
-from .json_output import json_text
+from .json_output import json_read, json_text
 from .store import StoreUnavailable
 
 logger = logging.getLogger("app.journal")
@@ -212,7 +210,7 @@ def _write(lines: list[str]) -> list[dict]:
     A database that cannot be reached is not the entries' fault: they stay for the next drain.
     Returns the entries (an unreadable line: none)."""
     try:
-        entries = [_read(line) for line in lines]
+        entries = [json_read(line) for line in lines]
         _apply(entries)
         db.session.commit()
         return entries
@@ -224,7 +222,7 @@ def _write(lines: list[str]) -> list[dict]:
     entries = []
     for line in lines:
         try:
-            item = _read(line)
+            item = json_read(line)
             entries += [item] if isinstance(item, dict) else []
             _apply([item])
             db.session.commit()
@@ -236,16 +234,6 @@ def _write(lines: list[str]) -> list[dict]:
             logger.exception("journal: entry moved to the dead letters: %s", line[:200])
             store.journal_push(DEAD_LETTERS, line, awake_ttl=1)
     return entries  # a dead letter's readers wait for it no longer
-
-
-def _read(line: str):
-    """An entry as written by `entry` (orjson's JSON; the standard library's where orjson refused, which
-    orjson may refuse to read again: a lone surrogate). Entries hold no integers past 64 bits, which orjson
-    would read as floats."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
 
 
 def _apply(entries: list[dict]) -> None:

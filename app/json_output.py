@@ -1,5 +1,6 @@
 """JSON out (responses, kept bodies, log lines, journal entries, JWS payloads, bulk JSON columns) through orjson, with the standard
-library's output for what orjson refuses, and Flask's conversions (HTTP dates, Decimal, dataclasses) kept."""
+library's output for what orjson refuses, and Flask's conversions (HTTP dates, Decimal, dataclasses) kept; and the
+app's own JSON read back (`json_read`)."""
 from __future__ import annotations
 
 import json
@@ -28,6 +29,16 @@ def json_bytes(obj: Any, *, default: Callable[[Any], Any] | None = flask_default
 def json_text(obj: Any, *, default: Callable[[Any], Any] | None = flask_default) -> str:
     """`json_bytes` as text."""
     return json_bytes(obj, default=default).decode("utf-8")
+
+
+def json_read(text: str | bytes) -> Any:
+    """JSON the app wrote itself (journal entries, small JSON columns), read by orjson; by the standard library
+    what orjson refuses (the `\\ud800` escape of a lone surrogate, which the standard library writes). Not for
+    JSON that may hold integers past 64 bits: orjson reads them as floats."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class OrjsonProvider(DefaultJSONProvider):

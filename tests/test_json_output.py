@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
-from app.json_output import OrjsonProvider, json_bytes, json_text
+from app.json_output import OrjsonProvider, json_bytes, json_read, json_text
 
 
 @dataclasses.dataclass
@@ -70,6 +70,16 @@ def test_what_orjson_refuses_is_written_by_the_standard_library():
     lone = {"s": "\ud800"}
     assert json_bytes(lone) == b'{"s":"\\ud800"}'
     assert _our_app().json.dumps(big, separators=(",", ":")) == '{"n":1180591620717411303424,"s":"\\u7532"}'
+
+
+def test_what_the_app_wrote_is_read_back_whichever_library_wrote_it():
+    """A journal entry or a JSON column holding a lone surrogate was written by the standard library (orjson
+    refuses it), and orjson refuses to read its escape too: the standard library reads it."""
+    for value in ({"s": "甲", "at": 1764921600.25, "n": [1, None, True]}, {"s": "\ud800", "n": 1}):
+        written = json_text(value, default=None)
+        assert json_read(written) == json_read(written.encode()) == value
+    with pytest.raises(ValueError):
+        json_read("{not json")
 
 
 def test_what_json_has_no_type_for_is_still_refused():

@@ -90,7 +90,7 @@ def _kept_read(key: tuple, render, etag: str, *, channel: str | None, query_args
     if cached is not None:
         return cached
     payload = fresh_index().cached_response(_render_key(key, query_args, channel, city),
-                                            lambda: _rendered_json(render()))
+                                            lambda: json_bytes(render()))
     return Response(payload, status=200, mimetype="application/json", headers=_cache_headers(etag))
 
 
@@ -277,10 +277,6 @@ class ServicesById(MethodView):
         channel, etag = _read_context()
         return _kept_read(("service", code, channel),
                           lambda: SERVICE_DETAIL.dump(service.get_service(code, channel=channel)), etag, channel=channel)
-
-
-def _rendered_json(body) -> bytes:
-    return json_bytes(body)
 
 
 @blp.route("/services/<string:code>/form-templates/<string:kind>")

@@ -95,16 +95,12 @@ def write_entries(entries: list[dict]) -> None:
     for item in entries:
         if item["generation"] > newest.get(item["session"], {"generation": -1})["generation"]:
             newest[item["session"]] = item
-    if db.session.get_bind().dialect.name == "postgresql":
-        items = list(newest.values())
-        db.session.execute(_WRITE_BEHIND_ARRAYS, {
-            "sessions": [item["session"] for item in items], "generations": [item["generation"] for item in items],
-            "hashes": [item["hash"] for item in items], "used": [_moment(item["used"]) for item in items],
-            "until": [_moment(item["until"]) for item in items]})
-        return
-    db.session.execute(_WRITE_BEHIND, [
-        {"session": item["session"], "next_generation": item["generation"], "next_hash": item["hash"],
-         "used": _moment(item["used"]), "until": _moment(item["until"])} for item in newest.values()])
+    rows = [{"session": item["session"], "next_generation": item["generation"], "next_hash": item["hash"],
+             "used": _moment(item["used"]), "until": _moment(item["until"])} for item in newest.values()]
+    if rows and db.session.get_bind().dialect.name == "postgresql":  # each parameter as an array of the rows'
+        db.session.execute(_WRITE_BEHIND_ARRAYS, {name: [row[name] for row in rows] for name in rows[0]})
+    elif rows:
+        db.session.execute(_WRITE_BEHIND, rows)
 
 
 # PostgreSQL: the batch as one statement over five arrays (a fixed text, prepared once by the driver), instead of
@@ -112,7 +108,7 @@ def write_entries(entries: list[dict]) -> None:
 _WRITE_BEHIND_ARRAYS = text(f"""
 UPDATE {_SESSIONS.name} AS s
 SET refresh_hash = v.next_hash, refresh_generation = v.next_generation, last_used_at = v.used, expires_at = v.until
-FROM unnest(CAST(:sessions AS varchar[]), CAST(:generations AS integer[]), CAST(:hashes AS varchar[]),
+FROM unnest(CAST(:session AS varchar[]), CAST(:next_generation AS integer[]), CAST(:next_hash AS varchar[]),
             CAST(:used AS timestamptz[]), CAST(:until AS timestamptz[]))
      AS v(session_id, next_generation, next_hash, used, until)
 WHERE s.session_id = v.session_id AND s.refresh_generation < v.next_generation""")

@@ -37,23 +37,15 @@ ADVISORY_LOCK_KEY = int.from_bytes(b"ias-audt", "big", signed=True)
 
 
 def _clean(value):
-    """JSON-safe copy of `value` with anything that looks like an ID or phone number masked."""
-    kind = type(value)  # the common exact types first: a batch writer cleans every event's details
-    if kind is str:
+    """JSON-safe copy of `value` with anything that looks like an ID or phone number masked: text, numbers
+    other than int (floats included) as text, lists, and objects with text keys."""
+    if isinstance(value, str):  # the most common value first
         return mask_pii(value)
-    if kind is dict:
-        return {key if type(key) is str else str(key): _clean(item) for key, item in value.items()}
-    if kind is list:
-        return [_clean(item) for item in value]
-    if value is None or kind is bool or kind is int:
-        return value
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [_clean(v) for v in value]
         return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
-    if isinstance(value, str):
-        return mask_pii(value)
     if value is None or isinstance(value, (bool, int)):
         return value
     return mask_pii(str(value))
@@ -67,29 +59,15 @@ def _timestamp(value: datetime) -> str:
 def canonical_bytes(*, seq: int, at: datetime, event: str, subject_id: str | None,
                     actor: str | None, ip: str | None, details: dict, prev_hash: str) -> bytes:
     """Canonical JSON (sorted keys, no spaces, UTF-8) of one row and its predecessor's hash: the standard
-    library's `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, written by orjson
-    where its output is the same (cleaned details hold no floats) and by the standard library otherwise."""
+    library's `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, written by orjson, whose
+    output is the same for details as `_clean` leaves them (every row's, since the chain began: no floats,
+    which the two spell differently), and by the standard library where orjson refuses."""
     body = {"seq": int(seq), "at": _timestamp(at), "event": event, "subject_id": subject_id,
             "actor": actor, "ip": ip, "details": details or {}, "prev_hash": prev_hash}
-    if not _has_float(body["details"]):
-        try:
-            return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate, a key that is no string
-            pass
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _has_float(value) -> bool:
-    """Whether a float is anywhere in `value` (the two libraries spell some floats differently)."""
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, (list, tuple)):
-        return isinstance(value, float)
-    for item in value:
-        kind = type(item)
-        if not (kind is str or kind is int or kind is bool or item is None) and _has_float(item):
-            return True
-    return False
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def chain_hash(**values) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import orjson
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import load_only
 
@@ -18,6 +17,7 @@ from .. import journal
 from ..bulk import among, insert_rows
 from ..extensions import db
 from ..identity.models import ApiClient
+from ..json_output import json_read
 from ..notifications.service import notify_many
 from ..security import audit
 from ..timeutil import BEIJING, utcnow
@@ -82,17 +82,17 @@ def write_journal_entries(entries: list[dict]) -> None:
                    verifier_client_id=client_id,
                    purpose=presentation.purpose if presentation else item.get("purpose"),
                    disclosed=item["disclosed"], result=item["result"],
-                   shown_by=_json(presentation.shown_by) if presentation else item.get("shown_by"),
+                   shown_by=_shown_by(presentation.shown_by) if presentation else item.get("shown_by"),
                    presentation_id=presentation.presentation_id if presentation else None)
         batch.append((row, license, item["actor"], item.get("ip")))
     if batch:
         _add(batch, holders.holder_subject_ids(list(licenses.values())))
 
 
-def _json(text: str | None):
-    """A JSON column read as text (`shown_by`, a small object of ours), parsed by orjson: the driver would
-    parse it with the standard library, several times slower, for every entry of a batch."""
-    return None if text is None else orjson.loads(text)
+def _shown_by(text: str | None) -> dict | None:
+    """`shown_by` read as text and parsed by `json_read`: the driver would parse the JSON column with the
+    standard library, several times slower, for every entry of a batch."""
+    return None if text is None else json_read(text)
 
 
 def _row(license: License, **values) -> dict:
