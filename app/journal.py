@@ -21,6 +21,7 @@ import secrets
 import time
 from collections.abc import Collection
 
+from flask import current_app
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .extensions import db, store
@@ -79,6 +80,11 @@ def beside(key: str | None) -> str:
     return store.journal_beside(JOURNAL, key)
 
 
+def awake_flag(key: str | None) -> str:
+    """The awake flag of the list beside `key` (`beside`): whoever claims it wakes a drainer."""
+    return f"{beside(key)}:awake"
+
+
 def backlog() -> int:
     """How many entries wait to be written, over every list."""
     return sum(store.journal_lengths(lists()))
@@ -93,9 +99,26 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
     Call it outside a transaction: without Redis the drain runs right here and commits."""
     result = store.journal_push(beside(consume), line, consume=consume, entry_if_absent=line_if_absent,
                                 awake_ttl=AWAKE_SECONDS, marks=[pending_mark(reader) for reader in readers])
-    if result.wake:
-        wake()
+    _woken(result)
     return result.consumed
+
+
+def push_claimed(line: str, *, use: str, token: str, readers: Collection[str] = ()) -> None:
+    """Append an entry atomically with consuming `use`, which this caller holds a claim on (`token`:
+    `store.UseClaim`); on a single Redis sent without waiting for the reply (the claim already decided the
+    use, and woke a drainer), so that a verification waits for one round trip."""
+    app = current_app._get_current_object()  # the reply may be read where no app is current
+    store.journal_push_later(beside(use), line, consume=use, claimed=token, awake_ttl=AWAKE_SECONDS,
+                             marks=[pending_mark(reader) for reader in readers],
+                             then=lambda result: _woken(result, app))
+
+
+def _woken(result, app=None) -> None:
+    if result.wake and app is None:
+        wake()
+    elif result.wake:
+        with app.app_context():
+            wake()
 
 
 def wake() -> None:

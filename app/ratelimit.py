@@ -8,7 +8,7 @@ from functools import lru_cache
 from limits import parse as parse_limit
 
 from .errors import TooManyRequests
-from .store import SharedStore
+from .store import Claimed, SharedStore, UseClaim
 
 parse = lru_cache(maxsize=128)(parse_limit)  # "600/minute" is parsed once per worker
 
@@ -59,3 +59,12 @@ class RateLimiter:
         count, reset_in, values = self.store.count_and_get(counted.key, counted.seconds, list(keys))
         counted.check(count, reset_in)
         return dict(zip(keys, values))
+
+    def count_and_claim(self, counted: Window, keys: list[str], guards: int,
+                        claim: UseClaim) -> tuple[dict[str, str | None], Claimed]:
+        """`count`, and `claim` in the same round trip unless the hit passes the limit (then 429) or one of
+        the first `guards` keys holds a value."""
+        count, reset_in, values, claimed = self.store.count_get_and_claim(
+            counted.key, counted.seconds, counted.amount, list(keys), guards, claim)
+        counted.check(count, reset_in)
+        return dict(zip(keys, values)), claimed

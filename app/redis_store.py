@@ -7,8 +7,8 @@ import logging
 import redis
 
 from .redis_connection import HeldConnection
-from .store import (HELD_FIELDS, HELD_PREFIX, MARK_SECONDS, JournalPush, SessionRotation, SharedStore, StoreUnavailable,
-                    mark_written, parse_journal_entry)
+from .store import (HELD_FIELDS, HELD_PREFIX, MARK_SECONDS, Claimed, JournalPush, SessionRotation, SharedStore,
+                    StoreUnavailable, UseClaim, claim_key, mark_written, parse_journal_entry)
 
 logger = logging.getLogger("app.store")
 
@@ -39,6 +39,40 @@ return {count, ttl, values}
 """
 
 
+# A function that claims a use of a code (`store.UseClaim`): its keys from KEYS[k] (entry, basic use, their claims,
+# awake flag), its arguments from ARGV[a] (token, claim TTL, awake TTL, the caller's types...). Returns the use
+# chosen ('' when none), 1 when claimed, 1 when the awake flag was claimed with it.
+CLAIM_USE = """
+local function claim_use(k, a)
+  if redis.call('EXISTS', KEYS[k]) == 0 then return {'', 0, 0} end
+  local named = redis.call('GET', KEYS[k + 1])
+  if not named then return {'', 0, 0} end
+  local full = false
+  for i = a + 3, #ARGV do if ARGV[i] == named then full = true end end
+  local use = full and 'full' or 'basic'
+  if not redis.call('SET', KEYS[full and k + 2 or k + 3], ARGV[a], 'NX', 'EX', tonumber(ARGV[a + 1])) then
+    return {use, 0, 0}
+  end
+  return {use, 1, redis.call('SET', KEYS[k + 4], '1', 'NX', 'EX', tonumber(ARGV[a + 2])) and 1 or 0}
+end
+"""
+
+# KEYS: the claim's (CLAIM_USE); ARGV: the claim's
+CLAIM = CLAIM_USE + "return claim_use(1, 1)"
+
+# COUNT_AND_GET, then the claim unless the hit passed the limit or one of the first keys read holds a value.
+# KEYS: counter, keys to read, the claim's; ARGV: window seconds, how many keys to read, hits allowed, how many
+# of them must be absent, the claim's
+COUNT_GET_CLAIM = CLAIM_USE + _counted("KEYS[1]", "ARGV[1]") + """
+local n, values, claimed = tonumber(ARGV[2]), {}, {'', 0, 0}
+if n > 0 then values = redis.call('MGET', unpack(KEYS, 2, n + 1)) end
+local clear = count <= tonumber(ARGV[3])
+for i = 1, tonumber(ARGV[4]) do if values[i] then clear = false end end
+if clear then claimed = claim_use(n + 2, 5) end
+return {count, ttl, values, unpack(claimed)}
+"""
+
+
 def _journalled(journal: str, sequence: str, awake: str, entry: str, awake_ttl: str) -> str:
     """Lua that appends `entry` to the journal list under its next sequence number and claims the
     journal's awake flag when no drainer holds it, leaving `sequence` and `wake` (1: wake one)."""
@@ -48,14 +82,22 @@ redis.call('RPUSH', {journal}, sequence .. ' ' .. {entry})
 local wake = redis.call('SET', {awake}, '1', 'NX', 'EX', tonumber({awake_ttl})) and 1 or 0"""
 
 
-# KEYS: list, sequence, awake flag[, key to consume], marks; ARGV: entry, entry if the key was absent, awake TTL,
-# 1 when a key to consume is given, the marks' TTL. Each mark is set to the entry's sequence number.
+# KEYS: list, sequence, awake flag[, key to consume, its claim], marks; ARGV: entry, entry if the key was absent
+# (or claimed by another), awake TTL, 1 when a key to consume is given (2: by the holder of its claim, whose token
+# is ARGV[6]), the marks' TTL. Each mark is set to the entry's sequence number.
 JOURNAL_PUSH = """
 local entry, consumed, marks = ARGV[1], 0, 4
-if ARGV[4] == '1' then
-  consumed = redis.call('DEL', KEYS[4])
+if ARGV[4] ~= '0' then
+  local holder = redis.call('GET', KEYS[5])
+  if ARGV[4] == '2' then
+    redis.call('DEL', KEYS[4])
+    if holder == ARGV[6] then redis.call('DEL', KEYS[5]) end
+    consumed = 1
+  elseif not holder then
+    consumed = redis.call('DEL', KEYS[4])
+  end
   if consumed == 0 then entry = ARGV[2] end
-  marks = 5
+  marks = 6
 end""" + _journalled("KEYS[1]", "KEYS[2]", "KEYS[3]", "entry", "ARGV[3]") + """
 for i = marks, #KEYS do redis.call('SET', KEYS[i], sequence, 'EX', tonumber(ARGV[5])) end
 return {sequence, consumed, wake}
@@ -133,12 +175,20 @@ UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.Clust
                redis.exceptions.RedisClusterException, OSError)
 
 
+class NothingHeld:
+    """A store whose scripts go through a client that holds no connection of ours (a cluster's): nothing pending."""
+
+    @staticmethod
+    def pending() -> bool:
+        return False
+
+
 class RedisStore(SharedStore):
     """Redis-backed store shared by every worker; connection errors become StoreUnavailable."""
 
     name = "redis"
     SCRIPTS = {"_delete_if_equal": DELETE_IF_EQUAL, "_journal_push": JOURNAL_PUSH, "_journal_drop": JOURNAL_DROP,
-               "_count_and_get": COUNT_AND_GET, "_session_rotate": SESSION_ROTATE, "_session_hold": SESSION_HOLD,
+               "_count_and_get": COUNT_AND_GET, "_count_get_claim": COUNT_GET_CLAIM, "_claim": CLAIM, "_session_rotate": SESSION_ROTATE, "_session_hold": SESSION_HOLD,
                "_session_release": SESSION_RELEASE}  # attribute -> Lua, registered with the client
 
     def __init__(self, url: str, prefix: str = "ias:", *, client=None):
@@ -163,6 +213,8 @@ class RedisStore(SharedStore):
 
     def _call(self, fn, *args, **kwargs):
         try:
+            if self._held.pending():  # a reply this thread has yet to read: what it sent comes first
+                self._held.settle()
             return fn(*args, **kwargs)
         except UNREACHABLE as exc:
             logger.warning("redis unavailable: %s", exc.__class__.__name__)
@@ -203,18 +255,53 @@ class RedisStore(SharedStore):
         count, ttl, values = self._script(self._count_and_get, [self._k(counter), *map(self._k, keys)], [window])
         return int(count), int(ttl), list(values)
 
+    def count_get_and_claim(self, counter, window, allowed, keys, guards, claim):
+        names = [self._k(counter), *map(self._k, keys), *map(self._k, claim.keys)]
+        count, ttl, values, *claimed = self._script(self._count_get_claim, names, [
+            window, len(keys), allowed, guards, *self._claim_args(claim)])
+        return int(count), int(ttl), list(values), self._claimed(claimed)
+
+    def claim_use(self, claim):
+        return self._claimed(self._script(self._claim, [self._k(key) for key in claim.keys], self._claim_args(claim)))
+
+    @staticmethod
+    def _claim_args(claim: UseClaim) -> list:
+        return [claim.token, claim.ttl, claim.awake_ttl, *claim.types]
+
+    @staticmethod
+    def _claimed(reply) -> Claimed:
+        use, held, wake = reply
+        return Claimed(use, bool(held), bool(wake))
+
     def delete_if_equal(self, key, value):
         return bool(self._script(self._delete_if_equal, [self._k(key)], [value]))
 
     def touch(self, key, ttl):
         return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=()):
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
+                     claimed=None):
+        return self._pushed(self._script(self._journal_push, *self._push(
+            journal, entry, consume, entry_if_absent, awake_ttl, marks, claimed)))
+
+    def journal_push_later(self, journal, entry, *, then, consume=None, entry_if_absent=None, awake_ttl=30,
+                           marks=(), claimed=None):
+        keys, args = self._push(journal, entry, consume, entry_if_absent, awake_ttl, marks, claimed)
+        self._call(self._held.send_later, self._journal_push, keys, args, lambda reply: then(self._pushed(reply)))
+
+    def _push(self, journal, entry, consume, entry_if_absent, awake_ttl, marks, claimed) -> tuple[list, list]:
+        """JOURNAL_PUSH's keys and arguments."""
         base = self._k(journal)
-        keys = [base, base + ":seq", base + ":awake"] + ([self._k(consume)] if consume is not None else [])
+        keys = [base, base + ":seq", base + ":awake"]
+        if consume is not None:
+            keys += [self._k(consume), self._k(claim_key(consume))]
         keys += map(self._k, marks)
-        sequence, consumed, wake = self._script(self._journal_push, keys, [
-            entry, entry_if_absent or "", awake_ttl, int(consume is not None), MARK_SECONDS])
+        mode = 0 if consume is None else 1 if claimed is None else 2
+        return keys, [entry, entry_if_absent or "", awake_ttl, mode, MARK_SECONDS, claimed or ""]
+
+    @staticmethod
+    def _pushed(reply) -> JournalPush:
+        sequence, consumed, wake = reply
         return JournalPush(int(sequence), bool(consumed), bool(wake))
 
     def session_rotate(self, key, journal, *, generation, presented_hash, next_hash, now, until, entry,

@@ -18,8 +18,8 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster, key_slot
 
-from .redis_store import CLIENT_OPTIONS, COUNT_AND_GET, UNREACHABLE, RedisStore
-from .store import HELD_PREFIX, SessionRotation, SharedStore, StoreUnavailable
+from .redis_store import CLAIM, CLIENT_OPTIONS, COUNT_AND_GET, UNREACHABLE, NothingHeld, RedisStore
+from .store import HELD_PREFIX, Claimed, SessionRotation, SharedStore, StoreUnavailable, claim_key
 
 logger = logging.getLogger("app.store")
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -143,6 +143,8 @@ class ClusterStore(RedisStore):
     on first use (a cluster that is down then is a 503, as a lost server is, not a failed start)."""
 
     name = "redis-cluster"
+    _held = NothingHeld()  # the cluster client routes every command; nothing is sent without waiting
+    journal_push_later = SharedStore.journal_push_later
 
     def __init__(self, url: str, prefix: str = "ias:"):
         self.url, self.prefix = url, prefix
@@ -204,6 +206,24 @@ class ClusterStore(RedisStore):
             pipe.get(name)
         (count, ttl, _), *values = self._call(pipe.execute)
         return int(count), int(ttl), values
+
+    def count_get_and_claim(self, counter, window, allowed, keys, guards, claim):
+        """One pipeline over the nodes involved: the count, the reads and the claim in the code's slot, which
+        cannot see the others; a claim the count or the reads refuse is given back at once."""
+        names = [self._k(counter), *map(self._k, keys)]
+        claim_names = [self._k(key) for key in claim.keys]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("EVAL", COUNT_AND_GET, 1, names[0], window)
+        for name in names[1:]:
+            pipe.get(name)
+        pipe.execute_command("EVAL", CLAIM, len(claim_names), *claim_names, *self._claim_args(claim))
+        (count, ttl, _), *values, claimed = self._call(pipe.execute)
+        claimed = self._claimed(claimed)
+        if claimed.held and (int(count) > allowed or any(values[:guards])):
+            use = claim.entry if claimed.use == "full" else claim.basic
+            self.delete_if_equal(claim_key(use), claim.token)
+            claimed = Claimed(wake=claimed.wake)  # the awake flag it took still needs its drainer
+        return int(count), int(ttl), values, claimed
 
     def session_rotate(self, key, journal, *, counter=None, **rotation):
         if counter is not None and key_slot(self._k(counter[0]).encode()) != key_slot(self._k(key).encode()):

@@ -47,6 +47,46 @@ class SessionRotation:
     reset_in: int = 0
 
 
+@dataclass(frozen=True)
+class UseClaim:
+    """A claim on one use of a one-time code, asked for in the round trip that reads the code: the full use
+    (`entry`, the code's entry) when the license type that `basic` (the basic use) names is one of `types`,
+    else the basic use; held by `token` for `ttl` seconds, until the answer's journal entry consumes it
+    (`journal_push(claimed=token)`). `awake`: the awake flag of the list that entry goes to, claimed with
+    the use so that a drainer is woken before the entry is sent."""
+
+    entry: str
+    basic: str
+    types: frozenset[str]
+    token: str
+    awake: str
+    ttl: int = 30
+    awake_ttl: int = 30
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.entry, self.basic, claim_key(self.entry), claim_key(self.basic), self.awake]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a `UseClaim` did: the use it chose (`full`, `basic`; empty when it asked for none: no code, no
+    license type beside it, a refused caller), whether this caller now holds it, and `wake` as for a
+    journal append."""
+
+    use: str = ""
+    held: bool = False
+    wake: bool = False
+
+
+NOT_CLAIMED = Claimed()
+
+
+def claim_key(use: str) -> str:
+    """Where the holder of a claim on `use` keeps its token."""
+    return use + ":claim"
+
+
 MARK_SECONDS = 7 * 24 * 3600  # a mark outlives any drain it waits for; the drain deletes it
 
 
@@ -121,6 +161,19 @@ class SharedStore(ABC):
             self.touch(counter, window)
         return count, window if reset_in is None else reset_in, self.get_many(*keys) if keys else []
 
+    def count_get_and_claim(self, counter: str, window: int, allowed: int, keys: list[str], guards: int,
+                            claim: UseClaim) -> tuple[int, int, list[str | None], Claimed]:
+        """`count_and_get`, and `claim` in the same step unless the hit passed the `allowed` hits or one of
+        the first `guards` keys read holds a value (one round trip on a single Redis)."""
+        count, reset_in, values = self.count_and_get(counter, window, keys)
+        if count > allowed or any(values[:guards]):
+            return count, reset_in, values, NOT_CLAIMED
+        return count, reset_in, values, self.claim_use(claim)
+
+    @abstractmethod
+    def claim_use(self, claim: UseClaim) -> Claimed:
+        """Claim the use `claim` chooses while the code's entry and that use are there and no one holds it."""
+
     @abstractmethod
     def delete_if_equal(self, key: str, value: str) -> bool:
         """Delete `key` only while it still holds `value` (releasing a lock one owns)."""
@@ -132,11 +185,18 @@ class SharedStore(ABC):
     @abstractmethod
     def journal_push(self, journal: str, entry: str, *, consume: str | None = None,
                      entry_if_absent: str | None = None, awake_ttl: int = 30,
-                     marks: Iterable[str] = ()) -> JournalPush:
+                     marks: Iterable[str] = (), claimed: str | None = None) -> JournalPush:
         """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
-        first caller wins; the others append `entry_if_absent`), and claim the journal's `awake`
+        first caller wins, and no one wins while another holds a claim on it (`UseClaim`); the others
+        append `entry_if_absent`; with `claimed`, the token of this caller's claim on `consume`: it
+        consumes it and appends `entry` whatever happened since), and claim the journal's `awake`
         flag when no drainer holds it. Each key of `marks` is set to the entry's sequence number (for
         MARK_SECONDS): a reader of what the entry feeds waits for it alone (`mark_written`)."""
+
+    def journal_push_later(self, journal: str, entry: str, *, then, **push) -> None:
+        """`journal_push`, its reply handed to `then` (a JournalPush); a single Redis sends it without waiting
+        for the reply, which it reads before its next command (`redis_connection.HeldConnection.send_later`)."""
+        then(self.journal_push(journal, entry, **push))
 
     @abstractmethod
     def journal_head(self, journal: str, count: int) -> list[tuple[int, str]]:
@@ -291,12 +351,31 @@ class MemoryStore(SharedStore):
             self._data[key] = (item[0], self._expiry(ttl))
             return True
 
-    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=()):
+    def claim_use(self, claim):
+        with self._lock:
+            if self._live(claim.entry) is None or (named := self._live(claim.basic)) is None:
+                return NOT_CLAIMED
+            use = "full" if named[0] in claim.types else "basic"
+            key = claim_key(claim.entry if use == "full" else claim.basic)
+            if self._live(key) is not None:
+                return Claimed(use, False)
+            self._data[key] = (claim.token, self._expiry(claim.ttl))
+            return Claimed(use, True)  # its pushes are never deferred: the entry's own wakes the drainer
+
+    def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
+                     claimed=None):
         with self._lock:
             consumed = False
             if consume is not None:
-                consumed = self._live(consume) is not None
-                self._data.pop(consume, None)
+                holder = self._live(claim_key(consume))
+                if claimed is not None:
+                    consumed = True
+                    if holder is not None and holder[0] == claimed:
+                        del self._data[claim_key(consume)]
+                elif holder is None:
+                    consumed = self._live(consume) is not None
+                if consumed:
+                    self._data.pop(consume, None)
                 entry = entry if consumed else entry_if_absent
             sequence, wake = self._append(journal, entry, awake_ttl)
             for mark in marks:

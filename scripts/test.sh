@@ -26,7 +26,7 @@ pg_rc=$?
 # Deselected: a test that counts one server's commandstats (a cluster spreads them over three).
 echo "== backend 3/3: PostgreSQL + Redis Cluster (tests marked redis)"
 RQ_REDIS_URL=$TEST_REDIS_URL TEST_REDIS_URL=$TEST_REDIS_CLUSTER_URL .venv/bin/pytest "${pytest_args[@]}" -m redis \
-  --deselect tests/test_wallet_api.py::test_a_live_code_is_verified_in_two_round_trips_to_the_store
+  --deselect tests/test_wallet_api.py::test_a_live_code_is_verified_in_one_blocking_round_trip_to_the_store
 cluster_rc=$?
 
 echo "sqlite suite exit $sqlite_rc, postgresql suite exit $pg_rc, redis cluster pass exit $cluster_rc"

@@ -78,6 +78,30 @@ def test_answers_come_first_and_a_real_rq_worker_writes_them_once(app, client, s
 
 
 @NEEDS_REDIS
+def test_an_entry_sent_without_waiting_wakes_a_drainer_when_its_reply_is_read(app, client, shown_card):
+    """The answer's entry of a claimed use is sent without waiting (`journal.push_claimed`); when its reply
+    says it took the awake flag, reading that reply (before the next command, here outside any app) queues
+    the drainer. A cluster's client waits for every reply."""
+    from rq import Queue
+
+    from app.jobs import QUEUE_NAME
+    from app.redis_topology import queue_connection
+    _, _, card = shown_card
+    pk = _license_pk(app, card["license_id"])
+    shared = app.extensions["shared_store"]
+    with app.app_context():
+        journal.catch_up()
+        queue = Queue(QUEUE_NAME, connection=queue_connection())
+        queue.empty()
+        store.delete(*journal._flags())
+        journal.push_claimed(_unknown_code_line(pk), use="wallet:code:unclaimed", token="t")
+        deferred = shared._held.pending()
+        assert deferred == (shared.name == "redis") and queue.count == (0 if deferred else 1)
+    assert shared.journal_lengths([journal.JOURNAL]) == [1]  # read after the reply, which woke a drainer
+    assert queue.count == 1
+
+
+@NEEDS_REDIS
 def test_entries_in_different_lists_wake_one_drainer_that_writes_them_all(app, client, shown_card):
     """Held sessions' rotations go to a list beside each session (three lists here on a cluster, the
     one rotations list on one Redis) and an answer to the journal's own. Either way one drainer is

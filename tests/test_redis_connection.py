@@ -107,6 +107,42 @@ def test_a_script_error_is_raised_and_leaves_the_connection_in_step(client):
     assert _client_id(held) == first and held.command("MGET", "held:a") == [None]
 
 
+def test_a_script_sent_later_is_answered_before_the_threads_next_command(client):
+    held, replies = HeldConnection(client), []
+    script = client.register_script(COUNT)
+    held.script(script, ["held:count"], [])
+    held.send_later(script, ["held:count"], [], replies.append)
+    held.send_later(script, ["held:count"], [], replies.append)
+    assert held.pending() and replies == []
+    assert held.command("GET", "held:count") == "3" and replies == [2, 3] and not held.pending()
+
+
+def test_a_script_sent_later_that_the_server_forgot_is_sent_again_by_its_source(client):
+    held, replies = HeldConnection(client), []
+    script = client.register_script(COUNT)
+    client.script_flush()
+    held.send_later(script, ["held:count"], [], replies.append)
+    held.settle()
+    assert replies == [1] and client.get("held:count") == "1" and not held.pending()
+
+
+def test_scripts_sent_later_on_a_connection_the_server_dropped_run_once_each(client):
+    held, replies = HeldConnection(client), []
+    script = client.register_script(COUNT)
+    client.client_kill_filter(_id=_client_id(held))
+    held.send_later(script, ["held:count"], [], replies.append)  # sent to a closed peer, or sent again
+    held.send_later(script, ["held:count"], [], replies.append)
+    assert held.command("GET", "held:count") == "2" and replies == [1, 2]
+
+
+def test_a_store_sends_the_reply_it_owes_before_any_other_command(client):
+    store, replies = RedisStore(os.environ["TEST_REDIS_URL"], prefix="held:"), []
+    store.journal_push_later("journal", "entry", then=replies.append)
+    assert store._held.pending()
+    assert store.journal_lengths(["journal"]) == [1] and len(replies) == 1 and replies[0].sequence == 1
+    store.client.delete("held:journal", "held:journal:seq", "held:journal:awake")
+
+
 def test_a_store_whose_redis_is_gone_is_unavailable_for_reads_and_scripts():
     store = RedisStore(f"redis://127.0.0.1:{_closed_port()}/0")
     with pytest.raises(StoreUnavailable):

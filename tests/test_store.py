@@ -9,7 +9,7 @@ import pytest
 
 from app.redis_topology import redis_store
 from app.redis_store import RedisStore
-from app.store import MemoryStore, StoreUnavailable
+from app.store import MemoryStore, StoreUnavailable, UseClaim, claim_key
 from tests.support.helpers import needs_redis
 
 # the Redis pass runs these on one server, the cluster pass (`-m redis`) on a three-master cluster
@@ -242,6 +242,65 @@ def test_journal_consume_is_won_by_one_caller_under_concurrency(shared):
     assert len(entries) == 16 and sum(text.startswith("won") for text in entries) == 1
     assert shared.get(CODE) is None
     assert sorted(seq for seq, _ in shared.journal_head(J, 100)) == list(range(1, 17))
+
+
+BASIC = "{j}code:basic"
+
+
+def _claim(token: str, types=("T",)) -> UseClaim:
+    return UseClaim(CODE, BASIC, frozenset(types), token, "{j}j:awake")
+
+
+def test_a_use_is_claimed_by_one_caller_and_consumed_by_its_holder_whatever_came_between(shared):
+    shared.set(CODE, "sealed", ttl=60)
+    shared.set(BASIC, "T", ttl=60)  # the basic use names the license type
+    mine = shared.claim_use(_claim("mine"))
+    assert (mine.use, mine.held) == ("full", True)
+    theirs = shared.claim_use(_claim("theirs"))
+    assert (theirs.use, theirs.held) == ("full", False)
+    unclaimed = shared.journal_push(J, "two steps", consume=CODE, entry_if_absent="lost")
+    assert not unclaimed.consumed and shared.get(CODE) == "sealed"  # no one consumes a use another holds
+    shared.delete(claim_key(CODE))
+    shared.set(claim_key(CODE), "a later claimant", ttl=30)  # ours lapsed; another's came
+    pushed = shared.journal_push(J, "mine", consume=CODE, entry_if_absent="lost", claimed="mine")
+    assert pushed.consumed and shared.get(CODE) is None
+    assert shared.get(claim_key(CODE)) == "a later claimant"  # freed only while it is the holder's own
+    assert [text for _, text in shared.journal_head(J, 10)] == ["lost", "mine"]
+    basic = shared.claim_use(_claim("anyone", types=()))
+    assert (basic.use, basic.held) == ("", False)  # the code's entry is gone: nothing to claim
+
+
+def test_a_claim_takes_the_basic_use_for_another_type_and_nothing_without_a_type(shared):
+    shared.set(CODE, "sealed", ttl=60)
+    shared.set(BASIC, "T", ttl=60)
+    basic = shared.claim_use(_claim("anonymous", types=()))
+    assert (basic.use, basic.held) == ("basic", True) and shared.get(claim_key(BASIC)) == "anonymous"
+    assert shared.get(claim_key(CODE)) is None
+    assert shared.journal_push(J, "basic", consume=BASIC, claimed="anonymous").consumed
+    assert shared.get(BASIC) is None and shared.get(claim_key(BASIC)) is None and shared.get(CODE) == "sealed"
+    nameless = shared.claim_use(_claim("verifier"))
+    assert (nameless.use, nameless.held) == ("", False)  # the basic use is gone: the type is unknown
+
+
+def test_count_get_and_claim_claims_nothing_past_the_limit_or_with_a_guard_set(shared):
+    shared.set(CODE, "sealed", ttl=60)
+    shared.set(BASIC, "T", ttl=60)
+    count, _, values, claimed = shared.count_get_and_claim("{h}hits", 60, 2, ["{g}revoked", CODE], 1, _claim("a"))
+    assert (count, values, claimed.use, claimed.held) == (1, [None, "sealed"], "full", True)
+    shared.delete(claim_key(CODE))
+    shared.set("{g}revoked", "1")
+    *_, guarded = shared.count_get_and_claim("{h}hits", 60, 2, ["{g}revoked", CODE], 1, _claim("b"))
+    assert not guarded.held and shared.get(claim_key(CODE)) is None
+    shared.delete("{g}revoked")
+    count, *_, limited = shared.count_get_and_claim("{h}hits", 60, 2, ["{g}revoked", CODE], 1, _claim("c"))
+    assert count == 3 and not limited.held and shared.get(claim_key(CODE)) is None
+
+
+def test_a_push_sent_later_is_written_before_the_callers_next_read(shared):
+    replies = []
+    shared.journal_push_later(J, "later", awake_ttl=30, then=replies.append)
+    assert [text for _, text in shared.journal_head(J, 10)] == ["later"]
+    assert len(replies) == 1 and replies[0].sequence == 1 and replies[0].wake
 
 
 def test_the_store_proxy_reaches_the_current_apps_store_and_none_outside_an_app(app):

@@ -8,12 +8,15 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.redis_connection import HeldConnection
 from app.security import tokens
+from app.store import claim_key
 from app.notifications.models import Notification
 from app.security.models import AuditEvent
 from app.wallet import verification
 from app.wallet.identifier import parse_identifier
 from app.wallet.models import AccessLogEntry, License, Presentation
+from app.wallet.presentations import basic_key, code_key
 from tests.support.helpers import API, needs_redis, register_person, valid_id_number
 from tests.support.wallet import (BUSINESS, DRIVING, ID_CARD, VEHICLE, access_log, id_card_fields, issue, issuer_headers, present, resident, today, vehicle_fields, verifier_headers, verify)
 
@@ -363,19 +366,84 @@ def test_a_revoked_verifier_token_is_401_and_leaves_the_code(app, client, alice,
 
 
 @needs_redis("counts the commands the shared Redis receives")
-def test_a_live_code_is_verified_in_two_round_trips_to_the_store(app, client, alice, alice_card):
+@needs_redis("the commands one Redis server counts, and the connection the store holds on it")
+def test_a_live_code_is_verified_in_one_blocking_round_trip_to_the_store(app, client, alice, alice_card, monkeypatch):
     hotel = verifier_headers(app, client)
     first, second = (present(client, alice["headers"], alice_card["license_id"]) for _ in range(2))
     assert verify(client, hotel, code=first["code"])["valid"] is True  # wakes the journal's drainer once
-    redis = app.extensions["shared_store"].client
+    store = app.extensions["shared_store"]
+    waited, sent_later = [], []
+    round_trip, send_later = HeldConnection._round_trip, HeldConnection.send_later
+    monkeypatch.setattr(HeldConnection, "_round_trip", staticmethod(
+        lambda connection, args: waited.append(args[0]) or round_trip(connection, args)))
+    monkeypatch.setattr(HeldConnection, "send_later", lambda held, script, keys, args, then: sent_later.append(
+        script) or send_later(held, script, keys, args, then))
+    redis = store.client
     redis.config_resetstat()
-    assert verify(client, hotel, code=second["code"])["valid"] is True
+    answer = verify(client, hotel, code=second["code"])
+    assert answer["valid"] is True and answer["disclosure"] == "full"
+    assert waited == ["EVALSHA"] and sent_later == [store._journal_push]  # the answer waited for one
+    assert store._held.pending()
+    assert store.get(code_key(second["code"])) is None and not store._held.pending()  # read before the next
     calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in redis.info("commandstats").items()}
     calls.pop("config|resetstat", None)
+    calls.pop("get", None)  # the script's reads of the type and the claim, and this test's read
     # two scripts (commandstats also counts the commands they run): count the hit, read the token's
-    # revocation, the code and the status version; then consume the code, journal the answer and mark
-    # the holder's inbox as waiting for it (the awake flag's SET and the mark's)
-    assert calls == {"evalsha": 2, "incr": 2, "ttl": 1, "mget": 1, "del": 1, "rpush": 1, "set": 2}
+    # revocation, the code and the status version, and claim the full use (its entry exists, the basic use
+    # names its type) and the journal's awake flag (two SET NX); then consume it, free the claim, journal the
+    # answer and mark the holder's inbox as waiting for it (the awake flag's SET NX again and the mark's)
+    assert calls == {"evalsha": 2, "incr": 2, "ttl": 1, "mget": 1, "exists": 1, "set": 4, "del": 2, "rpush": 1}
+
+
+def test_a_use_another_check_holds_answers_used_until_its_claim_lapses(app, client, alice, alice_card):
+    """A verifier whose read finds the use its check takes claimed by another check in flight answers
+    `used` (as losing the consume did) and journals it; once the claim is freed, the use is there."""
+    hotel = verifier_headers(app, client)
+    shown = present(client, alice["headers"], alice_card["license_id"])
+    store = app.extensions["shared_store"]
+    store.set(claim_key(code_key(shown["code"])), "another-check", ttl=30)
+    assert verify(client, hotel, code=shown["code"])["reason"] == "used"
+    assert verify(client, code=shown["code"])["valid"] is True  # the basic use was not the one held
+    assert store.delete(claim_key(code_key(shown["code"]))) == 1
+    answer = verify(client, hotel, code=shown["code"])
+    assert answer["valid"] is True and answer["disclosure"] == "full"
+    results = [e["result"] for e in access_log(client, alice["headers"], alice_card["license_id"])["items"]]
+    assert sorted(results) == ["used", "valid", "valid"]
+    assert verify(client, hotel, code=shown["code"])["reason"] == "used"
+    assert store.get(claim_key(code_key(shown["code"]))) is None
+
+
+def test_a_claim_that_guessed_the_other_kind_of_check_is_given_back(app, client, alice, alice_card):
+    """A code whose basic use does not name its type (sealed before it did) makes a registered verifier's
+    read claim the basic use; the answer gives that back and consumes the full use in a second step."""
+    hotel = verifier_headers(app, client)
+    shown = present(client, alice["headers"], alice_card["license_id"])
+    store = app.extensions["shared_store"]
+    store.set(basic_key(shown["code"]), "1", ttl=300)
+    answer = verify(client, hotel, code=shown["code"])
+    assert answer["valid"] is True and answer["disclosure"] == "full"
+    assert store.get(claim_key(basic_key(shown["code"]))) is None and store.get(basic_key(shown["code"])) == "1"
+    assert store.get(code_key(shown["code"])) is None  # the full use, consumed
+    assert verify(client, hotel, code=shown["code"])["reason"] == "used"
+
+
+def test_a_revoked_token_or_a_refused_caller_leaves_no_claim(app, client, alice, alice_card, monkeypatch):
+    hotel = verifier_headers(app, client)
+    shown = present(client, alice["headers"], alice_card["license_id"])
+    store = app.extensions["shared_store"]
+    with app.app_context():
+        claims = tokens.signed_claims(hotel["Authorization"].split()[1])
+    store.set(f"revoked:jti:{claims['jti']}", "1", ttl=300)
+    _problem(client.post(f"{API}/verifications", json={"code": shown["code"]}, headers=hotel), 401)
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "1/minute")
+    busy = {"REMOTE_ADDR": "10.9.9.9"}
+    assert client.post(f"{API}/verifications", json={"code": "A" * 32}, environ_base=busy).status_code == 200
+    _problem(client.post(f"{API}/verifications", json={"code": shown["code"]}, environ_base=busy), 429)
+    monkeypatch.setitem(app.config, "VERIFY_RATE_LIMIT", "600/minute")
+    for use in (code_key(shown["code"]), basic_key(shown["code"])):
+        assert store.get(claim_key(use)) is None
+    answer = verify(client, verifier_headers(app, client, name="另一家酒店"), code=shown["code"])
+    assert answer["valid"] is True and answer["disclosure"] == "full"
 
 
 def test_verifications_are_rate_limited_per_address_bad_requests_included(app, client, alice, alice_card,

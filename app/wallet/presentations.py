@@ -49,7 +49,8 @@ def code_key(code: str) -> str:
 
 def basic_key(code: str) -> str:
     """Consumed by the one basic check (anyone else: validity and the masked name), so that an
-    anonymous check never uses up what a registered verifier should see."""
+    anonymous check never uses up what a registered verifier should see. Its value is the license type's
+    code, which tells the read that claims a use which of the two the caller's check takes (`UseClaim`)."""
     return basic_key_of_hash(code_hash(code))
 
 
@@ -137,7 +138,7 @@ def create_presentation(*, principal: Principal, license_id: str, purpose: str,
                           "mode": mode, "disclose": chosen, "role": actor.role, "ttl_seconds": ttl_seconds})
     db.session.flush()
     if mode == "online":  # before the commit: a store failure leaves nothing behind
-        store.set(basic_key(body["code"]), "1", ttl=ttl_seconds)
+        store.set(basic_key(body["code"]), license.license_type.code, ttl=ttl_seconds)  # the type: `UseClaim`
         store.set(code_key(body["code"]), seal(body["code"], license, presentation, sd_jwt,
                                                holder_subject=holder_subject), ttl=ttl_seconds)
     db.session.commit()

@@ -11,8 +11,9 @@ Registered verifier clients scoped to the license type receive the disclosed fie
 else receives validity, type, issuer and the holder's masked name. A presentation has two uses,
 each once: one full check (a verifier scoped to the type) and one basic check (anyone else), so
 an anonymous check never uses up what a registered verifier should see. Online, each use is a
-key in the shared store deleted atomically with journalling the answer; offline, the KB-JWT
-nonce is claimed once per use. A presentation the holder closed answers `cancelled`.
+key in the shared store deleted atomically with journalling the answer, claimed by the read that
+fetches the code (so that the answer need not wait for that journal step, `CodeUse`); offline, the
+KB-JWT nonce is claimed once per use. A presentation the holder closed answers `cancelled`.
 `require_device_binding` refuses credentials the platform wallet holds the key of.
 """
 from __future__ import annotations
@@ -20,13 +21,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timezone
-
 
 from ..errors import BadRequest, ValidationFailed
 from .. import journal
 from ..extensions import store
 from ..identity.clients import client_license_types
+from ..store import NOT_CLAIMED, Claimed, UseClaim, claim_key
 from ..security.jose import b64url_json
 from ..security.rbac import Principal
 from ..timeutil import as_aware, epoch
@@ -53,6 +56,7 @@ DETAILS = {
     "wrong_type": "证照类型不是核验方请求的类型",
 }
 NONCE_CLAIM_TTL = 600  # seconds a device nonce stays claimed: longer than a KB-JWT is accepted
+USE_CLAIM_SECONDS = 30  # a claimed use of a code that its claimant never consumed is free again after this
 
 
 def _clock() -> int:
@@ -66,17 +70,52 @@ def store_reads(code) -> list[str]:
     return [presentations.code_key(code), status_registry.VERSION_KEY] if is_code(code) else []
 
 
+@dataclass
+class CodeUse:
+    """A verification's claim on one use of its code (`store.UseClaim`), asked for in the round trip that
+    reads the code (`early_verification.caller_and_reads`), and what that claim did."""
+
+    claim: UseClaim | None = None
+    claimed: Claimed = NOT_CLAIMED
+
+    @property
+    def key(self) -> str:
+        return self.claim.entry if self.claimed.use == "full" else self.claim.basic
+
+    def give_back(self) -> None:
+        """Free a held use this verification will not consume (it answers otherwise, or fails)."""
+        if self.claimed.held:
+            self.claimed = NOT_CLAIMED
+            store.delete_if_equal(claim_key(self.key), self.claim.token)
+
+
+def use_claim(code: str, claims: dict | None) -> UseClaim:
+    """The claim a verification of `code` asks for with its read: the full use when the code's license type is
+    one the caller's token scopes it to (a verifier's, as `_scoped` decides), else the basic use."""
+    types = frozenset()
+    if claims is not None and claims.get("sub_type") == "client" and claims.get("client_kind") == "verifier":
+        types = frozenset(claims.get("license_types") or ()) & client_license_types(claims["sub"])
+    entry = presentations.code_key(code)
+    return UseClaim(entry, presentations.basic_key(code), types, secrets.token_hex(8), journal.awake_flag(entry),
+                    ttl=USE_CLAIM_SECONDS, awake_ttl=journal.AWAKE_SECONDS)
+
+
 def verify(*, principal: Principal | None, address: str | None, code: str | None = None, sd_jwt: str | None = None,
-           reads: dict | None = None, require_device_binding: bool = False) -> dict:
+           reads: dict | None = None, use: CodeUse | None = None, require_device_binding: bool = False) -> dict:
     """Verify an online code or an offline SD-JWT presentation; the answer is journalled for the
     access log with the caller's `address`. `reads`: the shared-store entries of `store_reads(code)`, read
-    by the caller. Needs the app's context only (the page server answers codes without a request's)."""
-    if (code is None) == (sd_jwt is None):
-        raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
-                               errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
-    if code is not None:
-        return _verify_code(code, principal, address, reads or {}, require_device_binding)
-    return _verify_sd_jwt(sd_jwt, principal, address, require_device_binding)
+    by the caller, with `use`: its claim on a use of the code. Needs the app's context only (the page
+    server answers codes without a request's)."""
+    use = use or CodeUse()
+    try:
+        if (code is None) == (sd_jwt is None):
+            raise ValidationFailed("请提供 code 或 sd_jwt 其中之一",
+                                   errors={"code": ["code 与 sd_jwt 须且仅须提供一个"]})
+        if code is not None:
+            return _verify_code(code, principal, address, reads or {}, use, require_device_binding)
+        return _verify_sd_jwt(sd_jwt, principal, address, require_device_binding)
+    finally:
+        use.give_back()  # a use the answer did not consume (it consumes by spending the claim)
 
 
 def is_code(code) -> bool:
@@ -86,14 +125,14 @@ def is_code(code) -> bool:
 # ---- online
 
 
-def _verify_code(code: str, principal: Principal | None, address: str | None, reads: dict,
+def _verify_code(code: str, principal: Principal | None, address: str | None, reads: dict, use: CodeUse,
                  require_device_binding: bool) -> dict:
     """The code's entry in the shared store carries the sealed card and presentation, so a live
     code is checked without the database; using it and journalling the answer are one step."""
     if not is_code(code):
         raise BadRequest("code 不是有效的亮证码")
     wanted = store_reads(code)
-    key = (wanted[0], presentations.basic_key(code))  # the full use, the basic use
+    key = (wanted[0], presentations.basic_key(code), use)  # the full use, the basic use, the claim on one
     sealed, status_version = ([reads[k] for k in wanted] if all(k in reads for k in wanted)
                               else store.get_many(*wanted))
     if sealed is None:
@@ -246,11 +285,11 @@ def _scoped(principal: Principal | None, shown: dict | None) -> bool:
 
 def _answer(principal: Principal | None, address: str | None, shown: dict | None, result: str, *,
             verified: VerifiedPresentation | None = None, offline: bool = False,
-            consume: tuple[str, str] | None = None, binding: str = PLATFORM_BINDING,
+            consume: tuple[str, str, CodeUse] | None = None, binding: str = PLATFORM_BINDING,
             disclosed: dict | None = None) -> dict:
     """The answer, journalled for the holder's access log (atomically with using up the code:
-    `consume` = its (full use, basic use) keys; the caller's kind of check takes one). The
-    disclosed claims come from `verified`, or as `disclosed` when checked at presentation time."""
+    `consume` = its (full use, basic use) keys and the claim on one; the caller's kind of check takes
+    one). The disclosed claims come from `verified`, or as `disclosed` when checked at presentation time."""
     scoped = _scoped(principal, shown)
     logged: list[str] = []
     if result == "valid":
@@ -273,6 +312,15 @@ def _answer(principal: Principal | None, address: str | None, shown: dict | None
     if consume is None:
         journal.push(line, readers=readers)
         return body
+    use = consume[2]
+    if use.claimed.use and (use.claimed.use == "full") == scoped:  # the read claimed this kind of check's use
+        if not use.claimed.held:  # another verifier's check holds it
+            journal.push(entry(result="used", disclosed=[]), readers=readers)
+            return failure("used")
+        token, use.claimed = use.claim.token, NOT_CLAIMED
+        journal.push_claimed(line, use=consume[0] if scoped else consume[1], token=token, readers=readers)
+        return body
+    use.give_back()  # it claimed the other kind's use (a code whose basic use names no type): two steps then
     if journal.push(line, consume=consume[0] if scoped else consume[1], line_if_absent=entry(result="used", disclosed=[]),
                     readers=readers):
         return body

@@ -200,7 +200,7 @@ class Verifications(MethodView):
     @blp.alt_response(429, schema=ProblemSchema, description="请求过于频繁（带 Retry-After）")
     @blp.doc(security=OPTIONAL_BEARER)
     @prefetched_verification
-    def post(self, data, *, principal, reads):
+    def post(self, data, *, principal, reads, use):
         """核验亮证（在线亮证码或离线 SD-JWT；核验方令牌可选）
 
         失败也返回 200：`{"valid": false, "reason": "expired|used|revoked|suspended|bad_signature|unknown|cancelled|device_removed|device_binding_required|wrong_audience"}`。
@@ -210,7 +210,7 @@ class Verifications(MethodView):
         """
         return service.verify(principal=principal, address=request.remote_addr, code=data.get("code"),
                               sd_jwt=data.get("sd_jwt"), require_device_binding=data["require_device_binding"],
-                              reads=reads), 200, NO_STORE
+                              reads=reads, use=use), 200, NO_STORE
 
 
 @blp.route("/status-lists/<string:list_id>")
