@@ -19,15 +19,28 @@ return 0
 """
 
 
-def _counted(counter: str, window: str) -> str:
+def _counted(counter: str, window: str, allowed: str | None = None) -> str:
     """Lua that counts a hit in the fixed window whose key and seconds are `counter` and `window`
-    (the TTL starts with the first hit), leaving `count` and `ttl`."""
-    return f"""
+    (the TTL starts with the first hit), leaving `count` and `ttl`; given the hits `allowed`, `ttl` is
+    read only for a hit past them (the only one that needs it) and is the window's seconds otherwise."""
+    if allowed is None:
+        return f"""
 local count = redis.call('INCR', {counter})
 local ttl = redis.call('TTL', {counter})
 if ttl < 0 then
   redis.call('EXPIRE', {counter}, {window})
   ttl = tonumber({window})
+end"""
+    return f"""
+local count, ttl = redis.call('INCR', {counter}), tonumber({window})
+if count == 1 then
+  redis.call('EXPIRE', {counter}, {window})
+elseif count > tonumber({allowed}) then
+  ttl = redis.call('TTL', {counter})
+  if ttl < 0 then
+    redis.call('EXPIRE', {counter}, {window})
+    ttl = tonumber({window})
+  end
 end"""
 
 
@@ -40,13 +53,12 @@ return {count, ttl, values}
 
 
 # A function that claims a use of a code (`store.UseClaim`): its keys from KEYS[k] (entry, basic use, their claims,
-# awake flag), its arguments from ARGV[a] (token, claim TTL, awake TTL, the caller's types...). Returns the use
-# chosen ('' when none), 1 when claimed, 1 when the awake flag was claimed with it.
+# awake flag), its arguments from ARGV[a] (token, claim TTL, awake TTL, the caller's types...), whether the entry
+# is there and the type the basic use names. Returns the use chosen ('' when none), 1 when claimed, 1 when the
+# awake flag was claimed with it.
 CLAIM_USE = """
-local function claim_use(k, a)
-  if redis.call('EXISTS', KEYS[k]) == 0 then return {'', 0, 0} end
-  local named = redis.call('GET', KEYS[k + 1])
-  if not named then return {'', 0, 0} end
+local function claim_use(k, a, present, named)
+  if not present or not named then return {'', 0, 0} end
   local full = false
   for i = a + 3, #ARGV do if ARGV[i] == named then full = true end end
   local use = full and 'full' or 'basic'
@@ -58,17 +70,18 @@ end
 """
 
 # KEYS: the claim's (CLAIM_USE); ARGV: the claim's
-CLAIM = CLAIM_USE + "return claim_use(1, 1)"
+CLAIM = CLAIM_USE + "return claim_use(1, 1, redis.call('EXISTS', KEYS[1]) == 1, redis.call('GET', KEYS[2]))"
 
 # COUNT_AND_GET, then the claim unless the hit passed the limit or one of the first keys read holds a value.
 # KEYS: counter, keys to read, the claim's; ARGV: window seconds, how many keys to read, hits allowed, how many
 # of them must be absent, the claim's
-COUNT_GET_CLAIM = CLAIM_USE + _counted("KEYS[1]", "ARGV[1]") + """
-local n, values, claimed = tonumber(ARGV[2]), {}, {'', 0, 0}
-if n > 0 then values = redis.call('MGET', unpack(KEYS, 2, n + 1)) end
+COUNT_GET_CLAIM = CLAIM_USE + _counted("KEYS[1]", "ARGV[1]", "ARGV[3]") + """
+local n, claimed = tonumber(ARGV[2]), {'', 0, 0}
+local values = redis.call('MGET', unpack(KEYS, 2, n + 3))  -- and the claim's entry and basic use
+local named, present = table.remove(values), table.remove(values)
 local clear = count <= tonumber(ARGV[3])
 for i = 1, tonumber(ARGV[4]) do if values[i] then clear = false end end
-if clear then claimed = claim_use(n + 2, 5) end
+if clear then claimed = claim_use(n + 2, 5, present, named) end
 return {count, ttl, values, unpack(claimed)}
 """
 
@@ -83,19 +96,16 @@ local wake = redis.call('SET', {awake}, '1', 'NX', 'EX', tonumber({awake_ttl})) 
 
 
 # KEYS: list, sequence, awake flag[, key to consume, its claim], marks; ARGV: entry, entry if the key was absent
-# (or claimed by another), awake TTL, 1 when a key to consume is given (2: by the holder of its claim, whose token
-# is ARGV[6]), the marks' TTL. Each mark is set to the entry's sequence number.
+# (or claimed by another), awake TTL, 1 when a key to consume is given (2: by the holder of its claim, which
+# consumes it and frees the claim whatever came between), the marks' TTL. Each mark is set to the entry's sequence
+# number.
 JOURNAL_PUSH = """
 local entry, consumed, marks = ARGV[1], 0, 4
-if ARGV[4] ~= '0' then
-  local holder = redis.call('GET', KEYS[5])
-  if ARGV[4] == '2' then
-    redis.call('DEL', KEYS[4])
-    if holder == ARGV[6] then redis.call('DEL', KEYS[5]) end
-    consumed = 1
-  elseif not holder then
-    consumed = redis.call('DEL', KEYS[4])
-  end
+if ARGV[4] == '2' then
+  redis.call('DEL', KEYS[4], KEYS[5])
+  consumed, marks = 1, 6
+elseif ARGV[4] == '1' then
+  if redis.call('EXISTS', KEYS[5]) == 0 then consumed = redis.call('DEL', KEYS[4]) end
   if consumed == 0 then entry = ARGV[2] end
   marks = 6
 end""" + _journalled("KEYS[1]", "KEYS[2]", "KEYS[3]", "entry", "ARGV[3]") + """
@@ -126,7 +136,7 @@ return 0
 # (the window's reset when limited, the awake flag's claim when rotated, else 0), the HELD_FIELDS
 # (which begin with gen, hash and exp and end with released).
 SESSION_ROTATE = """
-if KEYS[5] then""" + _counted("KEYS[5]", "ARGV[9]") + """
+if KEYS[5] then""" + _counted("KEYS[5]", "ARGV[9]", "ARGV[10]") + """
   if count > tonumber(ARGV[10]) then return {'limited', ttl} end
 end
 local held = redis.call('HMGET', KEYS[1], """ + ", ".join(f"'{name}'" for name in HELD_FIELDS) + f""")
@@ -297,7 +307,7 @@ class RedisStore(SharedStore):
             keys += [self._k(consume), self._k(claim_key(consume))]
         keys += map(self._k, marks)
         mode = 0 if consume is None else 1 if claimed is None else 2
-        return keys, [entry, entry_if_absent or "", awake_ttl, mode, MARK_SECONDS, claimed or ""]
+        return keys, [entry, entry_if_absent or "", awake_ttl, mode, MARK_SECONDS]
 
     @staticmethod
     def _pushed(reply) -> JournalPush:

@@ -189,7 +189,7 @@ class SharedStore(ABC):
         """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
         first caller wins, and no one wins while another holds a claim on it (`UseClaim`); the others
         append `entry_if_absent`; with `claimed`, the token of this caller's claim on `consume`: it
-        consumes it and appends `entry` whatever happened since), and claim the journal's `awake`
+        consumes it, frees the claim and appends `entry` whatever happened since), and claim the journal's `awake`
         flag when no drainer holds it. Each key of `marks` is set to the entry's sequence number (for
         MARK_SECONDS): a reader of what the entry feeds waits for it alone (`mark_written`)."""
 
@@ -367,12 +367,10 @@ class MemoryStore(SharedStore):
         with self._lock:
             consumed = False
             if consume is not None:
-                holder = self._live(claim_key(consume))
                 if claimed is not None:
                     consumed = True
-                    if holder is not None and holder[0] == claimed:
-                        del self._data[claim_key(consume)]
-                elif holder is None:
+                    self._data.pop(claim_key(consume), None)
+                elif self._live(claim_key(consume)) is None:
                     consumed = self._live(consume) is not None
                 if consumed:
                     self._data.pop(consume, None)
