@@ -222,6 +222,9 @@ class AppTargets:
         warm_n = int(rate * s.warmup * 3) + 20
         main_n = min(s.verification_pool, int(rate * s.duration * 3) + 100)
         codes = create(warm_n + main_n)
+        # when the budget made fewer, the measured pool comes first: a warm-up that runs out only re-sends
+        # bodies (answered `used`), a measured run that does is no longer first-use
+        warm_n = min(warm_n, max(int(rate * s.warmup) + 20, len(codes) - main_n))
         created_s = time.monotonic() - t0
         log(f"  presentations: {create_rate:.0f}/s created through the API; calibration {probe.rps:.0f} "
             f"verifications/s -> {len(codes)} fresh codes ({warm_n} warm-up) after {created_s:.0f}s")
