@@ -1,7 +1,8 @@
 """Concurrency across processes: gunicorn with several workers on PostgreSQL + Redis of our own
 (started by this module in both runs of `make test`), hit by concurrent HTTP clients.
 
-- one online code verified by 50 concurrent requests: exactly one `valid: true`;
+- one online code verified by 50 concurrent requests: exactly one `valid: true`; by a registered
+  verifier and anonymous callers at once: one full check and at most one basic check;
 - 50 concurrent submissions with one Idempotency-Key: exactly one application;
 - the login lock and the rate limits count across workers (X-Test-Worker shows who answered).
 """
@@ -16,7 +17,7 @@ import requests
 from tests.support.helpers import API, DEFAULT_PASSWORD, register_person
 from tests.support.procs import process_tools_missing, served_stack
 from tests.support.applications import hukou_body, person_in
-from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers
+from tests.support.wallet import ID_CARD, id_card_fields, issue, issuer_headers, verifier_headers
 from tests.support.storm import SPREAD, TIMEOUT, storm, workers_of
 
 pytestmark = [pytest.mark.slow,
@@ -59,6 +60,32 @@ def test_one_online_code_is_valid_exactly_once_across_workers(stack):
     log = requests.get(f"{base}{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"],
                        params={"page_size": 100}, timeout=TIMEOUT).json()
     assert Counter(item["result"] for item in log["items"]) == {"valid": 1, "used": CONCURRENT - 1}
+
+
+def test_a_registered_verifier_and_anonymous_callers_take_one_use_each_across_workers(stack):
+    """Half the storm carries a hotel's verifier token (its check takes the full use), half none (the basic
+    use): each use is claimed by one request in the read that fetches the code, the others answer `used`.
+    The full check consumes the code's entry, so an anonymous read after it finds nothing to claim."""
+    app, base = stack["app"], stack["server"].url
+    client = app.test_client()
+    alice = register_person(client, app, name="李四")
+    card = issue(client, issuer_headers(app, client, types=(ID_CARD,)), holder_id_number=alice["id_number"],
+                 fields=id_card_fields(name="李四"))
+    hotel = verifier_headers(app, client)
+    shown = requests.post(f"{base}{API}/wallet/licenses/{card['license_id']}/presentations", timeout=TIMEOUT,
+                          headers=alice["headers"], json={"purpose": "酒店入住登记", "mode": "online"})
+    assert shown.status_code == 201, shown.text
+    code = shown.json()["code"]
+    responses = storm(CONCURRENT, lambda i: requests.post(f"{base}{API}/verifications", json={"code": code},
+                                                           headers={**SPREAD, **(hotel if i % 2 else {})},
+                                                           timeout=TIMEOUT))
+    assert [r.status_code for r in responses] == [200] * CONCURRENT
+    answers = Counter(r.json().get("disclosure") if r.json()["valid"] else r.json()["reason"] for r in responses)
+    basic = answers["basic"]  # none when the full check consumed the code before any anonymous read found it
+    assert answers == Counter(full=1, basic=basic, used=CONCURRENT - 1 - basic) and basic <= 1, answers
+    log = requests.get(f"{base}{API}/wallet/licenses/{card['license_id']}/access-log", headers=alice["headers"],
+                       params={"page_size": 100}, timeout=TIMEOUT).json()
+    assert Counter(item["result"] for item in log["items"]) == {"valid": 1 + basic, "used": CONCURRENT - 1 - basic}
 
 
 def test_fifty_submissions_with_one_key_make_one_application(stack):
