@@ -103,12 +103,11 @@ def push(line: str, *, consume: str | None = None, line_if_absent: str | None = 
     return result.consumed
 
 
-def push_claimed(line: str, *, use: str, token: str, readers: Collection[str] = ()) -> None:
-    """Append an entry atomically with consuming `use`, which this caller holds a claim on (`token`:
-    `store.UseClaim`); on a single Redis sent without waiting for the reply (the claim already decided the
+def push_claimed(line: str, *, use: str, readers: Collection[str] = ()) -> None:
+    """Append an entry atomically with consuming `use`, which this caller holds a claim on (`store.UseClaim`); on a single Redis sent without waiting for the reply (the claim already decided the
     use, and woke a drainer), so that a verification waits for one round trip."""
     app = current_app._get_current_object()  # the reply may be read where no app is current
-    store.journal_push_later(beside(use), line, consume=use, claimed=token, awake_ttl=AWAKE_SECONDS,
+    store.journal_push_later(beside(use), line, consume=use, claimed=True, awake_ttl=AWAKE_SECONDS,
                              marks=[pending_mark(reader) for reader in readers],
                              then=lambda result: _woken(result, app))
 

@@ -290,12 +290,12 @@ class RedisStore(SharedStore):
         return bool(self._call(self.client.expire, self._k(key), ttl, xx=True))
 
     def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
-                     claimed=None):
+                     claimed=False):
         return self._pushed(self._script(self._journal_push, *self._push(
             journal, entry, consume, entry_if_absent, awake_ttl, marks, claimed)))
 
     def journal_push_later(self, journal, entry, *, then, consume=None, entry_if_absent=None, awake_ttl=30,
-                           marks=(), claimed=None):
+                           marks=(), claimed=False):
         keys, args = self._push(journal, entry, consume, entry_if_absent, awake_ttl, marks, claimed)
         self._call(self._held.send_later, self._journal_push, keys, args, lambda reply: then(self._pushed(reply)))
 
@@ -306,7 +306,7 @@ class RedisStore(SharedStore):
         if consume is not None:
             keys += [self._k(consume), self._k(claim_key(consume))]
         keys += map(self._k, marks)
-        mode = 0 if consume is None else 1 if claimed is None else 2
+        mode = 0 if consume is None else 2 if claimed else 1
         return keys, [entry, entry_if_absent or "", awake_ttl, mode, MARK_SECONDS]
 
     @staticmethod

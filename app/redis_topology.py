@@ -200,22 +200,22 @@ class ClusterStore(RedisStore):
         names = [self._k(counter), *map(self._k, keys)]
         if len({key_slot(name.encode()) for name in names}) == 1:
             return super().count_and_get(counter, window, keys)
+        (count, ttl, _), *values = self._call(self._counting(names, window).execute)
+        return int(count), int(ttl), values
+
+    def _counting(self, names: list[str], window: int):
+        """A pipeline that counts a hit in `names[0]` (COUNT_AND_GET, in its slot) and reads the others."""
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("EVAL", COUNT_AND_GET, 1, names[0], window)
         for name in names[1:]:
             pipe.get(name)
-        (count, ttl, _), *values = self._call(pipe.execute)
-        return int(count), int(ttl), values
+        return pipe
 
     def count_get_and_claim(self, counter, window, allowed, keys, guards, claim):
         """One pipeline over the nodes involved: the count, the reads and the claim in the code's slot, which
         cannot see the others; a claim the count or the reads refuse is given back at once."""
-        names = [self._k(counter), *map(self._k, keys)]
+        pipe = self._counting([self._k(counter), *map(self._k, keys)], window)
         claim_names = [self._k(key) for key in claim.keys]
-        pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command("EVAL", COUNT_AND_GET, 1, names[0], window)
-        for name in names[1:]:
-            pipe.get(name)
         pipe.execute_command("EVAL", CLAIM, len(claim_names), *claim_names, *self._claim_args(claim))
         (count, ttl, _), *values, claimed = self._call(pipe.execute)
         claimed = self._claimed(claimed)

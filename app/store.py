@@ -52,7 +52,7 @@ class UseClaim:
     """A claim on one use of a one-time code, asked for in the round trip that reads the code: the full use
     (`entry`, the code's entry) when the license type that `basic` (the basic use) names is one of `types`,
     else the basic use; held by `token` for `ttl` seconds, until the answer's journal entry consumes it
-    (`journal_push(claimed=token)`). `awake`: the awake flag of the list that entry goes to, claimed with
+    (`journal_push(claimed=True)`). `awake`: the awake flag of the list that entry goes to, claimed with
     the use so that a drainer is woken before the entry is sent."""
 
     entry: str
@@ -185,10 +185,10 @@ class SharedStore(ABC):
     @abstractmethod
     def journal_push(self, journal: str, entry: str, *, consume: str | None = None,
                      entry_if_absent: str | None = None, awake_ttl: int = 30,
-                     marks: Iterable[str] = (), claimed: str | None = None) -> JournalPush:
+                     marks: Iterable[str] = (), claimed: bool = False) -> JournalPush:
         """Append `entry` to a sequenced list, atomically with deleting `consume` when given (the
         first caller wins, and no one wins while another holds a claim on it (`UseClaim`); the others
-        append `entry_if_absent`; with `claimed`, the token of this caller's claim on `consume`: it
+        append `entry_if_absent`; with `claimed` (this caller holds a claim on `consume`): it
         consumes it, frees the claim and appends `entry` whatever happened since), and claim the journal's `awake`
         flag when no drainer holds it. Each key of `marks` is set to the entry's sequence number (for
         MARK_SECONDS): a reader of what the entry feeds waits for it alone (`mark_written`)."""
@@ -363,11 +363,11 @@ class MemoryStore(SharedStore):
             return Claimed(use, True)  # its pushes are never deferred: the entry's own wakes the drainer
 
     def journal_push(self, journal, entry, *, consume=None, entry_if_absent=None, awake_ttl=30, marks=(),
-                     claimed=None):
+                     claimed=False):
         with self._lock:
             consumed = False
             if consume is not None:
-                if claimed is not None:
+                if claimed:
                     consumed = True
                     self._data.pop(claim_key(consume), None)
                 elif self._live(claim_key(consume)) is None:

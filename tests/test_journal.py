@@ -94,7 +94,7 @@ def test_an_entry_sent_without_waiting_wakes_a_drainer_when_its_reply_is_read(ap
         queue = Queue(QUEUE_NAME, connection=queue_connection())
         queue.empty()
         store.delete(*journal._flags())
-        journal.push_claimed(_unknown_code_line(pk), use="wallet:code:unclaimed", token="t")
+        journal.push_claimed(_unknown_code_line(pk), use="wallet:code:unclaimed")
         deferred = shared._held.pending()
         assert deferred == (shared.name == "redis") and queue.count == (0 if deferred else 1)
     assert shared.journal_lengths([journal.JOURNAL]) == [1]  # read after the reply, which woke a drainer

@@ -261,7 +261,7 @@ def test_a_use_is_claimed_by_one_caller_and_consumed_by_its_holder_whatever_came
     unclaimed = shared.journal_push(J, "two steps", consume=CODE, entry_if_absent="lost")
     assert not unclaimed.consumed and shared.get(CODE) == "sealed"  # no one consumes a use another holds
     shared.set(claim_key(CODE), "a later claimant", ttl=30)  # ours lapsed (a worker stalled past its life)
-    pushed = shared.journal_push(J, "mine", consume=CODE, entry_if_absent="lost", claimed="mine")
+    pushed = shared.journal_push(J, "mine", consume=CODE, entry_if_absent="lost", claimed=True)
     assert pushed.consumed and shared.get(CODE) is None and shared.get(claim_key(CODE)) is None  # answered: written
     assert [text for _, text in shared.journal_head(J, 10)] == ["lost", "mine"]
     basic = shared.claim_use(_claim("anyone", types=()))
@@ -274,7 +274,7 @@ def test_a_claim_takes_the_basic_use_for_another_type_and_nothing_without_a_type
     basic = shared.claim_use(_claim("anonymous", types=()))
     assert (basic.use, basic.held) == ("basic", True) and shared.get(claim_key(BASIC)) == "anonymous"
     assert shared.get(claim_key(CODE)) is None
-    assert shared.journal_push(J, "basic", consume=BASIC, claimed="anonymous").consumed
+    assert shared.journal_push(J, "basic", consume=BASIC, claimed=True).consumed
     assert shared.get(BASIC) is None and shared.get(claim_key(BASIC)) is None and shared.get(CODE) == "sealed"
     nameless = shared.claim_use(_claim("verifier"))
     assert (nameless.use, nameless.held) == ("", False)  # the basic use is gone: the type is unknown

@@ -317,8 +317,8 @@ def _answer(principal: Principal | None, address: str | None, shown: dict | None
         if not use.claimed.held:  # another verifier's check holds it
             journal.push(entry(result="used", disclosed=[]), readers=readers)
             return failure("used")
-        token, use.claimed = use.claim.token, NOT_CLAIMED
-        journal.push_claimed(line, use=consume[0] if scoped else consume[1], token=token, readers=readers)
+        key, use.claimed = use.key, NOT_CLAIMED  # spent: nothing to give back
+        journal.push_claimed(line, use=key, readers=readers)
         return body
     use.give_back()  # it claimed the other kind's use (a code whose basic use names no type): two steps then
     if journal.push(line, consume=consume[0] if scoped else consume[1], line_if_absent=entry(result="used", disclosed=[]),
