@@ -1,6 +1,7 @@
 """Operator commands (`flask --app wsgi ...`): seed, keys, worker and the domains' own groups."""
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 
@@ -123,6 +124,8 @@ def worker():
     load_handlers()
     configure_mappers()  # once here, not in every work horse
     use_app(current_app._get_current_object())
+    gc.collect()
+    gc.freeze()  # the work horse forked for each job then collects only what its job made
     Worker([QUEUE_NAME], connection=queue_connection()).work(with_scheduler=True)
 
 

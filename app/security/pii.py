@@ -109,6 +109,7 @@ class PiiCipher:
         if hmac.compare_digest(self._key, self._index_key):
             raise ValueError("索引密钥不能与加密密钥相同")
         self._sm4_key = _derive_sm4_key(self._key)
+        self._aes = AESGCM(self._key)  # stateless per call: one object serves every seal and open
         self.algorithm = algorithm
 
     def encrypt(self, plaintext: str, *, context: str = "") -> str:
@@ -154,12 +155,12 @@ class PiiCipher:
     def _seal(self, alg_id: str, nonce: bytes, data: bytes, aad: bytes) -> bytes:
         if alg_id == ALGORITHM_IDS["SM4-GCM"]:
             return _sm4_gcm_encrypt(self._sm4_key, nonce, data, aad)
-        return AESGCM(self._key).encrypt(nonce, data, aad)
+        return self._aes.encrypt(nonce, data, aad)
 
     def _open(self, alg_id: str, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
         if alg_id == ALGORITHM_IDS["SM4-GCM"]:
             return _sm4_gcm_decrypt(self._sm4_key, nonce, sealed, aad)
-        return AESGCM(self._key).decrypt(nonce, sealed, aad)
+        return self._aes.decrypt(nonce, sealed, aad)
 
 
 def _mask_middle(value: str | None, keep_head: int, keep_tail: int) -> str | None:

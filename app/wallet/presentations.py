@@ -8,12 +8,14 @@ a QR code, for verifiers without network access to the platform.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import secrets
 from datetime import datetime, timezone
 
+import orjson
 from flask import current_app
 from sqlalchemy import select
 
@@ -58,6 +60,7 @@ def basic_key_of_hash(hashed: str) -> str:
     return f"wallet:code:{hashed}:basic"
 
 
+@functools.lru_cache(maxsize=64)  # a verification names its code's keys several times
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("ascii")).hexdigest()
 
@@ -207,7 +210,7 @@ def seal(code: str, license: License, presentation: Presentation, sd_jwt: str, *
 
 
 def unseal(code: str, sealed: str) -> dict:
-    return json.loads(pii_cipher().decrypt(sealed, context=f"code:{code_hash(code)}"))
+    return orjson.loads(pii_cipher().decrypt_bytes(sealed, context=f"code:{code_hash(code)}"))
 
 
 def presentation_by_nonce(nonce) -> Presentation | None:
