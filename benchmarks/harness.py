@@ -25,7 +25,7 @@ class Settings:
     workers: int = 2
     threads: int = 1
     large_items: int = 300_000
-    refresh_pool: int = 40_000
+    refresh_pool: int = 50_000
     verification_pool: int = 40_000
     warm_pool_fraction: float = 0.25
     search_sizes: tuple[int, ...] = (2_000, 20_000, 100_000, 300_000)
