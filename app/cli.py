@@ -121,11 +121,12 @@ def worker():
 
     from .journal import load_handlers
     from .redis_topology import queue_connection
+    from .warmup import freeze_before_fork
     load_handlers()
     configure_mappers()  # once here, not in every work horse
     use_app(current_app._get_current_object())
     gc.collect()
-    gc.freeze()  # the work horse forked for each job then collects only what its job made
+    freeze_before_fork()  # as gunicorn's master does: each job's work horse collects only what its job made
     Worker([QUEUE_NAME], connection=queue_connection()).work(with_scheduler=True)
 
 

@@ -274,7 +274,7 @@ print(result.exit_code, seen, "" if result.exit_code == 0 else repr(result.excep
 def test_the_job_worker_loads_the_journal_handlers_before_it_forks_work_horses(tmp_path):
     """RQ forks a work horse per job; what the worker has loaded, each horse inherits. A drain that had to
     import its handler and map the models in every horse spent most of a short job doing that. What it
-    inherits is frozen, so that a horse's full collections leave the app's 127,000 objects (and their pages) alone."""
+    inherits is frozen, so that a horse's full collections leave the app's 127,000 objects alone."""
     import os
     import subprocess
     import sys

@@ -8,7 +8,6 @@ a QR code, for verifiers without network access to the platform.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -60,7 +59,6 @@ def basic_key_of_hash(hashed: str) -> str:
     return f"wallet:code:{hashed}:basic"
 
 
-@functools.lru_cache(maxsize=64)  # a verification names its code's keys several times
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode("ascii")).hexdigest()
 
